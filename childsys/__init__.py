@@ -1,0 +1,38 @@
+"""childsys: daycare staff decide on applications and see enrolled children (the seed's ChildManageSys)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+
+def create_app(config: dict | None = None) -> Flask:
+    from childsys.models import db
+    from shared.db import init_db
+    from shared.web import build_app
+
+    app = build_app(
+        "childsys",
+        config,
+        title="Daycare staff",
+        nav=[("home", "Home")],
+        json_prefixes=("/request", "/enterwait/"),
+    )
+    init_db(app, db, Path(__file__).parent / "migrations")
+
+    from childsys.views import bp, index
+    from shared.admin import bp as admin_bp
+
+    app.register_blueprint(bp)
+    app.register_blueprint(admin_bp)
+    app.add_url_rule("/", endpoint="home", view_func=index)
+    return app
+
+
+def __getattr__(name: str):
+    # `childsys.app` (Zappa's app_function) is built on first use; importing the package starts nothing.
+    if name == "app":
+        globals()["app"] = create_app()
+        return globals()["app"]
+    raise AttributeError(name)

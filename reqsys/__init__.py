@@ -1,0 +1,40 @@
+"""reqsys: parents register children and apply to daycares (the seed's ReqSys)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+
+def create_app(config: dict | None = None) -> Flask:
+    from reqsys.models import db
+    from shared.db import init_db
+    from shared.web import build_app
+
+    app = build_app(
+        "reqsys",
+        config,
+        title="Daycare admission",
+        nav=[("home", "Home"), ("main.nurseries", "Daycares")],
+        json_prefixes=("/enterwait", "/request/"),
+        signup_group="parents",
+    )
+    init_db(app, db, Path(__file__).parent / "migrations")
+
+    from reqsys.views import bp, index
+    from shared.admin import bp as admin_bp
+
+    app.register_blueprint(bp)
+    app.register_blueprint(admin_bp)
+    app.add_url_rule("/", endpoint="home", view_func=index)
+    return app
+
+
+def __getattr__(name: str):
+    # `reqsys.app`, the WSGI app Zappa's app_function names, is built on first use so
+    # that importing the package (tests, the CLI) does not start an app.
+    if name == "app":
+        globals()["app"] = create_app()
+        return globals()["app"]
+    raise AttributeError(name)

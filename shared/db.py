@@ -1,0 +1,56 @@
+"""Database helpers shared by reqsys and childsys (each app has its own SQLAlchemy object).
+
+SQLite locally, MySQL through pymysql in AWS. Lambda keeps one process per
+concurrent request, so the pool stays tiny, is checked before use (RDS closes idle
+connections) and recycled well before MySQL's wait_timeout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # the app and the local event runner write at the same time: wait, don't fail
+        return {"connect_args": {"timeout": 15}}
+    return {
+        "pool_pre_ping": True,
+        "pool_recycle": 280,
+        "pool_size": 1,
+        "max_overflow": 2,
+        "pool_timeout": 10,
+        "connect_args": {"connect_timeout": 5, "charset": "utf8mb4"},
+    }
+
+
+def init_db(app: Flask, db: SQLAlchemy, migrations: Path) -> None:
+    url = app.config.setdefault("SQLALCHEMY_DATABASE_URI", app.config["SETTINGS"].database_url)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
+    app.config["MIGRATIONS_DIR"] = str(migrations)
+    db.init_app(app)
+
+    from flask_migrate import Migrate
+
+    Migrate(app, db, directory=str(migrations), render_as_batch=True)
+
+
+def upgrade_schema(app: Flask) -> str:
+    """Bring the schema to the newest migration; safe to run any number of times.
+
+    Returns the revision now applied.
+    """
+    from alembic.migration import MigrationContext
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade(directory=app.config["MIGRATIONS_DIR"])
+        db = app.extensions["sqlalchemy"]
+        with db.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision() or ""

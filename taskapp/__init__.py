@@ -1,0 +1,25 @@
+"""taskapp: the agency staff's task manager (the task-management seed)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def create_app(config: dict | None = None) -> Flask:
+    from shared.web import build_app
+
+    app = build_app("taskapp", config, title="Tasks", nav=[("home", "Home")])
+
+    from taskapp.views import bp, index
+
+    app.register_blueprint(bp)
+    app.add_url_rule("/", endpoint="home", view_func=index)
+    return app
+
+
+def __getattr__(name: str):
+    # `taskapp.app` (Zappa's app_function) is built on first use; importing the package starts nothing.
+    if name == "app":
+        globals()["app"] = create_app()
+        return globals()["app"]
+    raise AttributeError(name)
