@@ -16,8 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = ROOT / ".local"
-DEV_SECRET_KEY = "local-dev-only-secret-key"
-DEV_SYNC_SECRET = "local-dev-only-sync-secret"
+DEV_SECRET_KEY = "local-dev-only-secret-key"  # noqa: S105 - refused outside the emulator
+DEV_SYNC_SECRET = "local-dev-only-sync-secret"  # noqa: S105 - refused outside the emulator
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
 
 
