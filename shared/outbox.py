@@ -1,0 +1,70 @@
+"""Transactional outbox: an event is written in the same transaction as the change it
+describes, and a relay publishes it to SQS afterwards.
+
+So a database write and its event never diverge: if SQS is unreachable the row waits
+(and the request still succeeds); if the relay dies after sending but before marking,
+the event is sent again and consumers, idempotent by event_id, ignore the repeat.
+
+Each SQL app declares `class OutboxEvent(OutboxMixin, db.Model)` and calls
+`add_event(session, OutboxEvent, envelope)` inside its unit of work.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+log = logging.getLogger(__name__)
+
+
+class OutboxMixin:
+    __tablename__ = "outbox_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=lambda: datetime.now(UTC).replace(tzinfo=None))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def add_event(session: Session, model, envelope) -> None:
+    """Stage `envelope` in the caller's transaction (committed with the change it describes)."""
+    session.add(model(event_id=envelope.event_id, body=envelope.to_json()))
+
+
+def relay(session: Session, model, queue_url: str, limit: int = 100) -> int:
+    """Publish pending events in order; returns how many were published.
+
+    Rows are locked (SKIP LOCKED on MySQL) so two relays never send the same batch
+    at once; events SQS refuses stay pending for the next run.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from shared.events import Envelope, PublishError, publish_batch
+
+    rows = session.scalars(
+        select(model).where(model.published_at.is_(None)).order_by(model.id).limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not rows:
+        session.rollback()
+        return 0
+    envelopes = [Envelope.from_json(row.body) for row in rows]
+    try:
+        sent = set(publish_batch(queue_url, envelopes))
+    except PublishError as err:
+        sent = {row.event_id for row in rows} - set(err.failed_event_ids)
+    except (BotoCoreError, ClientError):
+        log.warning("outbox relay: SQS unreachable, %d event(s) wait for the next run", len(rows))
+        sent = set()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for row in rows:
+        row.attempts += 1
+        if row.event_id in sent:
+            row.published_at = now
+    session.commit()
+    return len(sent)
