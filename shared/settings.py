@@ -26,7 +26,7 @@ class UnsafeSettings(RuntimeError):
 
 
 def outputs_path(stage: str) -> Path:
-    return Path(os.environ.get("AWS_OUTPUTS_FILE") or LOCAL_DIR / f"aws-{stage}.json")
+    return Path(os.environ.get("AWS_OUTPUTS_DIR") or LOCAL_DIR) / f"aws-{stage}.json"
 
 
 def _load_outputs(stage: str) -> dict[str, str]:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import re
 import socket
+import threading
+import uuid
+from types import SimpleNamespace
 
 import pytest
 
@@ -33,7 +38,7 @@ def aws_endpoint(tmp_path_factory):
         "AWS_DEFAULT_REGION": "ap-northeast-2",
         "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
         "STAGE": "test",
-        "AWS_OUTPUTS_FILE": str(tmp_path_factory.mktemp("aws") / "aws-test.json"),
+        "AWS_OUTPUTS_DIR": str(tmp_path_factory.mktemp("aws")),
     }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
@@ -62,3 +67,203 @@ def sqs(aws_endpoint):
 def pytest_report_header(config):
     url = os.environ.get("TEST_MYSQL_URL")
     return f"MySQL tests: {'on ' + url.split('@')[-1] if url else 'off (TEST_MYSQL_URL unset)'}"
+
+
+# --- apps, users and forms against the provisioned emulator ------------------------------------
+
+TEST_PASSWORD = "Test-1234!pw"
+SQL_APPS = ("reqsys", "childsys")
+_CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*>')
+_VALUE = re.compile(r'value="([^"]*)"')
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def csrf_token_in(html: str) -> str:
+    """The CSRF token of the first form on a page (hidden_tag or the sign-out form)."""
+    tag = _CSRF_INPUT.search(html)
+    assert tag, "the page has no CSRF token"
+    return _VALUE.search(tag.group(0)).group(1)
+
+
+@pytest.fixture
+def make_app(resources, tmp_path):
+    """make_app(app_name, config=None, blueprints=(), migrate=True): an app on the provisioned
+    emulator, with its settings from the outputs file and (SQL apps) a migrated SQLite file."""
+    from shared.db import upgrade_schema
+    from shared.settings import Settings
+
+    made = []
+
+    def make(app_name: str, config: dict | None = None, blueprints=(), migrate: bool = True):
+        module = importlib.import_module(app_name)
+        full = {"SETTINGS": Settings.load(app_name), **(config or {})}
+        if app_name in SQL_APPS:
+            full.setdefault("SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path / f'{app_name}-{len(made)}.db'}")
+        app = module.create_app(full)
+        for blueprint in blueprints:
+            app.register_blueprint(blueprint)
+        if app_name in SQL_APPS and migrate:
+            upgrade_schema(app)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        if "sqlalchemy" in app.extensions:
+            with app.app_context():
+                app.extensions["sqlalchemy"].engine.dispose()
+
+
+@pytest.fixture
+def client_for(make_app):
+    """client_for(app_name, **make_app_kwargs): a test client (its own cookie jar) for a new app."""
+
+    def client(app_name: str, **kwargs):
+        return make_app(app_name, **kwargs).test_client()
+
+    return client
+
+
+@pytest.fixture
+def cognito(resources):
+    return aws.client("cognito-idp")
+
+
+@pytest.fixture
+def make_user(resources, cognito):
+    """make_user(email=None, groups=(), daycare_id=None, name=..., password=TEST_PASSWORD):
+    a confirmed user in the provisioned pool (admin_create_user + permanent password + groups).
+    Returns a SimpleNamespace(email, password, name); the users are deleted afterwards."""
+    pool = resources["COGNITO_USERPOOL_ID"]
+    created = []
+
+    def make(email: str | None = None, groups=(), daycare_id: str | None = None, name: str = "테스트 사용자",
+             password: str = TEST_PASSWORD):
+        email = email or unique_email("-".join(groups) or "user")
+        attributes = [
+            {"Name": "email", "Value": email},
+            {"Name": "email_verified", "Value": "true"},
+            {"Name": "name", "Value": name},
+        ]
+        if daycare_id:
+            attributes.append({"Name": "custom:daycare_id", "Value": daycare_id})
+        cognito.admin_create_user(UserPoolId=pool, Username=email, UserAttributes=attributes,
+                                  MessageAction="SUPPRESS")
+        created.append(email)
+        cognito.admin_set_user_password(UserPoolId=pool, Username=email, Password=password, Permanent=True)
+        for group in groups:
+            cognito.admin_add_user_to_group(UserPoolId=pool, Username=email, GroupName=group)
+        return SimpleNamespace(email=email, password=password, name=name)
+
+    yield make
+    for email in created:
+        try:
+            cognito.admin_delete_user(UserPoolId=pool, Username=email)
+        except cognito.exceptions.UserNotFoundException:
+            pass
+
+
+@pytest.fixture
+def tokens_for(make_app):
+    """tokens_for(email, password=TEST_PASSWORD, app_name="reqsys"): POST /auth/token's answer."""
+    apps: dict[str, object] = {}
+
+    def tokens(email: str, password: str = TEST_PASSWORD, app_name: str = "reqsys") -> dict:
+        if app_name not in apps:
+            apps[app_name] = make_app(app_name, migrate=False)
+        response = apps[app_name].test_client().post("/auth/token", json={"email": email, "password": password})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()
+
+    return tokens
+
+
+@pytest.fixture
+def bearer(tokens_for):
+    """bearer(email, password=TEST_PASSWORD, app_name="reqsys"): headers with the user's id token."""
+
+    def headers(email: str, password: str = TEST_PASSWORD, app_name: str = "reqsys") -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens_for(email, password, app_name)['id_token']}"}
+
+    return headers
+
+
+@pytest.fixture
+def submit():
+    """submit(client, path, data, page=None, **post_kwargs): post a form the way a browser does,
+    with the CSRF token read from `page` (default: the form's own page)."""
+
+    def post(client, path: str, data: dict, page: str | None = None, **kwargs):
+        html = client.get(page or path).get_data(as_text=True)
+        return client.post(path, data={"csrf_token": csrf_token_in(html), **data}, **kwargs)
+
+    return post
+
+
+@pytest.fixture
+def sign_in(submit):
+    """sign_in(client, email, password=TEST_PASSWORD): the login form; asserts it succeeded."""
+
+    def login(client, email: str, password: str = TEST_PASSWORD):
+        response = submit(client, "/auth/login", {"email": email, "password": password})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return response
+
+    return login
+
+
+# --- a served app and a real browser (system Chromium through Playwright) ------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture
+def live_server():
+    """live_server(app) -> base URL: the app served by werkzeug on a free 127.0.0.1 port, in a thread."""
+    from werkzeug.serving import make_server
+
+    servers = []
+
+    def serve(app) -> str:
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, name=f"live-{app.name}", daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield serve
+    for server, thread in servers:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """The system Chromium, launched once per session (skipped locally, failed in CI, if absent)."""
+    if not os.path.exists(CHROMIUM):
+        message = f"{CHROMIUM} is not installed (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium):
+    """A fresh page in its own browser context (own cookies), closed afterwards."""
+    context = chromium.new_context(locale="ko-KR")
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
