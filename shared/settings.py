@@ -109,9 +109,8 @@ class Settings:
             problems.append("COGNITO_APP_CLIENT_ID is missing (token audience would not be checked)")
         if not self.cognito_userpool_id:
             problems.append("COGNITO_USERPOOL_ID is missing")
-        jwks = self.jwks_path
-        if jwks and not jwks.startswith("https://cognito-idp."):
-            problems.append("AWS_COGNITO_JWKS_PATH points at an emulator or a file; only AWS's JWKS is trusted")
+        if self.jwks_path and self.jwks_path != f"{self.cognito_issuer}/.well-known/jwks.json":
+            problems.append("AWS_COGNITO_JWKS_PATH is not this pool's AWS JWKS (an emulator or a file is never trusted)")
         if self.database_url.startswith("sqlite") and self.app_name in ("reqsys", "childsys"):
             problems.append("DATABASE_URL is missing (SQLite is for local use only)")
         if problems:

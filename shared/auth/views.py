@@ -44,7 +44,8 @@ def _form_error(form, err: AuthError) -> None:
     if field is not None:
         field.errors = [*field.errors, str(err.message)]
     else:
-        flash(str(err.message), "error")
+        flash(str(err.message), "error")  # shown above the form
+        form.form_errors.append(str(err.message))  # so the refused form answers 400, not 200
 
 
 class TokenRequest(BaseModel):
