@@ -16,17 +16,22 @@ def create_app(config: dict | None = None) -> Flask:
         "reqsys",
         config,
         title="Daycare admission",
-        nav=[("home", "Home"), ("main.nurseries", "Daycares")],
+        nav=[("home", "Home"), ("main.nurseries", "Daycares"), ("main.children", "My children"),
+             ("main.applications", "My applications")],
         json_prefixes=("/enterwait", "/request/"),
         signup_group="parents",
     )
     init_db(app, db, Path(__file__).parent / "migrations")
 
-    from reqsys.views import bp, index
+    from reqsys.sync import bp as sync_bp
+    from reqsys.views import api, bp, index
     from shared.admin import bp as admin_bp
 
     app.register_blueprint(bp)
+    app.register_blueprint(api)
+    app.register_blueprint(sync_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(__import__("reqsys.monitor", fromlist=["bp"]).bp)  # admins' pipeline monitor
     app.add_url_rule("/", endpoint="home", view_func=index)
     return app
 

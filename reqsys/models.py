@@ -1,8 +1,15 @@
 """reqsys tables. Migrations live in reqsys/migrations (Flask-Migrate)."""
 
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from shared.outbox import OutboxMixin
+from shared.waitlist import Status
 
 
 class Base(DeclarativeBase):
@@ -10,6 +17,11 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+def utcnow() -> datetime:
+    """Naive UTC (MySQL DATETIME has no zone); shown in KST by the pages."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Nursery(db.Model):
@@ -22,3 +34,80 @@ class Nursery(db.Model):
 
     def to_dict(self) -> dict[str, str]:
         return {"nursery_id": self.nursery_id, "name": self.name, "address": self.address, "area": self.area}
+
+
+class Child(db.Model):
+    """A parent's child, registered once and chosen when applying."""
+
+    __tablename__ = "children"
+    __table_args__ = (UniqueConstraint("parent_sub", "child_id", name="uq_children_parent_child"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    parent_sub: Mapped[str] = mapped_column(String(64), index=True)  # the Cognito sub of the parent
+    child_id: Mapped[str] = mapped_column(String(20))  # the seed's id string
+    name: Mapped[str] = mapped_column(String(50))
+    birthday: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# the seed's JSON body, in its order: what every REQUEST/CANCEL event carries
+BODY_FIELDS = ("child_id", "child_name", "child_birthday", "user_id", "parent_name", "parent_tel",
+               "parent_address", "parent_postcode", "parent_email", "nursery_id")
+
+
+class Application(db.Model):
+    """One child's application to one daycare; request_id = child_id + nursery_id (the seed's id)."""
+
+    __tablename__ = "applications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(30), unique=True)
+    parent_sub: Mapped[str] = mapped_column(String(64), index=True)
+    child_id: Mapped[str] = mapped_column(String(20))
+    child_name: Mapped[str] = mapped_column(String(50))
+    child_birthday: Mapped[str] = mapped_column(String(8))  # YYYYMMDD, as in the seed
+    user_id: Mapped[str] = mapped_column(String(128))
+    parent_name: Mapped[str] = mapped_column(String(50))
+    parent_tel: Mapped[str] = mapped_column(String(20))
+    parent_address: Mapped[str] = mapped_column(String(200))
+    parent_postcode: Mapped[str] = mapped_column(String(5))
+    parent_email: Mapped[str] = mapped_column(String(254))
+    nursery_id: Mapped[str] = mapped_column(String(10), ForeignKey("nurseries.nursery_id"), index=True)
+    status: Mapped[int] = mapped_column(Integer)  # shared.waitlist.Status code: 1, 2, 88, 99
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)  # why it was rejected
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    nursery: Mapped[Nursery] = relationship(lazy="joined")
+    history: Mapped[list[ApplicationHistory]] = relationship(
+        back_populates="application", order_by="ApplicationHistory.id", cascade="all, delete-orphan")
+
+    @property
+    def status_enum(self) -> Status:
+        return Status(self.status)
+
+    def body(self) -> dict[str, str]:
+        """The seed's JSON body of this application."""
+        return {name: getattr(self, name) for name in BODY_FIELDS}
+
+
+class ApplicationHistory(db.Model):
+    """Every state change of an application, once per event (event_id is the idempotency key)."""
+
+    __tablename__ = "application_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    type: Mapped[str] = mapped_column(String(10))  # REQUEST, CANCEL, ACCEPT, REJECT
+    status: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime)
+    note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+    application: Mapped[Application] = relationship(back_populates="history")
+
+
+class OutboxEvent(OutboxMixin, db.Model):
+    """Events waiting for (or done with) the relay to the integrated-events queue."""

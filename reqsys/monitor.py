@@ -1,0 +1,231 @@
+"""The agency admins' pipeline monitor (seed: ReqManageSys 신청 상태 모니터링).
+
+Pages under /admin/monitor (admins' session): queue depths, a DLQ's messages with redrive,
+an application's event timeline, and locally the emails SES sent. JSON for ops scripts:
+GET /api/admin/queues (admins' bearer token). The data and actions live in shared.monitor.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import Length, Optional, Regexp
+
+from shared import monitor
+from shared.auth import api_auth_required, login_required
+
+bp = Blueprint("monitor", __name__, url_prefix="/admin/monitor")
+
+KST = timezone(timedelta(hours=9), "KST")
+ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+EVENT_LABELS = {
+    "REQUEST": _l("Application sent"),
+    "CANCEL": _l("Cancelled by the parent"),
+    "ACCEPT": _l("Accepted by the daycare"),
+    "REJECT": _l("Rejected by the daycare"),
+}
+
+
+def _settings():
+    return current_app.config["SETTINGS"]
+
+
+def _outputs() -> dict[str, str]:
+    return monitor.resource_names(_settings())
+
+
+def _pair_or_404(slug: str) -> monitor.QueuePair:
+    pair = monitor.find_pair(_outputs(), slug)
+    if pair is None or not pair.dlq_url:
+        abort(404)
+    return pair
+
+
+@bp.app_template_filter("monitor_time")
+def monitor_time(value: datetime | None) -> str:
+    """An aware (or naive UTC) time in Korean local time, to the second."""
+    if value is None:
+        return "–"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(KST).strftime("%Y-%m-%d %H:%M:%S KST")
+
+
+def _outbox_backlog() -> dict | None:
+    """reqsys's own unpublished outbox events: stuck before they ever reach a queue."""
+    try:
+        from sqlalchemy import func, select
+
+        from reqsys.models import OutboxEvent, db
+
+        unpublished = OutboxEvent.published_at.is_(None)
+        count, oldest = db.session.execute(
+            select(func.count(OutboxEvent.id), func.min(OutboxEvent.created_at)).where(unpublished)).one()
+    except Exception:  # informative only: the queue table must render even if the database is down
+        current_app.logger.warning("could not read the reqsys outbox", exc_info=True)
+        return None
+    return {"count": count, "oldest": oldest}
+
+
+# --- queues -------------------------------------------------------------------------------------
+
+
+@bp.get("/")
+@login_required("admins")
+def queues():
+    depths = monitor.queue_depths(_outputs())
+    stuck = [row for row in depths if row.stuck]
+    return render_template("reqsys/monitor.html", depths=depths, stuck=stuck, outbox=_outbox_backlog(),
+                           checked_at=datetime.now(UTC), show_emails=_settings().is_local)
+
+
+def _api_queues():
+    depths = monitor.queue_depths(_outputs())
+    return jsonify(queues=[row.as_json() for row in depths],
+                   dead_letters=sum(row.total for row in depths if row.is_dlq),
+                   checked_at=datetime.now(UTC).isoformat())
+
+
+# JSON for ops scripts lives under /api (bearer token, JSON errors, no CSRF), outside this
+# blueprint's /admin/monitor prefix, so it is added to the app when the blueprint is registered.
+bp.record_once(lambda state: state.app.add_url_rule(
+    "/api/admin/queues", endpoint="monitor.api_queues", view_func=api_auth_required("admins")(_api_queues),
+    methods=["GET"]))
+
+
+# --- dead letters -------------------------------------------------------------------------------
+
+
+@bp.get("/dlq/<slug>")
+@login_required("admins")
+def dead_letters(slug: str):
+    pair = _pair_or_404(slug)
+    error = None
+    messages: list[monitor.DeadLetter] = []
+    try:
+        messages = monitor.peek(pair.dlq_url)
+        counts = monitor.depth(pair.dlq_url)
+    except monitor.MonitorError as err:
+        error, counts = str(err), None
+    except Exception:
+        current_app.logger.warning("could not read the depth of %s", pair.dlq_url, exc_info=True)
+        counts = None
+    return render_template("reqsys/monitor_dlq.html", pair=pair, messages=messages, counts=counts, error=error,
+                           dlq_name=pair.dlq_url.rsplit("/", 1)[-1],
+                           queue_name=(pair.queue_url or "").rsplit("/", 1)[-1], max_peek=monitor.MAX_PEEK,
+                           event_labels=EVENT_LABELS)
+
+
+@bp.post("/dlq/<slug>/redrive")
+@login_required("admins")
+def redrive(slug: str):
+    """Move the DLQ's messages (all, or the one named by the form's message_id) to the source queue.
+    The CSRF token is checked for every non-API POST by shared.web."""
+    pair = _pair_or_404(slug)
+    message_id = (request.form.get("message_id") or "").strip() or None
+    if message_id is not None and not MESSAGE_ID.match(message_id):
+        abort(400)
+    try:
+        result = monitor.redrive(pair, message_id=message_id)
+    except monitor.MonitorError as err:
+        flash(_("Redrive failed: %(error)s", error=str(err)), "error")
+        return redirect(url_for("monitor.dead_letters", slug=slug))
+    current_app.logger.warning("admin %s redrove %d message(s) from %s", getattr(g.get("identity"), "email", "?"),
+                               result.moved, pair.dlq_url)
+    if message_id is not None and not result.found:
+        flash(_("Message %(id)s was not found in the dead-letter queue (it may have been moved already).",
+                id=message_id), "error")
+    elif result.moved or not (result.failed or result.errors):
+        flash(_("%(moved)d message(s) moved back to %(queue)s. %(left)s left in the dead-letter queue.",
+                moved=result.moved, queue=pair.queue_url.rsplit("/", 1)[-1],
+                left=result.remaining if result.remaining is not None else "?"), "success")
+    if result.failed or result.duplicated or result.errors:
+        flash(_("%(failed)d message(s) could not be moved and stay in the dead-letter queue; %(dup)d were "
+                "moved but not removed from it. %(errors)s", failed=result.failed, dup=result.duplicated,
+                errors=" ".join(result.errors)), "error")
+    return redirect(url_for("monitor.dead_letters", slug=slug))
+
+
+# --- event timeline -----------------------------------------------------------------------------
+
+
+class TimelineForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET search: it changes nothing
+
+    request_id = StringField(_l("Request ID"), validators=[Optional(), Length(max=40), Regexp(
+        ID_PATTERN, message=_l("Letters, numbers and hyphens only."))])
+    child_id = StringField(_l("Child ID"), validators=[Optional(), Length(max=20), Regexp(
+        ID_PATTERN, message=_l("Letters, numbers and hyphens only."))])
+    nursery_id = StringField(_l("Daycare ID"), validators=[Optional(), Length(max=10), Regexp(
+        ID_PATTERN, message=_l("Letters, numbers and hyphens only."))])
+
+
+def _reqsys_application(request_id: str):
+    """reqsys's own record of the application, to compare with the event log."""
+    try:
+        from reqsys.models import Application, db
+
+        return db.session.execute(db.select(Application).filter_by(request_id=request_id)).scalar_one_or_none()
+    except Exception:
+        current_app.logger.warning("could not read application %s", request_id, exc_info=True)
+        return None
+
+
+@bp.get("/timeline")
+@login_required("admins")
+def timeline():
+    form = TimelineForm(request.args)
+    request_id = None
+    events: list[monitor.TimelineEvent] = []
+    error = None
+    application = None
+    if request.args and form.validate():
+        child_id, nursery_id = (form.child_id.data or "").strip(), (form.nursery_id.data or "").strip()
+        request_id = (form.request_id.data or "").strip() or None
+        if request_id is None and child_id and nursery_id:
+            request_id = child_id + nursery_id  # the seed's request_id
+        elif request_id is None:
+            form.request_id.errors = [_("Enter a request ID, or a child ID and a daycare ID.")]
+    if request_id:
+        try:
+            events = monitor.timeline(_settings().resource("EVENTS_TABLE"), request_id)
+        except (monitor.MonitorError, KeyError) as err:
+            error = str(err) if isinstance(err, monitor.MonitorError) else _("The events table is not configured.")
+        application = _reqsys_application(request_id)
+    return render_template("reqsys/monitor_timeline.html", form=form, request_id=request_id, events=events,
+                           summary=monitor.application_summary(events), error=error, application=application,
+                           event_labels=EVENT_LABELS)
+
+
+# --- emails (local emulator only) ---------------------------------------------------------------
+
+
+@bp.get("/emails")
+@login_required("admins")
+def emails():
+    if not _settings().is_local:
+        abort(404)  # in AWS, SES keeps no copy to show
+    to = (request.args.get("to") or "").strip()[:254]
+    error = None
+    mails: list[dict] = []
+    try:
+        mails = monitor.latest_emails(limit=50, to=to or None)
+    except monitor.MonitorError as err:
+        error = str(err)
+    return render_template("reqsys/monitor_emails.html", mails=mails, to=to, error=error,
+                           parse_time=_parse_time)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
