@@ -24,7 +24,7 @@ def test_second_run_changes_nothing_and_gives_the_same_outputs(prov):
 def test_every_output_exists(prov):
     out = prov.outputs
     sqs, ddb, idp, s3 = client("sqs"), client("dynamodb"), client("cognito-idp"), client("s3")
-    for key, url, dlq_url in prov.queues():
+    for _key, url, dlq_url in prov.queues():
         assert sqs.get_queue_url(QueueName=url.rsplit("/", 1)[-1])["QueueUrl"] == url
         assert sqs.get_queue_url(QueueName=dlq_url.rsplit("/", 1)[-1])["QueueUrl"] == dlq_url
     assert len(prov.queues()) == 6

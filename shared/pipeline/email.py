@@ -1,0 +1,157 @@
+"""Email (seed: "Send Email"): email queue -> SES, one email per event to the parent.
+
+Each SQS body is the EventBridge event the bus's rule delivered; its `detail` is the
+envelope. The email (Jinja templates in templates/email/, one per event type, text and
+HTML, Korean first with English below) goes to the application's `parent_email` from
+SES_SENDER.
+
+It is sent with SES `SendRawEmail` as one multipart/alternative MIME message: the same
+email SES's `SendEmail` would build from Text + Html, but the emulator only keeps one body
+of a `SendEmail` (the HTML), while it keeps the whole raw message, so locally both parts
+can be checked (see shared.pipeline.mailbox).
+
+Idempotent by event_id: `email#<event_id>` in IDEMPOTENCY_TABLE (with a 7-day `expiration`
+TTL) is written after a successful send, and an event found there is not sent again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from datetime import UTC, datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.aws import client
+from shared.events import Envelope, EventType
+from shared.pipeline import MalformedMessage, process_sqs_batch, settings, validation_summary
+
+log = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).parent / "templates" / "email"
+KST = timezone(timedelta(hours=9), "KST")  # Korea has no daylight saving time
+IDEMPOTENCY_TTL = timedelta(days=7)
+PREFIX = "[어린이집 입소대기]"
+SUBJECTS = {
+    EventType.REQUEST: ("{child} 어린이의 입소대기 신청이 접수되었습니다", "Application received"),
+    EventType.CANCEL: ("{child} 어린이의 입소대기 신청이 취소되었습니다", "Application cancelled"),
+    EventType.ACCEPT: ("{child} 어린이의 입소대기 신청이 승인되었습니다", "Application accepted"),
+    EventType.REJECT: ("{child} 어린이의 입소대기 신청이 반려되었습니다", "Application rejected"),
+}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+@cache
+def _environment():
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                       undefined=StrictUndefined, trim_blocks=True, keep_trailing_newline=True)
+
+
+def _one_line(value: Any) -> str:
+    return _CONTROL.sub(" ", str(value or "")).strip()
+
+
+def _date(value: str) -> str:
+    """The seed's YYYYMMDD as YYYY-MM-DD (left alone when it is something else)."""
+    value = _one_line(value)
+    return f"{value[:4]}-{value[4:6]}-{value[6:]}" if re.fullmatch(r"\d{8}", value) else value or "-"
+
+
+def subject_for(envelope: Envelope) -> str:
+    korean, english = SUBJECTS[envelope.type]
+    child = _one_line(envelope.application.get("child_name"))[:50] or "자녀"
+    return f"{PREFIX} {korean.format(child=child)} / {english}"
+
+
+def render(envelope: Envelope) -> tuple[str, str, str]:
+    """(subject, text, html) of the email for an event."""
+    app = envelope.application
+    subject = subject_for(envelope)
+    context = {
+        "subject": subject,
+        "type": str(envelope.type),
+        "parent_name": _one_line(app.get("parent_name")) or "보호자",
+        "child_name": _one_line(app.get("child_name")) or "-",
+        "child_birthday": _date(app.get("child_birthday", "")),
+        "nursery_id": _one_line(app.get("nursery_id")) or "-",
+        "request_id": envelope.request_id or "-",
+        "occurred_at": envelope.occurred_at.astimezone(KST).strftime("%Y-%m-%d %H:%M (KST)"),
+        "reason": str(app.get("reason") or "").strip(),
+        "event_id": envelope.event_id,
+    }
+    name = str(envelope.type).lower()
+    environment = _environment()
+    text = environment.get_template(f"{name}.txt").render(context)
+    html = environment.get_template(f"{name}.html").render(context)
+    return subject, text, html
+
+
+def build_message(sender: str, to: str, subject: str, text: str, html: str) -> bytes:
+    """A multipart/alternative email (text, then HTML), UTF-8, CRLF line ends, as SES wants it."""
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = to
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message.set_content(text, charset="utf-8", cte="base64")  # 7-bit safe, as SES recommends
+    message.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
+    return message.as_bytes(policy=SMTP)
+
+
+def parse(body: str) -> Envelope:
+    """The envelope in an EventBridge event (an SQS body), or MalformedMessage."""
+    try:
+        event = json.loads(body)
+    except ValueError:
+        raise MalformedMessage("body is not JSON") from None
+    detail = event.get("detail", event) if isinstance(event, dict) else None
+    if isinstance(detail, str):
+        try:
+            detail = json.loads(detail)
+        except ValueError:
+            raise MalformedMessage("detail is not JSON") from None
+    try:
+        envelope = Envelope.model_validate(detail)
+    except ValidationError as err:
+        raise MalformedMessage(f"detail is not an event envelope ({validation_summary(err)})") from None
+    if not _one_line(envelope.application.get("parent_email")):
+        raise MalformedMessage(f"event {envelope.event_id}: application has no parent_email")
+    return envelope
+
+
+def send(envelope: Envelope, sender: str, table: str) -> bool:
+    """Email the parent about the event unless already done; True if an email was sent."""
+    key = {"id": {"S": f"email#{envelope.event_id}"}}
+    dynamodb = client("dynamodb")
+    if dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item"):
+        log.info("event %s (%s): email already sent, skipped", envelope.event_id, envelope.type)
+        return False
+    to = _one_line(envelope.application["parent_email"])
+    subject, text, html = render(envelope)
+    result = client("ses").send_raw_email(Source=sender, Destinations=[to],
+                                          RawMessage={"Data": build_message(sender, to, subject, text, html)})
+    dynamodb.put_item(TableName=table, Item={
+        **key,
+        "expiration": {"N": str(int(time.time() + IDEMPOTENCY_TTL.total_seconds()))},
+        "sent_at": {"S": datetime.now(UTC).isoformat()},
+        "message_id": {"S": result.get("MessageId", "")},
+    })
+    log.info("event %s (%s): email %s sent for %s", envelope.event_id, envelope.type, result.get("MessageId"),
+             envelope.request_id)
+    return True
+
+
+def handler(event: dict, context: Any = None) -> dict:
+    config = settings()
+    sender, table = config.resource("SES_SENDER"), config.resource("IDEMPOTENCY_TABLE")
+    return process_sqs_batch(event, lambda record: send(parse(record["body"]), sender, table))
