@@ -444,10 +444,46 @@ def ensure_analytics(s: Spec, result: Result) -> None:
     result.outputs["ATHENA_WORKGROUP"] = s.workgroup
 
 
+def wire_event_sources(stage: str, settings_path=None) -> list[str]:
+    """After `zappa deploy/update`: make every queue and stream mapping what the handlers need.
+
+    Zappa cannot create a DynamoDB stream mapping (it never sends StartingPosition) and
+    has no setting for ReportBatchItemFailures, without which Lambda ignores the
+    `batchItemFailures` our handlers return (DESIGN.md section 4). Not for the emulator:
+    there the local runner plays the mappings. Returns the changes made.
+    """
+    from shared.runner import SqsSource, StreamSource, load_event_sources
+
+    kwargs = {"env": stage} if settings_path is None else {"settings_path": settings_path, "env": stage}
+    lam = client("lambda")
+    changes = []
+    for source in load_event_sources(**kwargs):
+        if not isinstance(source, SqsSource | StreamSource):
+            continue
+        mappings = lam.list_event_source_mappings(
+            FunctionName=source.lambda_name, EventSourceArn=source.arn)["EventSourceMappings"]
+        if not mappings:
+            extra = {"StartingPosition": source.starting_position} if isinstance(source, StreamSource) else {}
+            lam.create_event_source_mapping(
+                FunctionName=source.lambda_name, EventSourceArn=source.arn, BatchSize=source.batch_size,
+                FunctionResponseTypes=["ReportBatchItemFailures"], Enabled=True, **extra)
+            changes.append(f"created mapping {source.arn} -> {source.lambda_name}")
+        for mapping in mappings:
+            if "ReportBatchItemFailures" not in (mapping.get("FunctionResponseTypes") or []):
+                lam.update_event_source_mapping(UUID=mapping["UUID"], FunctionResponseTypes=["ReportBatchItemFailures"])
+                changes.append(f"enabled ReportBatchItemFailures on {source.arn} -> {source.lambda_name}")
+    return changes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", default=_env("STAGE", "local"))
+    parser.add_argument("--wire", action="store_true",
+                        help="after a Zappa deploy: fix the functions' event source mappings")
     args = parser.parse_args(argv)
+    if args.wire:
+        print("\n".join(wire_event_sources(args.stage)) or "mappings already as wanted")
+        return 0
     result = apply(args.stage)
     print("\n".join(f"  {change}" for change in result.changes) or "  no changes")
     width = max(map(len, result.outputs))

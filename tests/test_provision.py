@@ -99,3 +99,43 @@ def test_outputs_file_feeds_the_settings(prov, monkeypatch):
     assert settings.cognito_userpool_id == prov.outputs["COGNITO_USERPOOL_ID"]
     assert settings.cognito_client_id == prov.outputs["COGNITO_CLIENT_ID_REQSYS"]
     assert settings.resource("EMAIL_QUEUE_URL") == prov.outputs["EMAIL_QUEUE_URL"]
+
+
+def test_wiring_creates_the_stream_mapping_and_report_batch_item_failures(prov, tmp_path):
+    """What Zappa cannot do: a stream mapping with a starting position, and partial batch responses."""
+    import io
+    import zipfile
+
+    iam, lam, sqs = client("iam"), client("lambda"), client("sqs")
+    role = iam.create_role(RoleName="wire-test", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": "lambda.amazonaws.com"}}]}))["Role"]["Arn"]
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
+    lam.create_function(FunctionName="daycare-pipeline-wire", Runtime="python3.11", Role=role,
+                        Handler="handler.handler", Code={"ZipFile": package.getvalue()})
+    queue = sqs.create_queue(QueueName="wire-test-queue")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    table = client("dynamodb").create_table(
+        TableName="wire-test-table", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})["TableDescription"]
+    # as Zappa would leave it: an SQS mapping without partial batch responses
+    lam.create_event_source_mapping(FunctionName="daycare-pipeline-wire", EventSourceArn=queue_arn, BatchSize=5)
+    settings = tmp_path / "zappa_settings.json"
+    settings.write_text(json.dumps({"pipeline_wire": {"project_name": "daycare", "events": [
+        {"function": "shared.pipeline.forward.handler", "event_source": {"arn": queue_arn, "batch_size": 5}},
+        {"function": "shared.pipeline.stream.handler",
+         "event_source": {"arn": table["LatestStreamArn"], "starting_position": "TRIM_HORIZON"}},
+    ]}}))
+
+    changes = provision.wire_event_sources("wire", settings)
+
+    assert len(changes) == 2
+    mappings = lam.list_event_source_mappings(FunctionName="daycare-pipeline-wire")["EventSourceMappings"]
+    assert {m["EventSourceArn"] for m in mappings} == {queue_arn, table["LatestStreamArn"]}
+    assert all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings)
+    stream_mapping = next(m for m in mappings if m["EventSourceArn"] == table["LatestStreamArn"])
+    assert stream_mapping["StartingPosition"] == "TRIM_HORIZON"
+    assert provision.wire_event_sources("wire", settings) == []
