@@ -1,0 +1,36 @@
+"""The receiving end of the pipeline's signed sync calls, shared by reqsys and childsys.
+
+The HMAC signature (shared.signing, SYNC_SECRET) is the only authentication of these
+machine-to-machine routes; they have no user and no CSRF token (their paths are JSON
+prefixes). Endpoints are idempotent: a repeated or older event answers {"status": "ignored"}.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, request
+from pydantic import ValidationError
+
+from shared.errors import ApiError, Unauthorized, ValidationFailed
+from shared.events import Envelope, EventType
+from shared.signing import verify
+
+log = logging.getLogger(__name__)
+
+
+def signed_envelope(expected: EventType) -> Envelope:
+    """The request's envelope: 401 unless signed within the time window, 400 unless valid and of `expected` type."""
+    body = request.get_data(cache=True)
+    if not verify(current_app.config["SETTINGS"].sync_secret, body, request.headers):
+        log.warning("sync call to %s refused: missing, wrong or expired signature", request.path)
+        raise Unauthorized("A valid signature is required")
+    try:
+        envelope = Envelope.from_json(body)
+    except ValidationError as err:
+        if any(e["type"] == "json_invalid" for e in err.errors()):
+            raise ApiError(400, "malformed_json", "The body must be a JSON event envelope") from None
+        raise ValidationFailed({".".join(str(p) for p in e["loc"]) or "body": e["msg"] for e in err.errors()}) from None
+    if envelope.type is not expected:
+        raise ValidationFailed({"type": f"must be {expected} on this path"})
+    return envelope
