@@ -16,15 +16,18 @@ def create_app(config: dict | None = None) -> Flask:
         "childsys",
         config,
         title="Daycare staff",
-        nav=[("home", "Home")],
+        nav=[("home", "Home"), ("main.applications", "Applications"), ("main.enrolled", "Enrolled children")],
         json_prefixes=("/request", "/enterwait/"),
     )
     init_db(app, db, Path(__file__).parent / "migrations")
 
-    from childsys.views import bp, index
+    from childsys.sync import bp as sync_bp
+    from childsys.views import api, bp, index
     from shared.admin import bp as admin_bp
 
     app.register_blueprint(bp)
+    app.register_blueprint(api)
+    app.register_blueprint(sync_bp)
     app.register_blueprint(admin_bp)
     app.add_url_rule("/", endpoint="home", view_func=index)
     return app

@@ -1,8 +1,15 @@
 """childsys tables. Migrations live in childsys/migrations (Flask-Migrate)."""
 
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from shared.outbox import OutboxMixin
+from shared.waitlist import Status
 
 
 class Base(DeclarativeBase):
@@ -10,6 +17,11 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+def utcnow() -> datetime:
+    """Naive UTC (MySQL DATETIME has no zone)."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Nursery(db.Model):
@@ -22,3 +34,82 @@ class Nursery(db.Model):
 
     def to_dict(self) -> dict[str, str]:
         return {"nursery_id": self.nursery_id, "name": self.name, "address": self.address, "area": self.area}
+
+
+# the seed's JSON body: what every ACCEPT/REJECT event carries (plus "reason" for a rejection)
+BODY_FIELDS = ("child_id", "child_name", "child_birthday", "user_id", "parent_name", "parent_tel",
+               "parent_address", "parent_postcode", "parent_email", "nursery_id")
+
+
+class Application(db.Model):
+    """An application received from reqsys; request_id = child_id + nursery_id."""
+
+    __tablename__ = "applications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(30), unique=True)
+    child_id: Mapped[str] = mapped_column(String(20))
+    child_name: Mapped[str] = mapped_column(String(50))
+    child_birthday: Mapped[str] = mapped_column(String(8))
+    user_id: Mapped[str] = mapped_column(String(128))
+    parent_name: Mapped[str] = mapped_column(String(50))
+    parent_tel: Mapped[str] = mapped_column(String(20))
+    parent_address: Mapped[str] = mapped_column(String(200))
+    parent_postcode: Mapped[str] = mapped_column(String(5))
+    parent_email: Mapped[str] = mapped_column(String(254))
+    nursery_id: Mapped[str] = mapped_column(String(10), index=True)
+    status: Mapped[int] = mapped_column(Integer, index=True)  # shared.waitlist.Status code
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    history: Mapped[list[ApplicationHistory]] = relationship(
+        back_populates="application", order_by="ApplicationHistory.id", cascade="all, delete-orphan")
+
+    @property
+    def status_enum(self) -> Status:
+        return Status(self.status)
+
+    def body(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in BODY_FIELDS}
+
+
+class ApplicationHistory(db.Model):
+    """Every state change, once per event (event_id is the idempotency key)."""
+
+    __tablename__ = "application_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    type: Mapped[str] = mapped_column(String(10))
+    status: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+    application: Mapped[Application] = relationship(back_populates="history")
+
+
+class Enrollment(db.Model):
+    """A child enrolled by an accepted application; removed when the parent cancels."""
+
+    __tablename__ = "enrollments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(30), unique=True)
+    nursery_id: Mapped[str] = mapped_column(String(10), index=True)
+    child_id: Mapped[str] = mapped_column(String(20))
+    child_name: Mapped[str] = mapped_column(String(50))
+    child_birthday: Mapped[str] = mapped_column(String(8))
+    parent_name: Mapped[str] = mapped_column(String(50))
+    parent_tel: Mapped[str] = mapped_column(String(20))
+    parent_email: Mapped[str] = mapped_column(String(254))
+    enrolled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class OutboxEvent(OutboxMixin, db.Model):
+    """Staff decisions waiting for (or done with) the relay to the integrated-events queue."""

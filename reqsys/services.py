@@ -358,5 +358,6 @@ def publish_pending() -> int:
 
 
 def pending_events() -> int:
-    return db.session.scalar(select(db.func.count()).select_from(OutboxEvent).where(
-        OutboxEvent.published_at.is_(None))) or 0
+    from shared.outbox import pending
+
+    return pending(db.session, OutboxEvent)

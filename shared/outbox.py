@@ -68,3 +68,10 @@ def relay(session: Session, model, queue_url: str, limit: int = 100) -> int:
             row.published_at = now
     session.commit()
     return len(sent)
+
+
+def pending(session: Session, model) -> int:
+    """How many events still wait for the relay."""
+    from sqlalchemy import func
+
+    return session.scalar(select(func.count()).select_from(model).where(model.published_at.is_(None))) or 0

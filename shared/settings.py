@@ -110,7 +110,7 @@ class Settings:
         if not self.cognito_userpool_id:
             problems.append("COGNITO_USERPOOL_ID is missing")
         if self.jwks_path and self.jwks_path != f"{self.cognito_issuer}/.well-known/jwks.json":
-            problems.append("AWS_COGNITO_JWKS_PATH is not this pool's AWS JWKS (an emulator or a file is never trusted)")
+            problems.append("AWS_COGNITO_JWKS_PATH is not this pool's AWS JWKS (never an emulator or a file)")
         if self.database_url.startswith("sqlite") and self.app_name in ("reqsys", "childsys"):
             problems.append("DATABASE_URL is missing (SQLite is for local use only)")
         if problems:

@@ -13,7 +13,10 @@ from alembic.script import ScriptDirectory
 from shared.db import upgrade_schema
 
 SQL_APPS = ("reqsys", "childsys")
-EXPECTED_TABLES = {"reqsys": {"nurseries"}, "childsys": {"nurseries"}}
+EXPECTED_TABLES = {
+    "reqsys": {"nurseries", "children", "applications", "application_history", "outbox_events"},
+    "childsys": {"nurseries", "applications", "application_history", "enrollments", "outbox_events"},
+}
 
 
 def head_of(app) -> str:
