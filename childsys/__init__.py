@@ -18,6 +18,7 @@ def create_app(config: dict | None = None) -> Flask:
         title="Daycare staff",
         nav=[("home", "Home"), ("main.applications", "Applications"), ("main.enrolled", "Enrolled children")],
         json_prefixes=("/request", "/enterwait/"),
+        admin_nav=[("admin.init", "Database")],
     )
     init_db(app, db, Path(__file__).parent / "migrations")
 

@@ -20,9 +20,11 @@ def create_app(config: dict | None = None) -> Flask:
              ("main.applications", "My applications")],
         json_prefixes=("/enterwait", "/request/"),
         signup_group="parents",
+        admin_nav=[("monitor.queues", "Pipeline monitor"), ("admin.init", "Database")],
     )
     init_db(app, db, Path(__file__).parent / "migrations")
 
+    from reqsys.monitor import bp as monitor_bp
     from reqsys.sync import bp as sync_bp
     from reqsys.views import api, bp, index
     from shared.admin import bp as admin_bp
@@ -31,7 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api)
     app.register_blueprint(sync_bp)
     app.register_blueprint(admin_bp)
-    app.register_blueprint(__import__("reqsys.monitor", fromlist=["bp"]).bp)  # admins' pipeline monitor
+    app.register_blueprint(monitor_bp)
     app.add_url_rule("/", endpoint="home", view_func=index)
     return app
 

@@ -49,8 +49,13 @@ def _pair_or_404(slug: str) -> monitor.QueuePair:
 
 
 @bp.app_template_filter("monitor_time")
-def monitor_time(value: datetime | None) -> str:
-    """An aware (or naive UTC) time in Korean local time, to the second."""
+def monitor_time(value: datetime | str | None) -> str:
+    """An aware (or naive UTC) time, or an ISO 8601 string, in Korean local time to the second."""
+    if isinstance(value, str):
+        parsed = _parse_time(value.replace("Z", "+00:00"))
+        if parsed is None:
+            return value
+        value = parsed
     if value is None:
         return "–"
     if value.tzinfo is None:
@@ -220,8 +225,7 @@ def emails():
         mails = monitor.latest_emails(limit=50, to=to or None)
     except monitor.MonitorError as err:
         error = str(err)
-    return render_template("reqsys/monitor_emails.html", mails=mails, to=to, error=error,
-                           parse_time=_parse_time)
+    return render_template("reqsys/monitor_emails.html", mails=mails, to=to, error=error)
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -36,10 +36,12 @@ def healthz():
 
 
 def build_app(name: str, config: dict | None = None, *, title: str, nav: list[tuple[str, str]],
-              json_prefixes: tuple[str, ...] = (), signup_group: str | None = None) -> Flask:
+              json_prefixes: tuple[str, ...] = (), signup_group: str | None = None,
+              admin_nav: list[tuple[str, str]] | None = None) -> Flask:
     """A Flask app with everything shared in place; the caller adds its own blueprints.
 
-    `nav` lists (endpoint, label) pairs for the navigation bar; labels are translated.
+    `nav` lists (endpoint, label) pairs for the navigation bar (`admin_nav`: shown to admins only);
+    labels are translated.
     """
     settings = Settings.load(name)
     config = dict(config or {})
@@ -63,6 +65,7 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[tu
         JSON_PATH_PREFIXES=("/api", "/auth/token", *json_prefixes),
         APP_TITLE=title,
         NAV=nav,
+        ADMIN_NAV=admin_nav or [],
         SIGNUP_GROUP=signup_group,
         LANGUAGES=LANGUAGES,
     )

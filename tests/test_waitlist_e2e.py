@@ -1,0 +1,122 @@
+"""The whole waitlist through the emulator and the local runner: reqsys -> pipeline -> childsys -> pipeline -> reqsys.
+
+Both apps are served over HTTP (the forward handler calls their signed sync endpoints), the
+pipeline handlers run from zappa_settings.json's real wiring, and emails land in the emulator's SES.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from types import SimpleNamespace
+
+import pytest
+
+from shared.events import Envelope
+from shared.pipeline.email import SUBJECTS
+from shared.pipeline.mailbox import sent_emails
+from shared.runner import Runner, load_event_sources
+from tests.test_pipeline_flow import pipeline_settings
+from tests.test_reqsys_waitlist import add_nurseries, seed_body
+
+PASSES = 60
+
+
+@pytest.fixture
+def system(make_app, live_server, make_user, bearer, resources, tmp_path, monkeypatch):
+    reqsys_app, childsys_app = make_app("reqsys"), make_app("childsys")
+    add_nurseries(reqsys_app)
+    monkeypatch.setenv("REQSYS_URL", live_server(reqsys_app))
+    monkeypatch.setenv("CHILDSYS_URL", live_server(childsys_app))
+
+    path = pipeline_settings(resources, tmp_path)
+    settings = json.loads(path.read_text())
+    for entry in settings["pipeline_test"]["events"]:  # only this test's events, not older ones in the table
+        if "starting_position" in entry["event_source"]:
+            entry["event_source"]["starting_position"] = "LATEST"
+    path.write_text(json.dumps(settings))
+    runner = Runner(load_event_sources(path, "test"), failed_visibility=0)
+    runner.run_once()
+
+    parent = make_user(groups=("parents",))
+    staff = make_user(groups=("staff",), daycare_id="A00017")
+    return SimpleNamespace(
+        reqsys=reqsys_app.test_client(), childsys=childsys_app.test_client(), runner=runner,
+        parent=bearer(parent.email), staff=bearer(staff.email, app_name="childsys"))
+
+
+def pump(system, done) -> bool:
+    """Run the event sources until `done()` or the passes run out."""
+    for _ in range(PASSES):
+        if done():
+            return True
+        system.runner.run_once()
+    return done()
+
+
+def in_childsys(system, request_id):
+    listed = system.childsys.get("/request?nursery_id=A00017", headers=system.staff).json["applications"]
+    return next((a for a in listed if a["request_id"] == request_id), None)
+
+
+def in_reqsys(system, request_id):
+    listed = system.reqsys.get("/enterwait", headers=system.parent).json["applications"]
+    return next(a for a in listed if a["request_id"] == request_id)
+
+
+def subjects_to(address):
+    return [mail["subject"] for mail in sent_emails(to=address)]
+
+
+@pytest.mark.parametrize(("decision", "status", "code"), [("accept", "ACCEPTED", 2), ("reject", "REJECTED", 88)])
+def test_apply_then_staff_decide_and_both_sides_agree(system, decision, status, code):
+    email = f"parent-{uuid.uuid4().hex[:8]}@example.com"
+    body = seed_body(parent_email=email)
+    request_id = body["child_id"] + body["nursery_id"]
+    assert system.reqsys.post("/enterwait/request", json=body, headers=system.parent).status_code == 201
+
+    assert pump(system, lambda: in_childsys(system, request_id) is not None)
+    assert in_childsys(system, request_id)["status"] == "REQUESTED"
+
+    decided = system.childsys.post(f"/request/{decision}", json={**body, "reason": "정원 초과"}, headers=system.staff)
+    assert decided.status_code == 200
+
+    assert pump(system, lambda: in_reqsys(system, request_id)["status"] == status)
+    assert in_reqsys(system, request_id)["request_status"] == code
+    assert pump(system, lambda: len(subjects_to(email)) >= 2)
+    english = sorted(subject.rsplit(" / ", 1)[-1] for subject in subjects_to(email))
+    assert english == sorted([SUBJECTS["REQUEST"][1], SUBJECTS[decision.upper()][1]])
+
+
+def test_cancel_after_accept_reaches_childsys_and_unenrols(system):
+    email = f"parent-{uuid.uuid4().hex[:8]}@example.com"
+    body = seed_body(parent_email=email)
+    request_id = body["child_id"] + body["nursery_id"]
+    system.reqsys.post("/enterwait/request", json=body, headers=system.parent)
+    assert pump(system, lambda: in_childsys(system, request_id) is not None)
+    system.childsys.post("/request/accept", json=body, headers=system.staff)
+    assert pump(system, lambda: in_reqsys(system, request_id)["status"] == "ACCEPTED")
+
+    assert system.reqsys.post("/enterwait/cancel", json=body, headers=system.parent).status_code == 200
+    assert pump(system, lambda: in_childsys(system, request_id)["status"] == "CANCELLED")
+    assert pump(system, lambda: len(subjects_to(email)) >= 3)
+    assert any(s.endswith(SUBJECTS["CANCEL"][1]) for s in subjects_to(email))
+
+    from childsys.models import Enrollment, db
+
+    with system.childsys.application.app_context():
+        assert db.session.query(Enrollment).filter_by(request_id=request_id).count() == 0
+
+
+def test_an_envelope_is_what_travels(system):
+    """The same event id reaches childsys as left reqsys: one envelope end to end."""
+    body = seed_body()
+    request_id = body["child_id"] + body["nursery_id"]
+    system.reqsys.post("/enterwait/request", json=body, headers=system.parent)
+    assert pump(system, lambda: in_childsys(system, request_id) is not None)
+    from reqsys.models import OutboxEvent, db
+
+    with system.reqsys.application.app_context():
+        sent = Envelope.from_json(db.session.query(OutboxEvent).one().body)
+    assert sent.request_id == request_id
+    assert in_childsys(system, request_id)["history"][0]["version"] == sent.version
