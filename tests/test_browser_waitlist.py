@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.test_waitlist_e2e import pump, system  # noqa: F401 - `system` is a fixture
+from tests.test_waitlist_e2e import make_system, pump, system  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 

@@ -23,26 +23,39 @@ PASSES = 60
 
 
 @pytest.fixture
-def system(make_app, live_server, make_user, bearer, resources, tmp_path, monkeypatch):
-    reqsys_app, childsys_app = make_app("reqsys"), make_app("childsys")
-    add_nurseries(reqsys_app)
-    monkeypatch.setenv("REQSYS_URL", live_server(reqsys_app))
-    monkeypatch.setenv("CHILDSYS_URL", live_server(childsys_app))
+def make_system(make_app, live_server, make_user, bearer, resources, tmp_path, monkeypatch):
+    """make_system(database_urls={}) -> both apps served over HTTP, the runner, a parent's and a staff token."""
 
-    path = pipeline_settings(resources, tmp_path)
-    settings = json.loads(path.read_text())
-    for entry in settings["pipeline_test"]["events"]:  # only this test's events, not older ones in the table
-        if "starting_position" in entry["event_source"]:
-            entry["event_source"]["starting_position"] = "LATEST"
-    path.write_text(json.dumps(settings))
-    runner = Runner(load_event_sources(path, "test"), failed_visibility=0)
-    runner.run_once()
+    def make(database_urls: dict[str, str] | None = None):
+        urls = database_urls or {}
+        reqsys_app, childsys_app = (
+            make_app(name, {"SQLALCHEMY_DATABASE_URI": urls[name]} if name in urls else None)
+            for name in ("reqsys", "childsys"))
+        add_nurseries(reqsys_app)
+        monkeypatch.setenv("REQSYS_URL", live_server(reqsys_app))
+        monkeypatch.setenv("CHILDSYS_URL", live_server(childsys_app))
 
-    parent = make_user(groups=("parents",))
-    staff = make_user(groups=("staff",), daycare_id="A00017")
-    return SimpleNamespace(
-        reqsys=reqsys_app.test_client(), childsys=childsys_app.test_client(), runner=runner,
-        parent=bearer(parent.email), staff=bearer(staff.email, app_name="childsys"))
+        path = pipeline_settings(resources, tmp_path)
+        settings = json.loads(path.read_text())
+        for entry in settings["pipeline_test"]["events"]:  # only this test's events, not older ones in the table
+            if "starting_position" in entry["event_source"]:
+                entry["event_source"]["starting_position"] = "LATEST"
+        path.write_text(json.dumps(settings))
+        runner = Runner(load_event_sources(path, "test"), failed_visibility=0)
+        runner.run_once()
+
+        parent = make_user(groups=("parents",))
+        staff = make_user(groups=("staff",), daycare_id="A00017")
+        return SimpleNamespace(
+            reqsys=reqsys_app.test_client(), childsys=childsys_app.test_client(), runner=runner,
+            parent=bearer(parent.email), staff=bearer(staff.email, app_name="childsys"))
+
+    return make
+
+
+@pytest.fixture
+def system(make_system):
+    return make_system()
 
 
 def pump(system, done) -> bool:
@@ -70,6 +83,10 @@ def subjects_to(address):
 
 @pytest.mark.parametrize(("decision", "status", "code"), [("accept", "ACCEPTED", 2), ("reject", "REJECTED", 88)])
 def test_apply_then_staff_decide_and_both_sides_agree(system, decision, status, code):
+    apply_and_decide(system, decision, status, code)
+
+
+def apply_and_decide(system, decision, status, code):
     email = f"parent-{uuid.uuid4().hex[:8]}@example.com"
     body = seed_body(parent_email=email)
     request_id = body["child_id"] + body["nursery_id"]
