@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
+from flask_babel import lazy_gettext as _l
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -16,9 +17,10 @@ def create_app(config: dict | None = None) -> Flask:
         "childsys",
         config,
         title="Daycare staff",
-        nav=[("home", "Home"), ("main.applications", "Applications"), ("main.enrolled", "Enrolled children")],
+        nav=[("home", _l("Home")), ("main.applications", _l("Applications")),
+             ("main.enrolled", _l("Enrolled children"))],
         json_prefixes=("/request", "/enterwait/"),
-        admin_nav=[("admin.init", "Database")],
+        admin_nav=[("admin.init", _l("Database"))],
     )
     init_db(app, db, Path(__file__).parent / "migrations")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
+from flask_babel import lazy_gettext as _l
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -16,11 +17,11 @@ def create_app(config: dict | None = None) -> Flask:
         "reqsys",
         config,
         title="Daycare admission",
-        nav=[("home", "Home"), ("main.nurseries", "Daycares"), ("main.children", "My children"),
-             ("main.applications", "My applications")],
+        nav=[("home", _l("Home")), ("main.nurseries", _l("Daycares")), ("main.children", _l("My children")),
+             ("main.applications", _l("My applications"))],
         json_prefixes=("/enterwait", "/request/"),
         signup_group="parents",
-        admin_nav=[("monitor.queues", "Pipeline monitor"), ("admin.init", "Database")],
+        admin_nav=[("monitor.queues", _l("Pipeline monitor")), ("admin.init", _l("Database"))],
     )
     init_db(app, db, Path(__file__).parent / "migrations")
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask_babel import lazy_gettext as _l
 
 
 def create_app(config: dict | None = None) -> Flask:
     from shared.web import build_app
 
-    app = build_app("taskapp", config, title="Tasks", nav=[("home", "Home")])
+    app = build_app("taskapp", config, title="Tasks", nav=[("home", _l("Home"))])
 
     from taskapp.views import bp, index
 
