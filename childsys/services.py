@@ -25,7 +25,6 @@ from shared.waitlist import ApplicationBody, Status, next_status, should_apply
 
 log = logging.getLogger(__name__)
 
-QUEUE_OUTPUT = "INTEGRATED_EVENTS_QUEUE_URL"
 PAGE_SIZE = 25
 
 
@@ -242,31 +241,8 @@ def apply_sync(envelope: Envelope) -> str:
 # --- the outbox --------------------------------------------------------------------------------------
 
 
-def relay_outbox(max_batches: int = 10) -> int:
-    """Publish pending decisions; raises KeyError if the queue is not configured (fail loudly)."""
-    from shared.outbox import relay
-
-    url = current_app.config["SETTINGS"].resource(QUEUE_OUTPUT)
-    total = 0
-    for _ in range(max_batches):
-        sent = relay(db.session, OutboxEvent, url)
-        total += sent
-        if sent < 100:
-            break
-    return total
-
-
 def publish_pending() -> int:
-    """Right after a commit: publish now if SQS answers; otherwise the event waits in the outbox."""
-    try:
-        return relay_outbox(max_batches=1)
-    except Exception:
-        log.warning("publishing right after the commit failed; the scheduled relay will retry", exc_info=True)
-        db.session.rollback()
-        return 0
+    """Publish this request's events now if SQS answers (else the scheduled relay does)."""
+    from shared.outbox import publish_after_commit
 
-
-def pending_events() -> int:
-    from shared.outbox import pending
-
-    return pending(db.session, OutboxEvent)
+    return publish_after_commit(db.session, OutboxEvent, current_app.config["SETTINGS"])

@@ -28,8 +28,6 @@ from shared.waitlist import ApplicationBody, Status, next_status, should_apply
 
 log = logging.getLogger(__name__)
 
-QUEUE_OUTPUT = "INTEGRATED_EVENTS_QUEUE_URL"
-RELAY_BATCH = 100
 CHILD_ID = r"^[0-9A-Za-z-]+$"  # as ApplicationBody.child_id
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -320,44 +318,8 @@ def apply_sync(envelope: Envelope) -> str:
 # --- the outbox --------------------------------------------------------------------------------------
 
 
-def queue_url() -> str | None:
-    try:
-        return current_app.config["SETTINGS"].resource(QUEUE_OUTPUT)
-    except KeyError:
-        return None
-
-
-def relay_outbox(max_batches: int = 10) -> int:
-    """Publish pending outbox events to the integrated-events queue; returns how many were sent.
-
-    Raises KeyError if the queue is not configured (the scheduled relay should fail loudly).
-    """
-    from shared.outbox import relay
-
-    url = current_app.config["SETTINGS"].resource(QUEUE_OUTPUT)
-    total = 0
-    for _ in range(max_batches):
-        sent = relay(db.session, OutboxEvent, url, limit=RELAY_BATCH)
-        total += sent
-        if sent < RELAY_BATCH:
-            break
-    return total
-
-
 def publish_pending() -> int:
-    """The fast path after a commit: try to publish now; on any failure the event waits in the outbox."""
-    if queue_url() is None:
-        log.warning("%s is not configured: events wait in the outbox", QUEUE_OUTPUT)
-        return 0
-    try:
-        return relay_outbox(max_batches=1)
-    except Exception:
-        log.warning("publishing right after the commit failed; the scheduled relay will retry", exc_info=True)
-        db.session.rollback()
-        return 0
+    """Publish this request's events now if SQS answers (else the scheduled relay does)."""
+    from shared.outbox import publish_after_commit
 
-
-def pending_events() -> int:
-    from shared.outbox import pending
-
-    return pending(db.session, OutboxEvent)
+    return publish_after_commit(db.session, OutboxEvent, current_app.config["SETTINGS"])

@@ -5,8 +5,10 @@ So a database write and its event never diverge: if SQS is unreachable the row w
 (and the request still succeeds); if the relay dies after sending but before marking,
 the event is sent again and consumers, idempotent by event_id, ignore the repeat.
 
-Each SQL app declares `class OutboxEvent(OutboxMixin, db.Model)` and calls
-`add_event(session, OutboxEvent, envelope)` inside its unit of work.
+Each SQL app declares `class OutboxEvent(OutboxMixin, db.Model)`, calls
+`add_event(session, OutboxEvent, envelope)` inside its unit of work and
+`publish_after_commit(...)` after it, and exposes `scheduled_relay(app_name)` as the
+Zappa schedule that publishes whatever is left.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from sqlalchemy import DateTime, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 log = logging.getLogger(__name__)
+
+QUEUE_OUTPUT = "INTEGRATED_EVENTS_QUEUE_URL"  # where every waitlist event goes first
+BATCH = 100
 
 
 class OutboxMixin:
@@ -36,7 +41,7 @@ def add_event(session: Session, model, envelope) -> None:
     session.add(model(event_id=envelope.event_id, body=envelope.to_json()))
 
 
-def relay(session: Session, model, queue_url: str, limit: int = 100) -> int:
+def relay(session: Session, model, queue_url: str, limit: int = BATCH) -> int:
     """Publish pending events in order; returns how many were published.
 
     Rows are locked (SKIP LOCKED on MySQL) so two relays never send the same batch
@@ -75,3 +80,55 @@ def pending(session: Session, model) -> int:
     from sqlalchemy import func
 
     return session.scalar(select(func.count()).select_from(model).where(model.published_at.is_(None))) or 0
+
+
+def relay_pending(session: Session, model, queue_url: str, max_batches: int = 10) -> int:
+    """Relay batch after batch until nothing is pending (or `max_batches` ran); returns how many were sent."""
+    total = 0
+    for _ in range(max_batches):
+        sent = relay(session, model, queue_url)
+        total += sent
+        if sent < BATCH:
+            break
+    return total
+
+
+def publish_after_commit(session: Session, model, settings) -> int:
+    """The fast path right after a commit: publish now if SQS answers; else the event waits for the relay."""
+    try:
+        queue_url = settings.resource(QUEUE_OUTPUT)
+    except KeyError:
+        log.warning("%s is not configured: events wait in the outbox", QUEUE_OUTPUT)
+        return 0
+    try:
+        return relay_pending(session, model, queue_url, max_batches=1)
+    except Exception:
+        log.warning("publishing right after the commit failed; the scheduled relay will retry", exc_info=True)
+        session.rollback()
+        return 0
+
+
+def scheduled_relay(app_name: str):
+    """The Zappa schedule (`expression: rate(1 minute)`) that publishes an app's pending events.
+
+    The app is built once per process (warm Lambda invocations reuse it). Raises if the
+    queue is not configured, so a misconfigured relay fails loudly.
+    """
+    import importlib
+
+    state = {}
+
+    def handler(event=None, context=None) -> int:
+        if "app" not in state:
+            state["app"] = importlib.import_module(app_name).create_app()
+        models = importlib.import_module(f"{app_name}.models")
+        app = state["app"]
+        with app.app_context():
+            queue_url = app.config["SETTINGS"].resource(QUEUE_OUTPUT)
+            sent = relay_pending(models.db.session, models.OutboxEvent, queue_url)
+            waiting = pending(models.db.session, models.OutboxEvent)
+        if sent or waiting:
+            log.info("%s outbox relay: %d sent, %d still pending", app_name, sent, waiting)
+        return sent
+
+    return handler

@@ -325,7 +325,7 @@ def dead_endpoint(monkeypatch, sqs, resources):
 @pytest.mark.parametrize("outage", [unreachable, dead_endpoint], ids=["missing-queue", "dead-endpoint"])
 def test_apply_succeeds_while_sqs_is_down_and_the_relay_sends_later(app, client, parent, sqs, resources,
                                                                     monkeypatch, outage):
-    from reqsys import relay
+    from shared.outbox import scheduled_relay
 
     restore = outage(monkeypatch, sqs, resources)
     body = seed_body()
@@ -339,29 +339,30 @@ def test_apply_succeeds_while_sqs_is_down_and_the_relay_sends_later(app, client,
     assert waiting[0]["envelope"]["type"] == "REQUEST"
     assert waiting[0]["attempts"] == 1, "the fast path tried once"
 
-    monkeypatch.setattr(relay, "_app", app)
-    assert relay.handler({}, None) == 0, "still down: nothing sent, nothing lost"
+    monkeypatch.setattr("reqsys.create_app", lambda: app)
+    relay = scheduled_relay("reqsys")  # what reqsys.relay.handler is
+    assert relay({}, None) == 0, "still down: nothing sent, nothing lost"
     assert len(pending(app)) == 1
 
     url = restore()
-    assert relay.handler({"source": "aws.events"}, None) == 1
+    assert relay({"source": "aws.events"}, None) == 1
     assert pending(app) == []
     messages = receive_all(sqs, url)
     assert len(messages) == 1
     envelope = Envelope.from_json(messages[0]["Body"])
     assert (envelope.type, envelope.version, envelope.request_id) == ("REQUEST", 1, request_id(body))
     assert envelope.event_id == waiting[0]["envelope"]["event_id"]
-    assert relay.handler({}, None) == 0, "sent once"
+    assert relay({}, None) == 0, "sent once"
 
 
 def test_relay_handler_builds_its_app_once(monkeypatch, app):
-    from reqsys import relay
+    from shared.outbox import scheduled_relay
 
     built = []
-    monkeypatch.setattr(relay, "_app", None)
     monkeypatch.setattr("reqsys.create_app", lambda: built.append(1) or app)
-    relay.handler({}, None)
-    relay.handler({}, None)
+    relay = scheduled_relay("reqsys")
+    relay({}, None)
+    relay({}, None)
     assert built == [1]
 
 
