@@ -97,7 +97,9 @@ def main() -> int:
 
     def start(args: list[str], log_name: str) -> subprocess.Popen:
         log = open(LOCAL_DIR / f"{log_name}.log", "w")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(args, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
+        # a session of its own: Ctrl-C reaches only this supervisor, which stops the children in order
+        process = subprocess.Popen(args, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
         processes.append(process)
         return process
 
