@@ -114,6 +114,7 @@ def main() -> int:
                 process.kill()
 
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even when started in the background
     try:
         emulator = start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(EMULATOR_PORT)], "emulator")
         wait_for_port(EMULATOR_PORT, emulator)
