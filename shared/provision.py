@@ -91,6 +91,9 @@ def spec(stage: str, account_id: str) -> Spec:
         tables=[
             Table("EVENTS_TABLE", f"{prefix}-events", "request_id", "event_id", stream=True),
             Table("IDEMPOTENCY_TABLE", f"{prefix}-idempotency", "id", ttl_attribute="expiration"),
+            # taskapp: key and index design in taskapp/services.py
+            Table("TASKS_TABLE", f"{prefix}-tasks", "pk", "sk",
+                  indexes=tuple((f"gsi{i}", f"gsi{i}pk", f"gsi{i}sk") for i in "1234")),
         ],
         bus=f"{prefix}-waitlist",
         rules=[

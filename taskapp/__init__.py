@@ -9,11 +9,13 @@ from flask_babel import lazy_gettext as _l
 def create_app(config: dict | None = None) -> Flask:
     from shared.web import build_app
 
-    app = build_app("taskapp", config, title="Tasks", nav=[("home", _l("Home"))])
+    app = build_app("taskapp", config, title="Tasks", nav=[("main.tasks", _l("Tasks")), ("main.board", _l("Board")),
+                                                     ("main.create", _l("New task"))])
 
-    from taskapp.views import bp, index
+    from taskapp.views import api, bp, index
 
     app.register_blueprint(bp)
+    app.register_blueprint(api)
     app.add_url_rule("/", endpoint="home", view_func=index)
     return app
 

@@ -1,13 +1,255 @@
-"""taskapp pages (tasks arrive with the task-management issue)."""
+"""taskapp pages (session + CSRF) and the JSON API (bearer). Views stay thin: rules live in
+taskapp.services; a page turns the service's field errors into messages next to its fields."""
 
-from flask import Blueprint, render_template
+from __future__ import annotations
 
-from shared.auth import login_required
+from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DateField, EmailField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length, Optional
+
+from shared.auth import api_auth_required, login_required
+from shared.auth.forms import EmptyForm
+from shared.errors import Conflict, ValidationFailed
+from shared.payloads import load_json
+from taskapp import services
+from taskapp.services import Priority, Status, TaskCreate, TaskPatch
 
 bp = Blueprint("main", __name__)
+api = Blueprint("tasks_api", __name__)
+
+STATUS_LABELS = {"TODO": _l("To do"), "IN_PROGRESS": _l("In progress"), "DONE": _l("Done")}
+PRIORITY_LABELS = {"LOW": _l("Low"), "MEDIUM": _l("Medium"), "HIGH": _l("High")}
+FIELD_MESSAGES = {
+    "title": _l("Enter a title (up to 200 characters)."),
+    "description": _l("The description can be up to 5000 characters."),
+    "due_date": _l("Enter a date like 2026-12-31."),
+    "labels": _l("Up to 10 labels, each up to 30 characters, separated by commas."),
+    "assignee": _l("No user has this email address."),
+}
+STALE = _l("Someone else changed this task. Here is the latest version; please make your change again.")
+
+
+@bp.app_context_processor
+def _labels():
+    return {"status_labels": STATUS_LABELS, "priority_labels": PRIORITY_LABELS, "statuses": list(Status)}
+
+
+# --- JSON ------------------------------------------------------------------------------------------
+
+
+def _query_args() -> dict:
+    args = request.args
+    try:
+        limit = int(args.get("limit", services.DEFAULT_LIMIT))
+    except ValueError:
+        raise ValidationFailed({"limit": f"Between 1 and {services.MAX_LIMIT}"}) from None
+    return {
+        "status": args.get("status") or None,
+        "assignee": args.get("assignee") or None,
+        "label": args.get("label") or None,
+        "overdue": args.get("overdue", "").lower() in ("1", "true", "yes"),
+        "sort": args.get("sort") or "due",
+        "limit": limit,
+        "cursor": args.get("cursor") or None,
+    }
+
+
+@api.get("/api/tasks")
+@api_auth_required()
+def api_list():
+    tasks, cursor = services.list_tasks(g.identity, **_query_args())
+    return jsonify(tasks=tasks, cursor=cursor)
+
+
+@api.post("/api/tasks")
+@api_auth_required()
+def api_create():
+    task = services.create_task(g.identity, load_json(TaskCreate))
+    return jsonify(task), 201, {"Location": url_for("tasks_api.api_get", task_id=task["task_id"])}
+
+
+@api.get("/api/tasks/<task_id>")
+@api_auth_required()
+def api_get(task_id: str):
+    task = services.get_task(g.identity, task_id)
+    return jsonify(task), 200, {"ETag": f'"{task["version"]}"'}
+
+
+@api.patch("/api/tasks/<task_id>")
+@api_auth_required()
+def api_patch(task_id: str):
+    changes = load_json(TaskPatch)
+    version = changes.version
+    if version is None and request.headers.get("If-Match"):
+        try:
+            version = int(request.headers["If-Match"].strip().removeprefix("W/").strip('"'))
+        except ValueError:
+            raise ValidationFailed({"If-Match": "The task's version number"}) from None
+    task = services.update_task(g.identity, task_id, changes, version)
+    return jsonify(task), 200, {"ETag": f'"{task["version"]}"'}
+
+
+@api.delete("/api/tasks/<task_id>")
+@api_auth_required()
+def api_delete(task_id: str):
+    services.delete_task(g.identity, task_id)
+    return "", 204
+
+
+# --- pages -----------------------------------------------------------------------------------------
+
+
+class TaskForm(FlaskForm):
+    title = StringField(_l("Title"), validators=[InputRequired(FIELD_MESSAGES["title"]),
+                                                 Length(max=200, message=FIELD_MESSAGES["title"])])
+    description = TextAreaField(_l("Description"),
+                                validators=[Length(max=5000, message=FIELD_MESSAGES["description"])])
+    status = SelectField(_l("Status"), choices=[(s.value, STATUS_LABELS[s.value]) for s in Status])
+    priority = SelectField(_l("Priority"), choices=[(p.value, PRIORITY_LABELS[p.value]) for p in Priority],
+                           default="MEDIUM")
+    due_date = DateField(_l("Due date"), validators=[Optional()], format="%Y-%m-%d")
+    labels = StringField(_l("Labels"), validators=[Optional()])
+    assignee = EmailField(_l("Assignee's email"), validators=[Optional()])
+    version = HiddenField()
+
+    def data_for_service(self) -> dict:
+        labels = [part.strip() for part in (self.labels.data or "").split(",") if part.strip()]
+        return {
+            "title": self.title.data or "",
+            "description": self.description.data or "",
+            "status": self.status.data,
+            "priority": self.priority.data,
+            "due_date": self.due_date.data,
+            "labels": labels,
+            "assignee": (self.assignee.data or "").strip() or None,
+        }
+
+    def show_errors(self, err: ValidationFailed) -> None:
+        for name in err.fields:
+            field = getattr(self, name, None)
+            if field is not None:
+                field.errors = [*field.errors, FIELD_MESSAGES.get(name, err.fields[name])]
+            else:
+                flash(err.fields[name], "error")
 
 
 # served at "/" as the app's "home" endpoint (see create_app)
 @login_required()
 def index():
-    return render_template("taskapp/index.html")
+    return redirect(url_for("main.tasks"))
+
+
+@bp.get("/tasks")
+@login_required()
+def tasks():
+    args = _query_args()
+    args["limit"] = min(max(args["limit"], 1), services.MAX_LIMIT)
+    try:
+        items, cursor = services.list_tasks(g.identity, **args)
+    except ValidationFailed:
+        flash(_("Some filters were not valid and were ignored."), "error")
+        items, cursor = services.list_tasks(g.identity)
+        args = {}
+    keep = {k: v for k, v in args.items() if v not in (None, False, "") and k not in ("cursor", "limit")}
+    next_url = url_for("main.tasks", cursor=cursor, **keep) if cursor else None
+    return render_template("taskapp/list.html", tasks=items, next_url=next_url, filters=args)
+
+
+@bp.get("/board")
+@login_required()
+def board():
+    columns = {}
+    for status in Status:
+        columns[status.value], _cursor = services.list_tasks(g.identity, status=status.value,
+                                                             limit=services.MAX_LIMIT)
+    return render_template("taskapp/board.html", columns=columns, form=EmptyForm())
+
+
+@bp.route("/tasks/new", methods=["GET", "POST"])
+@login_required()
+def create():
+    form = TaskForm()
+    if form.validate_on_submit():
+        try:
+            data = services.parse(TaskCreate, form.data_for_service())
+            task = services.create_task(g.identity, data)
+        except ValidationFailed as err:
+            form.show_errors(err)
+        else:
+            flash(_("Task created."), "success")
+            return redirect(url_for("main.detail", task_id=task["task_id"]))
+    return render_template("taskapp/form.html", form=form, task=None), 400 if form.errors else 200
+
+
+@bp.get("/tasks/<task_id>")
+@login_required()
+def detail(task_id: str):
+    task = services.get_task(g.identity, task_id)
+    return render_template("taskapp/detail.html", task=task, form=EmptyForm())
+
+
+@bp.route("/tasks/<task_id>/edit", methods=["GET", "POST"])
+@login_required()
+def edit(task_id: str):
+    task = services.get_task(g.identity, task_id)
+    form = TaskForm()
+    if request.method == "GET":
+        form.process(data={**task, "labels": ", ".join(task.get("labels") or []),
+                           "assignee": task.get("assignee_email") or "",
+                           "due_date": _date(task.get("due_date")), "version": task["version"]})
+    elif form.validate_on_submit():
+        try:
+            changes = services.parse(TaskPatch, form.data_for_service())
+            version = int(form.version.data or 0)
+            services.update_task(g.identity, task_id, changes, version)
+        except ValidationFailed as err:
+            form.show_errors(err)
+        except (Conflict, ValueError):
+            flash(STALE, "error")
+            return redirect(url_for("main.edit", task_id=task_id))
+        else:
+            flash(_("Task saved."), "success")
+            return redirect(url_for("main.detail", task_id=task_id))
+    return render_template("taskapp/form.html", form=form, task=task), 400 if form.errors else 200
+
+
+def _date(value: str | None):
+    from datetime import date
+
+    return date.fromisoformat(value) if value else None
+
+
+@bp.post("/tasks/<task_id>/move")
+@login_required()
+def move(task_id: str):
+    """The board's buttons: a new status for a task, at the version the page showed."""
+    form = EmptyForm()
+    form.validate_on_submit()
+    status = request.form.get("status", "")
+    try:
+        version = int(request.form.get("version", ""))
+        changes = services.parse(TaskPatch, {"status": status})
+        services.update_task(g.identity, task_id, changes, version)
+    except (Conflict, ValueError):
+        flash(STALE, "error")
+    except ValidationFailed:
+        flash(_("This status does not exist."), "error")
+    else:
+        flash(_("Task moved to %(status)s.", status=STATUS_LABELS[status]), "success")
+    target = request.form.get("next")
+    return redirect(url_for("main.detail", task_id=task_id) if target == "detail" else url_for("main.board"))
+
+
+@bp.route("/tasks/<task_id>/delete", methods=["GET", "POST"])
+@login_required()
+def delete(task_id: str):
+    task = services.get_task(g.identity, task_id)
+    form = EmptyForm()
+    if form.validate_on_submit():
+        services.delete_task(g.identity, task_id)
+        flash(_("Task deleted."), "success")
+        return redirect(url_for("main.tasks"))
+    return render_template("taskapp/delete.html", task=task, form=form)

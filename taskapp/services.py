@@ -1,0 +1,440 @@
+"""Tasks: validation, permissions, optimistic concurrency and listing, over one DynamoDB table.
+
+Key design (table TASKS_TABLE, every key attribute a string; see shared/provision.py)
+----------------------------------------------------------------------------------
+Single table. The task itself is one item:
+
+    pk = "TASK#<task_id>"      sk = "TASK"
+
+Listing never scans. Four GSIs give a user's tasks in order, each a Query on the user's
+partition (all projections ALL):
+
+    gsi1  gsi1pk = "OWNER#<sub>"     gsi1sk = "<status>#<due or 9999-12-31>#<created_at>#<task_id>"
+    gsi2  gsi2pk = "ASSIGNEE#<sub>"  gsi2sk = same as gsi1sk
+    gsi3  gsi3pk = "OWNER#<sub>"     gsi3sk = "<created_at>#<task_id>"
+    gsi4  gsi4pk = "ASSIGNEE#<sub>"  gsi4sk = same as gsi3sk
+
+- sort=due (default): gsi1/gsi2, ascending; a status filter is `begins_with(sk, "<status>#")`
+  on the key, so it is free. Without a status filter the order is status, then due date,
+  then creation (no due date sorts last).
+- sort=created: gsi3/gsi4, newest first; a status filter there is a FilterExpression.
+- label (`contains(labels, :label)`), overdue (`due_date < today AND status <> DONE`) and
+  assignee=<email> on the owner index (`assignee_sub = :sub`) are FilterExpressions: they
+  cost read capacity for the items they drop, never a Scan. Queries loop until a page is full.
+- gsi2/gsi4 attributes exist only while a task has an assignee other than its owner (sparse
+  indexes), so a task never appears twice.
+- The list is the tasks the user owns or is assigned: one Query on the owner index and one on
+  the assignee index, merged by the same sort key. The opaque `cursor` is base64 JSON holding,
+  for each of the two queries, the key of the last item handed out (an ExclusiveStartKey built
+  from that item, not DynamoDB's LastEvaluatedKey, because the merge may stop mid-page) or
+  "done". assignee=me uses only the assignee query.
+
+Permissions live here: the owner and the assignee read and edit; anyone else gets 404 (the
+task's existence is not revealed); only the owner deletes (the assignee gets 403).
+Every write of an existing task is a put conditioned on `version = <expected>`; a stale
+version is 409 and nothing is applied.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from flask import current_app
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+from shared.auth import Identity
+from shared.aws import client
+from shared.errors import ApiError, Conflict, Forbidden, NotFound, ValidationFailed
+
+NO_DUE = "9999-12-31"
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Status(StrEnum):
+    TODO = "TODO"
+    IN_PROGRESS = "IN_PROGRESS"
+    DONE = "DONE"
+
+
+class Priority(StrEnum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+
+
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=30)]
+
+
+def _check_labels(labels: list[str] | None) -> list[str] | None:
+    if labels is None:
+        return None
+    unique = list(dict.fromkeys(labels))
+    if len(unique) > 10:
+        raise ValueError("At most 10 labels")
+    return unique
+
+
+def _check_email(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if not value:
+        return None
+    if not EMAIL.match(value):
+        raise ValueError("Enter a valid email address")
+    return value
+
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    status: Status = Status.TODO
+    priority: Priority = Priority.MEDIUM
+    due_date: date | None = None
+    labels: list[Label] = Field(default_factory=list)
+    assignee: str | None = None
+
+    _labels = field_validator("labels")(_check_labels)
+    _assignee = field_validator("assignee")(_check_email)
+
+
+class TaskPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    status: Status | None = None
+    priority: Priority | None = None
+    due_date: date | None = None
+    labels: list[Label] | None = None
+    assignee: str | None = None
+    version: int | None = Field(default=None, ge=1)
+
+    _labels = field_validator("labels")(_check_labels)
+    _assignee = field_validator("assignee")(_check_email)
+
+    @field_validator("title", "status", "priority")
+    @classmethod
+    def _not_null(cls, value):
+        if value is None:
+            raise ValueError("May not be null")
+        return value
+
+
+def parse(model: type[BaseModel], data: dict) -> Any:
+    """`data` as `model`, or ValidationFailed naming each bad field (as shared.payloads does)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        fields: dict[str, str] = {}
+        for problem in err.errors():
+            name = str(problem["loc"][0]) if problem["loc"] else "body"
+            fields.setdefault(name, problem["msg"].removeprefix("Value error, "))
+        raise ValidationFailed(fields) from None
+
+
+# --- DynamoDB plumbing -----------------------------------------------------------------------------
+
+
+def _table() -> str:
+    return current_app.config["SETTINGS"].resource("TASKS_TABLE")
+
+
+def _ddb():
+    return client("dynamodb")
+
+
+def _dump(item: dict) -> dict:
+    from boto3.dynamodb.types import TypeSerializer
+
+    ser = TypeSerializer()
+    return {k: ser.serialize(v) for k, v in item.items() if v is not None}
+
+
+def _load(raw: dict) -> dict:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    de = TypeDeserializer()
+    item = {k: de.deserialize(v) for k, v in raw.items()}
+    item["version"] = int(item["version"])
+    return item
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _with_keys(task: dict) -> dict:
+    """The stored item: the task plus its table and index keys (see the module docstring)."""
+    item = {k: v for k, v in task.items() if not k.startswith("gsi") and k not in ("pk", "sk")}
+    due_key = f"{task['status']}#{task.get('due_date') or NO_DUE}#{task['created_at']}#{task['task_id']}"
+    created_key = f"{task['created_at']}#{task['task_id']}"
+    item.update(pk=f"TASK#{task['task_id']}", sk="TASK",
+                gsi1pk=f"OWNER#{task['owner_sub']}", gsi1sk=due_key,
+                gsi3pk=f"OWNER#{task['owner_sub']}", gsi3sk=created_key)
+    assignee = task.get("assignee_sub")
+    if assignee and assignee != task["owner_sub"]:
+        item.update(gsi2pk=f"ASSIGNEE#{assignee}", gsi2sk=due_key, gsi4pk=f"ASSIGNEE#{assignee}", gsi4sk=created_key)
+    return item
+
+
+def public(item: dict) -> dict:
+    """The task as callers see it: no storage keys."""
+    task = dict.fromkeys(("due_date", "assignee_sub", "assignee_email", "completed_at"))
+    task.update((k, v) for k, v in item.items() if k not in ("pk", "sk") and not k.startswith("gsi"))
+    return task
+
+
+def resolve_user(email: str) -> tuple[str, str]:
+    """(sub, email) of a user of the pool; 400 naming `assignee` when there is none."""
+    idp = client("cognito-idp")
+    pool = current_app.config["SETTINGS"].cognito_userpool_id
+    try:
+        user = idp.admin_get_user(UserPoolId=pool, Username=email)
+    except idp.exceptions.UserNotFoundException:
+        raise ValidationFailed({"assignee": "No user has this email address"}) from None
+    attributes = {a["Name"]: a["Value"] for a in user.get("UserAttributes", [])}
+    return attributes["sub"], attributes.get("email", email)
+
+
+# --- commands --------------------------------------------------------------------------------------
+
+
+def create_task(identity: Identity, data: TaskCreate) -> dict:
+    at = now_iso()
+    task = {
+        "task_id": str(uuid.uuid4()),
+        "owner_sub": identity.sub,
+        "owner_email": identity.email,
+        "title": data.title,
+        "description": data.description,
+        "status": data.status.value,
+        "priority": data.priority.value,
+        "due_date": data.due_date.isoformat() if data.due_date else None,
+        "labels": data.labels,
+        "assignee_sub": None,
+        "assignee_email": None,
+        "created_at": at,
+        "updated_at": at,
+        "completed_at": at if data.status == Status.DONE else None,
+        "version": 1,
+        "history": [{"from": None, "to": data.status.value, "at": at, "by": identity.sub}],
+    }
+    if data.assignee:
+        task["assignee_sub"], task["assignee_email"] = resolve_user(data.assignee)
+    item = _with_keys(task)
+    _ddb().put_item(TableName=_table(), Item=_dump(item), ConditionExpression="attribute_not_exists(pk)")
+    return public(item)
+
+
+def _fetch(task_id: str) -> dict | None:
+    raw = _ddb().get_item(TableName=_table(), Key={"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}},
+                          ConsistentRead=True).get("Item")
+    return _load(raw) if raw else None
+
+
+def _visible(identity: Identity, task_id: str) -> dict:
+    task = _fetch(task_id) if len(task_id) <= 64 else None
+    if task is None or identity.sub not in (task["owner_sub"], task.get("assignee_sub")):
+        raise NotFound("Task not found")
+    return task
+
+
+def get_task(identity: Identity, task_id: str) -> dict:
+    return public(_visible(identity, task_id))
+
+
+def update_task(identity: Identity, task_id: str, changes: TaskPatch, version: int | None) -> dict:
+    """Apply the fields set in `changes` if the task is still at `version`; else 409, nothing applied."""
+    task = _visible(identity, task_id)
+    if version is None:
+        raise ValidationFailed({"version": "Send the version you edited (or an If-Match header)"})
+    if version != task["version"]:
+        raise Conflict("The task was changed by someone else; reload it and try again")
+    at = now_iso()
+    updated = dict(task)
+    fields = changes.model_fields_set - {"version"}
+    for name in ("title", "description", "priority", "labels"):
+        if name in fields:
+            value = getattr(changes, name)
+            updated[name] = value.value if isinstance(value, StrEnum) else value
+    if "description" in fields and updated["description"] is None:
+        updated["description"] = ""
+    if "labels" in fields and updated["labels"] is None:
+        updated["labels"] = []
+    if "due_date" in fields:
+        updated["due_date"] = changes.due_date.isoformat() if changes.due_date else None
+    if "assignee" in fields:
+        if changes.assignee:
+            updated["assignee_sub"], updated["assignee_email"] = resolve_user(changes.assignee)
+        else:
+            updated["assignee_sub"] = updated["assignee_email"] = None
+    if "status" in fields and changes.status.value != task["status"]:
+        updated["status"] = changes.status.value
+        updated["history"] = [*task.get("history", []),
+                              {"from": task["status"], "to": updated["status"], "at": at, "by": identity.sub}]
+        updated["completed_at"] = at if updated["status"] == Status.DONE else None
+    updated["updated_at"] = at
+    updated["version"] = task["version"] + 1
+    item = _with_keys(updated)
+    ddb = _ddb()
+    try:
+        ddb.put_item(TableName=_table(), Item=_dump(item), ConditionExpression="version = :v",
+                     ExpressionAttributeValues={":v": {"N": str(version)}})
+    except ddb.exceptions.ConditionalCheckFailedException:
+        raise Conflict("The task was changed by someone else; reload it and try again") from None
+    return public(item)
+
+
+def delete_task(identity: Identity, task_id: str) -> None:
+    task = _visible(identity, task_id)
+    if task["owner_sub"] != identity.sub:
+        raise Forbidden("Only the owner can delete a task")
+    ddb = _ddb()
+    try:
+        ddb.delete_item(TableName=_table(), Key={"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}},
+                        ConditionExpression="attribute_exists(pk)")
+    except ddb.exceptions.ConditionalCheckFailedException:
+        raise NotFound("Task not found") from None
+
+
+# --- listing ---------------------------------------------------------------------------------------
+
+
+def _encode_cursor(state: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> dict:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        state = None
+    if not isinstance(state, dict) or not all(isinstance(v, dict | str) for v in state.values()):
+        raise ValidationFailed({"cursor": "Not a cursor from this list"})
+    return state
+
+
+def _query(index: str, pk: str, start: dict | None, limit: int, prefix: str | None,
+           filters: list[str], values: dict, names: dict) -> tuple[list[dict], bool]:
+    """Up to `limit` raw items of one user's partition in index order; and whether more may follow."""
+    n = index[-1]
+    key = "#pk = :pk AND begins_with(#sk, :prefix)" if prefix else "#pk = :pk"
+    used = key + " " + " ".join(filters)
+    values = {k: v for k, v in values.items() if k in used}
+    kwargs: dict[str, Any] = {
+        "TableName": _table(), "IndexName": index, "KeyConditionExpression": key,
+        "ExpressionAttributeNames": {"#pk": f"gsi{n}pk", **({"#sk": f"gsi{n}sk"} if prefix else {}), **names},
+        "ExpressionAttributeValues": {":pk": {"S": pk}, **({":prefix": {"S": prefix}} if prefix else {}), **values},
+        "ScanIndexForward": index in ("gsi1", "gsi2"),
+        "Limit": limit,
+    }
+    if filters:
+        kwargs["FilterExpression"] = " AND ".join(filters)
+    items: list[dict] = []
+    while len(items) < limit:
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        page = _ddb().query(**kwargs)
+        items.extend(page["Items"])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return items, len(items) > limit
+    return items, True
+
+
+def list_tasks(identity: Identity, *, status: str | None = None, assignee: str | None = None,
+               label: str | None = None, overdue: bool = False, sort: str = "due",
+               limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of the tasks `identity` owns or is assigned; (tasks, next cursor or None)."""
+    problems = {}
+    if status is not None and status not in Status.__members__:
+        problems["status"] = "One of TODO, IN_PROGRESS, DONE"
+    if sort not in ("due", "created"):
+        problems["sort"] = "One of due, created"
+    if not 1 <= limit <= MAX_LIMIT:
+        problems["limit"] = f"Between 1 and {MAX_LIMIT}"
+    if problems:
+        raise ValidationFailed(problems)
+    filters: list[str] = []
+    values: dict = {}
+    names: dict = {}
+    prefix = None
+    if status and sort == "due":
+        prefix = f"{status}#"
+    elif status:
+        filters.append("#status = :status")
+    if status:
+        names["#status"] = "status"
+        values[":status"] = {"S": status}
+    if label:
+        filters.append("contains(labels, :label)")
+        values[":label"] = {"S": label.strip()}
+    if overdue:
+        filters.append("due_date < :today AND #status <> :done")
+        names["#status"] = "status"
+        values.update({":today": {"S": date.today().isoformat()}, ":done": {"S": Status.DONE.value}})
+
+    owner_idx, assignee_idx = ("gsi1", "gsi2") if sort == "due" else ("gsi3", "gsi4")
+    sources: dict[str, tuple[str, str, list[str], dict]] = {}
+    if assignee in (None, ""):
+        sources["o"] = (owner_idx, f"OWNER#{identity.sub}", filters, values)
+        sources["a"] = (assignee_idx, f"ASSIGNEE#{identity.sub}", filters, values)
+    elif assignee == "me" or assignee.strip().lower() == identity.email.lower():
+        sources["a"] = (assignee_idx, f"ASSIGNEE#{identity.sub}", filters, values)
+    else:
+        try:
+            email = _check_email(assignee)
+        except ValueError as err:
+            raise ValidationFailed({"assignee": str(err)}) from None
+        try:
+            sub, _ = resolve_user(email)
+        except ApiError:
+            return [], None
+        names = {**names, "#assignee": "assignee_sub"}
+        sources["o"] = (owner_idx, f"OWNER#{identity.sub}", [*filters, "#assignee = :assignee"],
+                        {**values, ":assignee": {"S": sub}})
+
+    state = _decode_cursor(cursor) if cursor else {}
+    fetched: dict[str, tuple[list[dict], bool]] = {}
+    for name, (index, pk, source_filters, source_values) in sources.items():
+        start = state.get(name, "start")
+        if start == "done":
+            fetched[name] = ([], False)
+            continue
+        used_names = {k: v for k, v in names.items() if k in " ".join(source_filters)}
+        begin = start if isinstance(start, dict) else None
+        fetched[name] = _query(index, pk, begin, limit, prefix, source_filters, source_values, used_names)
+
+    sort_attr = "gsi1sk" if sort == "due" else "gsi3sk"
+    merged = sorted(((raw[sort_attr]["S"], name, raw) for name, (items, _) in fetched.items() for raw in items),
+                    key=lambda entry: entry[0], reverse=sort == "created")
+    page = merged[:limit]
+    next_state: dict[str, Any] = {}
+    for name, (index, _pk, _f, _v) in sources.items():
+        items, more = fetched[name]
+        taken = [raw for _, source, raw in page if source == name]
+        n = index[-1]
+        if taken:
+            last = taken[-1]
+            next_state[name] = {k: last[k] for k in ("pk", "sk", f"gsi{n}pk", f"gsi{n}sk")}
+            if len(taken) == len(items) and not more:
+                next_state[name] = "done"
+        elif items or more:
+            next_state[name] = state.get(name) or "start"
+        else:
+            next_state[name] = "done"
+    finished = all(v == "done" for v in next_state.values())
+    tasks = [public(_load(raw)) for _, _, raw in page]
+    return tasks, None if finished else _encode_cursor(next_state)
