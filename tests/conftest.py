@@ -64,6 +64,17 @@ def sqs(aws_endpoint):
     return aws.client("sqs")
 
 
+@pytest.fixture
+def queue(sqs, monkeypatch):
+    """A fresh FIFO queue standing in for integrated-events (Settings.resource reads the env first)."""
+    import uuid
+
+    url = sqs.create_queue(QueueName=f"events-{uuid.uuid4().hex[:8]}.fifo", Attributes={"FifoQueue": "true"})[
+        "QueueUrl"]
+    monkeypatch.setenv("INTEGRATED_EVENTS_QUEUE_URL", url)
+    return url
+
+
 def pytest_report_header(config):
     url = os.environ.get("TEST_MYSQL_URL")
     return f"MySQL tests: {'on ' + url.split('@')[-1] if url else 'off (TEST_MYSQL_URL unset)'}"

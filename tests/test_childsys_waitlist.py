@@ -34,14 +34,6 @@ def client(app):
     return app.test_client()
 
 
-@pytest.fixture
-def queue(sqs, monkeypatch):
-    url = sqs.create_queue(QueueName=f"events-{uuid.uuid4().hex[:8]}.fifo", Attributes={"FifoQueue": "true"})[
-        "QueueUrl"]
-    monkeypatch.setenv("INTEGRATED_EVENTS_QUEUE_URL", url)
-    return url
-
-
 def received(sqs, url) -> list[Envelope]:
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
     for m in messages:

@@ -12,10 +12,6 @@ import pytest
 import tests.test_reqsys_waitlist as waitlist
 from tests.test_reqsys_waitlist import add_nurseries, pending
 
-queue = waitlist.queue  # fixture
-if hasattr(waitlist, "resources"):  # the fallback provisioning, until shared.provision lands
-    resources = waitlist.resources
-
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "shared" / "translations"
 KOREAN_STATUS = {"REQUESTED": "신청됨", "ACCEPTED": "승인됨", "REJECTED": "반려됨", "CANCELLED": "취소됨"}
 

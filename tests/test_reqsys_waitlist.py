@@ -68,15 +68,6 @@ def client(app):
 
 
 @pytest.fixture
-def queue(sqs, monkeypatch):
-    """A fresh FIFO queue standing in for integrated-events (Settings.resource reads the env first)."""
-    url = sqs.create_queue(QueueName=f"events-{uuid.uuid4().hex[:8]}.fifo", Attributes={"FifoQueue": "true"})[
-        "QueueUrl"]
-    monkeypatch.setenv("INTEGRATED_EVENTS_QUEUE_URL", url)
-    return url
-
-
-@pytest.fixture
 def account(make_user, tokens_for):
     """account(*groups) -> SimpleNamespace(email, sub, headers)."""
 
