@@ -75,6 +75,37 @@ def queue(sqs, monkeypatch):
     return url
 
 
+@pytest.fixture
+def mysql_database():
+    """mysql_database(name) -> URL of a fresh database on TEST_MYSQL_URL's server, dropped afterwards.
+
+    The name gets a random suffix, so test runs sharing one server never collide. Skips when
+    TEST_MYSQL_URL is unset; when it is set, an unreachable server fails the test."""
+    base_url = os.environ.get("TEST_MYSQL_URL")
+    if not base_url:
+        pytest.skip("TEST_MYSQL_URL is not set (e.g. mysql+pymysql://root@127.0.0.1:3306/test)")
+    import pymysql
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(base_url)
+    created = []
+
+    def run(statement: str) -> None:
+        with pymysql.connect(host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "root",
+                             password=url.password or "", connect_timeout=5, autocommit=True) as conn:
+            conn.cursor().execute(statement)
+
+    def create(name: str) -> str:
+        name = f"{name}_{uuid.uuid4().hex[:8]}"
+        run(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        created.append(name)
+        return url.set(database=name).render_as_string(hide_password=False)
+
+    yield create
+    for name in created:
+        run(f"DROP DATABASE IF EXISTS `{name}`")
+
+
 def pytest_report_header(config):
     url = os.environ.get("TEST_MYSQL_URL")
     return f"MySQL tests: {'on ' + url.split('@')[-1] if url else 'off (TEST_MYSQL_URL unset)'}"

@@ -474,31 +474,9 @@ def test_sync_rejects_a_malformed_envelope(app, client):
 # --- MariaDB / MySQL ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def mysql_url():
-    """A fresh database on TEST_MYSQL_URL's server (skipped when unset; an unreachable server fails)."""
-    base_url = os.environ.get("TEST_MYSQL_URL")
-    if not base_url:
-        pytest.skip("TEST_MYSQL_URL is not set (e.g. mysql+pymysql://root@127.0.0.1:3306/test)")
-    import pymysql
-
-    url = sa.engine.make_url(base_url)
-    name = "test_reqsys_waitlist"
-
-    def run(statement: str) -> None:
-        with pymysql.connect(host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "root",
-                             password=url.password or "", connect_timeout=5, autocommit=True) as conn:
-            conn.cursor().execute(statement)
-
-    run(f"DROP DATABASE IF EXISTS `{name}`")
-    run(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    yield url.set(database=name).render_as_string(hide_password=False)
-    run(f"DROP DATABASE IF EXISTS `{name}`")
-
-
 @pytest.mark.mysql
-def test_waitlist_flow_on_mysql(make_app, mysql_url, parent, queue, sqs):
-    app = make_app("reqsys", {"SQLALCHEMY_DATABASE_URI": mysql_url})
+def test_waitlist_flow_on_mysql(make_app, mysql_database, parent, queue, sqs):
+    app = make_app("reqsys", {"SQLALCHEMY_DATABASE_URI": mysql_database("test_reqsys_waitlist")})
     add_nurseries(app)
     client = app.test_client()
     body = seed_body()

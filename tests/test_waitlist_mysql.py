@@ -2,7 +2,6 @@
 
 import pytest
 
-from tests.test_migrations import mysql_database  # noqa: F401 - fixture
 from tests.test_waitlist_e2e import apply_and_decide, make_system  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.mysql
