@@ -49,7 +49,7 @@ def sync(client, app):
     def call(event_type: str, body: dict, version: int = 1, envelope: Envelope | None = None, headers=None):
         envelope = envelope or Envelope(type=event_type, version=version, application=body)
         raw = envelope.to_json().encode()
-        path = "/enterwait/request" if event_type == "REQUEST" else "/enterwait/cancel"
+        path = f"/enterwait/{event_type.lower()}"
         return client.post(path, data=raw, headers=headers if headers is not None else
                            {**SECRET_HEADERS, **sign(secret, raw)})
 
@@ -62,27 +62,35 @@ def staff(make_user, bearer):
     return bearer(user.email, app_name="childsys")
 
 
-def test_requested_application_is_listed_accepted_enrolled_and_published(client, sync, staff, queue, sqs):
+def test_requested_application_is_listed_offered_published_and_enrolled_on_confirm(client, sync, staff, queue, sqs):
     body = seed_body()
     assert sync("REQUEST", body).json == {"status": "applied"}
 
     listed = client.get("/request?nursery_id=A00017", headers=staff).json["applications"]
     mine = next(a for a in listed if a["child_id"] == body["child_id"])
     assert (mine["status"], mine["request_status"], mine["parent_email"]) == ("REQUESTED", 1, "parent@example.com")
+    assert (mine["rank"], mine["score"]) == (1, 0)
 
     response = client.post("/request/accept", json=body, headers=staff)
     assert response.status_code == 200
     assert response.json["application"]["status"] == "ACCEPTED"
     assert response.json["application"]["request_status"] == 2
+    deadline = response.json["application"]["offer_expires_at"]
 
     [event] = received(sqs, queue)
-    assert (event.type, event.version, event.request_id) == ("ACCEPT", 2, body["child_id"] + "A00017")
+    assert (event.type, event.version, event.request_id) == ("OFFER", 2, body["child_id"] + "A00017")
     assert event.application["parent_email"] == "parent@example.com"
+    assert event.application["offer_expires_at"] == deadline and event.actor.startswith("staff-")
 
     from childsys.models import Enrollment, db
 
-    with client.application.app_context():
-        assert db.session.query(Enrollment).filter_by(request_id=event.request_id).count() == 1
+    def enrolled() -> int:
+        with client.application.app_context():
+            return db.session.query(Enrollment).filter_by(request_id=event.request_id).count()
+
+    assert enrolled() == 0, "an offer is not an enrolment yet"
+    assert sync("CONFIRM", body, version=3).json == {"status": "applied"}
+    assert enrolled() == 1
 
 
 def test_reject_needs_a_reason_and_a_rejected_application_cannot_be_accepted(client, sync, staff, queue, sqs):
@@ -145,11 +153,12 @@ def test_cancel_before_its_request_ends_cancelled(client, sync, staff):
     assert mine[0]["status"] == "CANCELLED" and mine[0]["request_status"] == 99
 
 
-def test_cancel_after_accept_removes_the_enrolment(client, sync, staff, queue, make_user, sign_in):
+def test_cancel_after_enrolment_removes_it(client, sync, staff, queue, make_user, sign_in):
     body = seed_body()
     sync("REQUEST", body)
     client.post("/request/accept", json=body, headers=staff)
-    assert sync("CANCEL", body, version=3).json == {"status": "applied"}
+    assert sync("CONFIRM", body, version=3).json == {"status": "applied"}
+    assert sync("CANCEL", body, version=4).json == {"status": "applied"}
 
     from childsys.models import Enrollment, db
 
@@ -189,7 +198,10 @@ def test_staff_pages_list_open_and_accept(client, sync, make_user, sign_in, subm
 
     response = submit(client, f"{detail}/accept", {}, page=detail)
     assert response.status_code == 302
-    assert "박새싹" in client.get("/enrolled").text
+    assert 'data-status="ACCEPTED"' in client.get(detail).text, "offered, waiting for the parent"
+    assert "박새싹" not in client.get("/enrolled").text
     conflict = submit(client, f"{detail}/reject", {"reason": "x"}, page=detail)
     assert conflict.status_code in (200, 302)  # the page no longer offers it; a replayed post is refused
+    assert 'data-status="ACCEPTED"' in client.get(detail).text
+    assert sync("CONFIRM", body, version=3).json == {"status": "applied"}
     assert "박새싹" in client.get("/enrolled").text

@@ -20,6 +20,7 @@ from tests.test_pipeline_flow import pipeline_settings
 from tests.test_reqsys_waitlist import add_nurseries, seed_body
 
 PASSES = 60
+EMAILED = {"accept": "OFFER", "reject": "REJECT"}  # staff acceptance offers a place
 
 
 @pytest.fixture
@@ -46,9 +47,11 @@ def make_system(make_app, live_server, make_user, bearer, resources, tmp_path, m
 
         parent = make_user(groups=("parents",))
         staff = make_user(groups=("staff",), daycare_id="A00017")
+        admin = make_user(groups=("admins",))
         return SimpleNamespace(
             reqsys=reqsys_app.test_client(), childsys=childsys_app.test_client(), runner=runner,
-            parent=bearer(parent.email), staff=bearer(staff.email, app_name="childsys"))
+            parent=bearer(parent.email), staff=bearer(staff.email, app_name="childsys"),
+            admin=bearer(admin.email, app_name="childsys"))
 
     return make
 
@@ -67,8 +70,10 @@ def pump(system, done) -> bool:
     return done()
 
 
-def in_childsys(system, request_id):
-    listed = system.childsys.get("/request?nursery_id=A00017", headers=system.staff).json["applications"]
+def in_childsys(system, request_id, nursery_id="A00017"):
+    """The application as childsys lists it (staff of A00017; an admin for another daycare), or None."""
+    headers = system.staff if nursery_id == "A00017" else system.admin
+    listed = system.childsys.get(f"/request?nursery_id={nursery_id}", headers=headers).json["applications"]
     return next((a for a in listed if a["request_id"] == request_id), None)
 
 
@@ -102,7 +107,7 @@ def apply_and_decide(system, decision, status, code):
     assert in_reqsys(system, request_id)["request_status"] == code
     assert pump(system, lambda: len(subjects_to(email)) >= 2)
     english = sorted(subject.rsplit(" / ", 1)[-1] for subject in subjects_to(email))
-    assert english == sorted([SUBJECTS["REQUEST"][1], SUBJECTS[decision.upper()][1]])
+    assert english == sorted([SUBJECTS["REQUEST"][1], SUBJECTS[EMAILED[decision]][1]])
 
 
 def test_cancel_after_accept_reaches_childsys_and_unenrols(system):
