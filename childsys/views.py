@@ -25,7 +25,8 @@ api = Blueprint("api", __name__)
 
 STAFF = ("staff", "admins")
 STATUS_LABELS = {
-    "REQUESTED": _l("Waiting for a place"), "ACCEPTED": _l("Offered"), "ENROLLED": _l("Place confirmed"), "REJECTED": _l("Rejected"),
+    "REQUESTED": _l("Waiting for a place"), "ACCEPTED": _l("Offered"), "ENROLLED": _l("Place confirmed"),
+    "REJECTED": _l("Rejected"),
     "DECLINED": _l("Declined by the parent"), "EXPIRED": _l("Offer expired"), "WITHDRAWN": _l("Withdrawn"),
     "CANCELLED": _l("Cancelled"),
 }

@@ -114,8 +114,8 @@ def test_the_repository_file_has_the_portal_items():
 
 def test_criteria_are_configuration_an_operator_can_replace(tmp_path):
     path = tmp_path / "criteria.json"
-    path.write_text(json.dumps({"criteria": [
-        {"code": "NEW_RULE", "tier": 1, "points": 300, "label": {"ko": "새 항목", "en": "New"}, "proof_required": False}]}))
+    path.write_text(json.dumps({"criteria": [{"code": "NEW_RULE", "tier": 1, "points": 300,
+                                              "label": {"ko": "새 항목", "en": "New"}, "proof_required": False}]}))
     assert priority(["NEW_RULE"], load_criteria(str(path))) == (1, 300)
     broken = tmp_path / "broken.json"
     broken.write_text('{"criteria": [{"code": "x"}]}')
