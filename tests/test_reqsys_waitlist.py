@@ -5,12 +5,10 @@ Against the moto server (the `resources` fixture) and a migrated SQLite file per
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
 import uuid
-from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -46,11 +44,6 @@ def listed_start(envelope) -> str:
     return default_start(envelope.occurred_at)
 
 
-def claims_of(token: str) -> dict:
-    part = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-
-
 # --- fixtures -------------------------------------------------------------------------------------------
 
 
@@ -72,19 +65,6 @@ def app(make_app):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-@pytest.fixture
-def account(make_user, tokens_for):
-    """account(*groups) -> SimpleNamespace(email, sub, headers)."""
-
-    def make(*groups: str):
-        user = make_user(groups=groups or ("parents",))
-        token = tokens_for(user.email)["id_token"]
-        return SimpleNamespace(email=user.email, sub=claims_of(token)["sub"],
-                               headers={"Authorization": f"Bearer {token}"})
-
-    return make
 
 
 @pytest.fixture
