@@ -18,7 +18,7 @@ from shared.auth.forms import EmptyForm
 from shared.errors import ApiError, Conflict
 from shared.events import EventType
 from shared.payloads import load_json
-from shared.waitlist import CriterionStatus, Status
+from shared.waitlist import EVENT_LABELS, CriterionStatus, Status
 
 bp = Blueprint("main", __name__)
 api = Blueprint("api", __name__)
@@ -29,13 +29,6 @@ STATUS_LABELS = {
     "REJECTED": _l("Rejected"),
     "DECLINED": _l("Declined by the parent"), "EXPIRED": _l("Offer expired"), "WITHDRAWN": _l("Withdrawn"),
     "CANCELLED": _l("Cancelled"),
-}
-EVENT_LABELS = {
-    "REQUEST": _l("Applied"), "CANCEL": _l("Cancelled by the parent"), "ACCEPT": _l("Accepted (old flow)"),
-    "REJECT": _l("Rejected"), "OFFER": _l("Place offered"), "CONFIRM": _l("Confirmed by the parent"),
-    "DECLINE": _l("Declined by the parent"), "EXPIRE": _l("Offer expired"),
-    "WITHDRAW": _l("Withdrawn: enrolled elsewhere"), "VERIFY": _l("Criterion checked"),
-    "PROOF": _l("Proof uploaded"), "REMIND": _l("Reminder sent"),
 }
 CRITERION_LABELS = {"PENDING": _l("To check"), "VERIFIED": _l("Verified"), "REJECTED": _l("Not accepted")}
 

@@ -28,6 +28,7 @@ from enum import Enum, StrEnum
 from functools import cache
 from pathlib import Path
 
+from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 from sqlalchemy import (
     DateTime,
@@ -86,6 +87,23 @@ TRANSITIONS: dict[str, tuple[Status, frozenset[Status | None]]] = {
 }
 # the parent's side ending an application wins a tie with a daycare decision made at the same moment
 CLOSES_ON_TIE = frozenset({"CANCEL", "WITHDRAW"})
+
+
+# what happened, as staff and admins read it (the parent's own page speaks to the parent: reqsys.views)
+EVENT_LABELS = {
+    "REQUEST": _l("Application sent"),
+    "CANCEL": _l("Cancelled by the parent"),
+    "ACCEPT": _l("Accepted by the daycare"),
+    "REJECT": _l("Rejected by the daycare"),
+    "OFFER": _l("Place offered"),
+    "CONFIRM": _l("Confirmed by the parent"),
+    "DECLINE": _l("Declined by the parent"),
+    "EXPIRE": _l("Offer expired"),
+    "WITHDRAW": _l("Withdrawn: enrolled elsewhere"),
+    "REMIND": _l("Reminder sent"),
+    "VERIFY": _l("Criterion checked"),
+    "PROOF": _l("Proof uploaded"),
+}
 
 
 def next_status(current: Status | None, event_type: str) -> Status:
