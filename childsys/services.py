@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -35,24 +35,26 @@ from childsys.models import (
 from shared.auth import Identity
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import Envelope, EventType
+from shared.sync import commit_synced
 from shared.waitlist import (
     CLOSES_ON_TIE,
+    CRITERION_CODE,
     FROM_REQSYS,
     TRANSITIONS,
     WAITING,
     ApplicationBody,
+    ApplicationRef,
     Criterion,
     CriterionEvent,
     CriterionStatus,
     Status,
-    age_class,
+    class_for,
     declare_criteria,
     default_start,
     load_criteria,
     naive_utc,
     next_status,
     offer_deadline,
-    parse_month,
     rank_number,
     rank_order,
     should_apply,
@@ -70,36 +72,20 @@ def _fields(err: ValidationError, prefix: str = "") -> dict[str, str]:
             for e in err.errors()}
 
 
-class DecisionBody(BaseModel):
-    """Which application to decide on (the seed's full body is accepted too); why, for a rejection; and
-    for an offer into a full class, the reason for overriding the capacity."""
+class DecisionBody(ApplicationRef):
+    """Which application to decide on; why, for a rejection; and for an offer into a full class, the
+    reason for overriding the capacity."""
 
-    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
-
-    child_id: str = Field(min_length=1, max_length=20, pattern=r"^[0-9A-Za-z-]+$")
-    nursery_id: str = Field(min_length=1, max_length=10, pattern=r"^[A-Za-z0-9]+$")
     reason: str | None = Field(default=None, max_length=500)
     override_reason: str | None = Field(default=None, max_length=500)
 
-    @property
-    def request_id(self) -> str:
-        return self.child_id + self.nursery_id
 
-
-class VerifyBody(BaseModel):
+class VerifyBody(ApplicationRef):
     """A staff member's verdict on one declared criterion (a reason is required to reject it)."""
 
-    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
-
-    child_id: str = Field(min_length=1, max_length=20, pattern=r"^[0-9A-Za-z-]+$")
-    nursery_id: str = Field(min_length=1, max_length=10, pattern=r"^[A-Za-z0-9]+$")
-    criterion: str = Field(pattern=r"^[A-Z0-9_]{1,30}$")
+    criterion: str = Field(pattern=CRITERION_CODE)
     status: CriterionStatus
     reason: str | None = Field(default=None, max_length=500)
-
-    @property
-    def request_id(self) -> str:
-        return self.child_id + self.nursery_id
 
 
 def validate(model, data: Any):
@@ -446,18 +432,13 @@ def apply_sync(envelope: Envelope) -> str:
     application.status = target.code
     application.version = envelope.version
     _record(application, envelope, actor=envelope.actor or _default_actor(event_type, body), note=note)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return "ignored"
-    return "applied"
+    return commit_synced(db.session)
 
 
 def _renew(application: Application, body: ApplicationBody, occurred: datetime) -> None:
     """A (new) request: its start month, class, criteria, score and application time."""
     application.desired_start = body.desired_start or default_start(occurred)
-    application.age_class = age_class(body.birthday, parse_month(application.desired_start))
+    application.age_class = class_for(body.child_birthday, application.desired_start)
     application.applied_at = occurred
     application.reason = application.decided_by = None
     application.offered_at = application.offer_expires_at = None
@@ -492,12 +473,7 @@ def _apply_proof(application: Application | None, envelope: Envelope) -> str:
         criterion.status, criterion.reason = CriterionStatus.PENDING.value, None
     update_priority(application, criteria())
     _record(application, envelope, envelope.actor or application.parent_email, item.proof_name, criterion=item.code)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return "ignored"
-    return "applied"
+    return commit_synced(db.session)
 
 
 # --- the outbox --------------------------------------------------------------------------------------

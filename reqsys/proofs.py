@@ -14,11 +14,11 @@ import uuid
 from datetime import UTC, datetime
 
 from flask import current_app
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from reqsys.models import Application, ApplicationCriterion, db
 from reqsys.services import (
-    CHILD_ID,
+    ApplicationIds,
     actor,
     commit_or_conflict,
     criteria,
@@ -32,7 +32,7 @@ from shared.auth import Identity
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import EventType
 from shared.uploads import UploadPolicy, check_upload, delete_objects, presigned_post
-from shared.waitlist import CriterionStatus, Status, naive_utc
+from shared.waitlist import CRITERION_CODE, CriterionStatus, Status, naive_utc
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +40,10 @@ PROOF_POLICY = UploadPolicy(max_bytes=5 * 1024 * 1024,
                             content_types=frozenset({"application/pdf", "image/jpeg", "image/png"}))
 
 
-class _Target(BaseModel):
-    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
+class _Target(ApplicationIds):
+    """One criterion of one of the parent's applications."""
 
-    child_id: str = Field(min_length=1, max_length=20, pattern=CHILD_ID)
-    nursery_id: str = Field(min_length=1, max_length=10, pattern=r"^[A-Za-z0-9]+$")
-    criterion: str = Field(pattern=r"^[A-Z0-9_]{1,30}$")
-    user_id: str | None = Field(default=None, max_length=128)
-
-    @property
-    def request_id(self) -> str:
-        return self.child_id + self.nursery_id
+    criterion: str = Field(pattern=CRITERION_CODE)
 
 
 class UploadRequest(_Target):

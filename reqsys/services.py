@@ -26,11 +26,14 @@ from reqsys.models import Application, ApplicationCriterion, ApplicationHistory,
 from shared.auth import Identity
 from shared.errors import ApiError, Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import Envelope, EventType
+from shared.sync import commit_synced
 from shared.waitlist import (
     ACTIVE,
+    CHILD_ID,
     FROM_CHILDSYS,
     WAITING,
     ApplicationBody,
+    ApplicationRef,
     Criterion,
     CriterionEvent,
     CriterionStatus,
@@ -54,7 +57,6 @@ from shared.waitlist import (
 
 log = logging.getLogger(__name__)
 
-CHILD_ID = r"^[0-9A-Za-z-]+$"  # as ApplicationBody.child_id
 SEED_FIELDS = frozenset({"child_id", "child_name", "child_birthday", "parent_name", "parent_tel", "parent_address",
                          "parent_postcode", "parent_email", "nursery_id"})
 MONTHS_AHEAD = 24  # how far ahead a desired start month may be
@@ -91,18 +93,10 @@ class ChildBody(BaseModel):
         return value
 
 
-class ApplicationIds(BaseModel):
-    """Which application: its two ids (the full seed body is accepted too). Cancel, confirm, decline."""
+class ApplicationIds(ApplicationRef):
+    """Which of the parent's applications (cancel, confirm, decline); a user_id, if given, must be the parent."""
 
-    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
-
-    child_id: str = Field(min_length=1, max_length=20, pattern=CHILD_ID)
-    nursery_id: str = Field(min_length=1, max_length=10, pattern=r"^[A-Za-z0-9]+$")
     user_id: str | None = Field(default=None, max_length=128)
-
-    @property
-    def request_id(self) -> str:
-        return self.child_id + self.nursery_id
 
 
 def validate(model: type[Model], data: Any) -> Model:
@@ -463,7 +457,7 @@ def apply_sync(envelope: Envelope) -> str:
     application.version = envelope.version
     application.reason = reason
     record(application, envelope, note=reason)
-    return _commit_synced()
+    return commit_synced(db.session)
 
 
 def _deadline(envelope: Envelope) -> datetime:
@@ -500,16 +494,7 @@ def _apply_verification(application: Application, envelope: Envelope) -> str:
     criterion.decided_by, criterion.decided_at = envelope.actor, occurred
     update_priority(application, criteria())
     record(application, envelope, note=criterion.reason, criterion=item.code)
-    return _commit_synced()
-
-
-def _commit_synced() -> str:
-    try:
-        db.session.commit()
-    except IntegrityError:  # the same event delivered twice at once: the other one won
-        db.session.rollback()
-        return "ignored"
-    return "applied"
+    return commit_synced(db.session)
 
 
 # --- the outbox --------------------------------------------------------------------------------------

@@ -298,36 +298,36 @@ def cancel(request_id: str):
     return redirect(url_for("main.applications"))
 
 
-@bp.post("/applications/<request_id>/confirm")
-@login_required("parents")
-def confirm(request_id: str):
+def _answer_offer(request_id: str, answer):
+    """Run offers.confirm or offers.decline for the parent's application; (application, result or None)."""
     application = _own(request_id)
     try:
-        withdrawn = offers.confirm(g.identity, _ids(application))[1]
+        return application, answer(g.identity, _ids(application))
     except offers.OfferExpired:
         flash(_("The offer's deadline has passed: the place goes to the next child waiting."), "error")
     except Conflict:
         flash(_("There is no open offer on this application any more."), "error")
-    else:
+    return application, None
+
+
+@bp.post("/applications/<request_id>/confirm")
+@login_required("parents")
+def confirm(request_id: str):
+    application, confirmed = _answer_offer(request_id, offers.confirm)
+    if confirmed:
         flash(_("%(child)s's place at %(nursery)s is confirmed.", child=application.child_name,
                 nursery=application.nursery.name), "success")
-        if withdrawn:
+        if confirmed[1]:
             flash(_("The other applications of %(child)s (%(n)d) are withdrawn.", child=application.child_name,
-                    n=len(withdrawn)), "info")
+                    n=len(confirmed[1])), "info")
     return redirect(url_for("main.applications"))
 
 
 @bp.post("/applications/<request_id>/decline")
 @login_required("parents")
 def decline(request_id: str):
-    application = _own(request_id)
-    try:
-        offers.decline(g.identity, _ids(application))
-    except offers.OfferExpired:
-        flash(_("The offer's deadline has passed: the place goes to the next child waiting."), "error")
-    except Conflict:
-        flash(_("There is no open offer on this application any more."), "error")
-    else:
+    application, declined = _answer_offer(request_id, offers.decline)
+    if declined:
         flash(_("You declined the offer of %(nursery)s.", nursery=application.nursery.name), "success")
     return redirect(url_for("main.applications"))
 

@@ -36,6 +36,19 @@ def signed_envelope(expected: EventType) -> Envelope:
     return envelope
 
 
+def commit_synced(session) -> str:
+    """Commit a synced event's change: "applied", or "ignored" when the same event, delivered twice at
+    once, was committed by the other delivery first (its history row's event_id is unique)."""
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return "ignored"
+    return "applied"
+
+
 def sync_blueprint(prefix: str, event_types, apply_sync) -> Blueprint:
     """One signed POST endpoint per event type, at `{prefix}/{type in lower case}`, each answering
     {"status": apply_sync(envelope)} ("applied" or "ignored")."""

@@ -49,6 +49,9 @@ from shared.errors import Conflict
 from shared.events import FROM_CHILDSYS, FROM_REQSYS  # noqa: F401 - the apps read them from here too
 
 KST = timezone(timedelta(hours=9), "KST")  # Korea has no daylight saving time
+CHILD_ID = r"^[0-9A-Za-z-]+$"
+NURSERY_ID = r"^[A-Za-z0-9]+$"
+CRITERION_CODE = r"^[A-Z0-9_]{1,30}$"
 # MySQL's DATETIME drops fractions of a second: ties by application time need microseconds
 PreciseDateTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
@@ -163,6 +166,14 @@ def age_class(birthday: date, start: date) -> int | None:
     return max(years, 0)
 
 
+def class_for(child_birthday: str, desired_start: str) -> int | None:
+    """age_class from the stored texts (birthday YYYYMMDD, start YYYY-MM); None when unreadable or past 5세반."""
+    try:
+        return age_class(datetime.strptime(child_birthday, "%Y%m%d").date(), parse_month(desired_start))
+    except (TypeError, ValueError):
+        return None
+
+
 def parse_month(value: str) -> date:
     """'YYYY-MM' as the first day of that month (ValueError otherwise)."""
     match = MONTH.match(value or "")
@@ -230,7 +241,7 @@ class Criterion(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    code: str = Field(pattern=r"^[A-Z0-9_]{1,30}$")
+    code: str = Field(pattern=CRITERION_CODE)
     tier: int = Field(ge=1, le=2)  # 1순위 / 2순위
     points: int = Field(ge=0, le=1000)
     label: _Label
@@ -365,7 +376,7 @@ class CriterionEvent(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    code: str = Field(pattern=r"^[A-Z0-9_]{1,30}$")
+    code: str = Field(pattern=CRITERION_CODE)
     status: CriterionStatus = CriterionStatus.PENDING
     reason: str | None = Field(default=None, max_length=500)
     proof_key: str | None = Field(default=None, max_length=300)
@@ -377,13 +388,26 @@ class CriterionEvent(BaseModel):
 KOREAN_PHONE = re.compile(r"^0\d{1,2}-?\d{3,4}-?\d{4}$")
 
 
+class ApplicationRef(BaseModel):
+    """Which application a request is about: the seed's two ids (the seed's full body is accepted too)."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
+
+    child_id: str = Field(min_length=1, max_length=20, pattern=CHILD_ID)
+    nursery_id: str = Field(min_length=1, max_length=10, pattern=NURSERY_ID)
+
+    @property
+    def request_id(self) -> str:
+        return self.child_id + self.nursery_id
+
+
 class ApplicationBody(BaseModel):
     """The seed's JSON body, validated field by field, with the portal's two additions (both optional,
     so the seed's own body still works): the desired start month and the declared priority criteria."""
 
     model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
 
-    child_id: str = Field(min_length=1, max_length=20, pattern=r"^[0-9A-Za-z-]+$")
+    child_id: str = Field(min_length=1, max_length=20, pattern=CHILD_ID)
     child_name: str = Field(min_length=1, max_length=50)
     child_birthday: str
     user_id: str | None = Field(default=None, max_length=128)
@@ -392,7 +416,7 @@ class ApplicationBody(BaseModel):
     parent_address: str = Field(min_length=1, max_length=200)
     parent_postcode: str = Field(pattern=r"^\d{5}$")
     parent_email: EmailStr
-    nursery_id: str = Field(min_length=1, max_length=10, pattern=r"^[A-Za-z0-9]+$")
+    nursery_id: str = Field(min_length=1, max_length=10, pattern=NURSERY_ID)
     desired_start: str | None = None
     criteria: list[str] = Field(default_factory=list, max_length=20)
 

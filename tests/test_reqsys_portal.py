@@ -27,23 +27,13 @@ from tests.test_reqsys_waitlist import (
     signed,
 )
 
-MORE_NURSERIES = [("A00021", "새싹 국공립어린이집", "서울특별시 서대문구 연희로 12", "서대문구"),
-                  ("B00102", "무지개 어린이집", "경기도 성남시 분당구 정자일로 95", "성남시 분당구")]
 PDF = b"%PDF-1.7\n" + b"1 0 obj <<>> endobj\n" * 10
-
-
-def add_more_nurseries(app) -> None:
-    with app.app_context(), app.extensions["sqlalchemy"].engine.begin() as conn:
-        for row in MORE_NURSERIES:
-            conn.execute(sa.text("INSERT INTO nurseries (nursery_id, name, address, area) VALUES (:i, :n, :a, :r)"),
-                         dict(zip("inar", row, strict=True)))
 
 
 @pytest.fixture
 def app(make_app):
     app = make_app("reqsys")
     add_nurseries(app)
-    add_more_nurseries(app)
     return app
 
 

@@ -13,11 +13,9 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from shared.demo import NURSERIES  # the five demo daycares
 from shared.events import Envelope
 from shared.signing import sign
-
-NURSERIES = [("A00017", "햇살 어린이집", "서울특별시 마포구 월드컵북로 21", "마포구"),
-             ("A00018", "푸른숲 어린이집", "서울특별시 마포구 성미산로 33", "마포구")]
 
 
 def seed_body(**changes) -> dict:

@@ -21,16 +21,12 @@ PRECISE = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mariadb').with_vari
 
 def start_and_class(created_at, birthday):
     """What existing rows get: the month after they were made, and the child's class then."""
-    from datetime import UTC, datetime
+    from datetime import UTC
 
-    from shared.waitlist import age_class, default_start, parse_month
+    from shared.waitlist import class_for, default_start
 
     desired_start = default_start(created_at.replace(tzinfo=UTC))
-    try:
-        born = datetime.strptime(birthday, "%Y%m%d").date()
-    except (TypeError, ValueError):
-        return desired_start, None
-    return desired_start, age_class(born, parse_month(desired_start))
+    return desired_start, class_for(birthday, desired_start)
 
 
 def upgrade():
