@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 
 from childsys.models import Application, ApplicationHistory, ClassCapacity, Enrollment, db, utcnow
 from childsys.services import staff_daycare
 from shared.auth import Identity
 from shared.errors import ApiError, ValidationFailed
-from shared.waitlist import OLDEST_CLASS, WAITING, Status, rank_number, rank_order
+from shared.waitlist import OLDEST_CLASS, WAITING, Status, rank_order
 
 CLASSES = tuple(range(OLDEST_CLASS + 1))
 MAX_PLACES = 300
@@ -62,13 +62,13 @@ def class_places(nursery_id: str, only: int | None = None) -> list[ClassPlaces]:
         select(ClassCapacity).where(ClassCapacity.nursery_id == nursery_id, ClassCapacity.age_class.in_(classes)))}
     enrolled = _counts(select(Enrollment.age_class, func.count()).where(
         Enrollment.nursery_id == nursery_id, Enrollment.age_class.in_(classes)).group_by(Enrollment.age_class))
-
-    def applications(status: Status) -> dict[int, int]:
-        return _counts(select(Application.age_class, func.count()).where(
-            Application.nursery_id == nursery_id, Application.status == status.code,
-            Application.age_class.in_(classes)).group_by(Application.age_class))
-
-    offered, waiting = applications(Status.ACCEPTED), applications(WAITING)
+    offered: dict[int, int] = {}
+    waiting: dict[int, int] = {}
+    for status, klass, n in db.session.execute(
+            select(Application.status, Application.age_class, func.count()).where(
+                Application.nursery_id == nursery_id, Application.status.in_([Status.ACCEPTED.code, WAITING.code]),
+                Application.age_class.in_(classes)).group_by(Application.status, Application.age_class)):
+        (offered if status == Status.ACCEPTED.code else waiting)[klass] = n
     return [ClassPlaces(k, places.get(k), enrolled.get(k, 0), offered.get(k, 0), waiting.get(k, 0)) for k in classes]
 
 
@@ -122,22 +122,20 @@ class Prompt:
 
     places: ClassPlaces
     application: Application
-    rank: int
 
 
 def offer_prompts(nursery_id: str, classes: list[ClassPlaces]) -> list[Prompt]:
-    """For each class with places set, a free place and someone waiting: the highest ranked child waiting in it."""
+    """For each class with places set, a free place and someone waiting: the highest ranked child waiting in it
+    (one query: the first row of each such class's queue index)."""
     open_classes = {c.age_class: c for c in classes if c.free is not None and c.free > 0 and c.waiting}
     if not open_classes:
         return []
-    queue = select(
-        Application.id, Application.age_class, rank_number(Application).label("rank"),
-        func.row_number().over(partition_by=Application.age_class, order_by=rank_order(Application))
-        .label("place_in_class"),
-    ).where(Application.nursery_id == nursery_id, Application.status == WAITING.code).subquery()
-    rows = db.session.execute(select(Application, queue.c.rank).join(queue, queue.c.id == Application.id).where(
-        queue.c.place_in_class == 1, queue.c.age_class.in_(list(open_classes))).order_by(Application.age_class))
-    return [Prompt(open_classes[a.age_class], a, rank) for a, rank in rows]
+    firsts = [select(Application.id).where(
+        Application.nursery_id == nursery_id, Application.status == WAITING.code, Application.age_class == klass)
+        .order_by(*rank_order(Application)).limit(1).subquery().select() for klass in open_classes]
+    ids = list(db.session.scalars(union_all(*firsts))) if len(firsts) > 1 else list(db.session.scalars(firsts[0]))
+    applications = db.session.scalars(select(Application).where(Application.id.in_(ids))).all()
+    return sorted((Prompt(open_classes[a.age_class], a) for a in applications), key=lambda p: p.places.age_class)
 
 
 def released_offers(nursery_id: str, now: datetime | None = None) -> list[tuple[ApplicationHistory, Application]]:

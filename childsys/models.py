@@ -9,7 +9,7 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.outbox import OutboxMixin
-from shared.waitlist import CriterionMixin, RankedApplicationMixin, Status, queue_index
+from shared.waitlist import CriterionMixin, RankedApplicationMixin, Status, queue_indexes
 
 
 class Base(DeclarativeBase):
@@ -48,7 +48,6 @@ class Application(RankedApplicationMixin, db.Model):
     """
 
     __tablename__ = "applications"
-    __table_args__ = (queue_index(), Index("ix_applications_class", "nursery_id", "status", "age_class"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     request_id: Mapped[str] = mapped_column(String(30), unique=True)
@@ -83,6 +82,10 @@ class Application(RankedApplicationMixin, db.Model):
 
     def criterion(self, code: str) -> ApplicationCriterion | None:
         return next((c for c in self.criteria if c.code == code), None)
+
+
+queue_indexes(Application)
+Index("ix_applications_recent", Application.nursery_id, Application.updated_at)  # the other tabs: latest first
 
 
 class ApplicationCriterion(CriterionMixin, db.Model):

@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import current_app
 from pydantic import Field, ValidationError
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -55,8 +55,9 @@ from shared.waitlist import (
     naive_utc,
     next_status,
     offer_deadline,
-    rank_number,
+    rank_of,
     rank_order,
+    ranks_of,
     should_apply,
     update_priority,
 )
@@ -130,12 +131,12 @@ def parse_status(status: str | None) -> Status | None:
 
 def list_applications(identity: Identity, nursery_id: str | None, status: str | None = None,
                       newest_first: bool = False, page: int = 1, klass: int | None = None,
-                      ) -> tuple[list[tuple[Application, int | None]], int]:
+                      total: int | None = None) -> tuple[list[tuple[Application, int | None]], int]:
     """A page of one daycare's applications with each waiting one's rank, and the total.
 
-    Waiting applications come in rank order (the rank is computed by the database over the whole
-    queue); the others, most recently changed first. `klass` keeps one age class (ranks stay the
-    daycare's).
+    Waiting applications come in rank order: the database reads the page off the queue index,
+    so a row's rank is its place in that order. Other statuses come most recently changed first.
+    `klass` keeps one age class (ranks stay the daycare's). `total`: the caller has counted already.
     """
     nursery_id = staff_daycare(identity, nursery_id)
     wanted = parse_status(status)
@@ -144,22 +145,20 @@ def list_applications(identity: Identity, nursery_id: str | None, status: str | 
         where.append(Application.status == wanted.code)
     if klass is not None:
         where.append(Application.age_class == klass)
-    total = db.session.scalar(select(func.count()).select_from(Application).where(*where)) or 0
+    if total is None:
+        total = db.session.scalar(select(func.count()).select_from(Application).where(*where)) or 0
     offset = max(page - 1, 0) * PAGE_SIZE
-    options = selectinload(Application.criteria)
-    if wanted is WAITING and klass is None and not newest_first:
-        # the staff list: one pass over the queue index, numbered in order
-        stmt = select(Application, rank_number(Application)).where(*where).order_by(*rank_order(Application))
+    queue = wanted is WAITING and not newest_first
+    if newest_first:
+        order = (Application.created_at.desc(), Application.id.desc())
     else:
-        queue = select(Application.id, rank_number(Application).label("rank")).where(
-            Application.nursery_id == nursery_id, Application.status == WAITING.code).subquery()
-        order = (Application.created_at.desc(), Application.id.desc()) if newest_first else (
-            case((queue.c.rank.is_(None), 1), else_=0), queue.c.rank, Application.updated_at.desc(),
-            Application.id.desc())
-        stmt = select(Application, queue.c.rank).outerjoin(queue, queue.c.id == Application.id).where(
-            *where).order_by(*order)
-    rows = db.session.execute(stmt.options(options).limit(PAGE_SIZE).offset(offset))
-    return [(application, rank) for application, rank in rows], total
+        order = rank_order(Application) if queue else (Application.updated_at.desc(), Application.id.desc())
+    rows = list(db.session.scalars(select(Application).where(*where).order_by(*order)
+                                   .options(selectinload(Application.criteria)).limit(PAGE_SIZE).offset(offset)))
+    if queue and klass is None:  # the page is a slice of the whole queue: its place is its rank
+        return [(application, offset + i + 1) for i, application in enumerate(rows)], total
+    ranks = ranks_of(db.session, Application, nursery_id, (a.id for a in rows if a.status == WAITING.code))
+    return [(application, ranks.get(application.id)) for application in rows], total
 
 
 def status_counts(identity: Identity, nursery_id: str | None) -> dict[str, int]:
@@ -183,9 +182,7 @@ def rank_in_queue(application: Application) -> int | None:
     """The application's rank at its daycare while it waits."""
     if application.status != WAITING.code:
         return None
-    queue = select(Application.id, rank_number(Application).label("rank")).where(
-        Application.nursery_id == application.nursery_id, Application.status == WAITING.code).subquery()
-    return db.session.scalar(select(queue.c.rank).where(queue.c.id == application.id))
+    return db.session.scalar(select(rank_of(Application)).where(Application.id == application.id))
 
 
 def list_enrollments(identity: Identity, nursery_id: str | None = None) -> list[Enrollment]:

@@ -91,12 +91,14 @@ def applications():
     klass = _class_arg()
     newest = request.args.get("sort") == "newest"
     page = max(request.args.get("page", 1, type=int), 1)
-    rows, total = services.list_applications(g.identity, nursery_id, status, newest, page, klass)
+    counts = services.status_counts(g.identity, nursery_id)
+    known = None if klass is not None else (counts[status] if status else sum(counts.values()))
+    rows, total = services.list_applications(g.identity, nursery_id, status, newest, page, klass, known)
     classes = capacity.class_places(nursery_id)
     return render_template(
         "childsys/applications.html", applications=rows, total=total, page=page, status=status or "ALL",
         newest=newest, klass_filter=klass, pages=max((total + services.PAGE_SIZE - 1) // services.PAGE_SIZE, 1),
-        counts=services.status_counts(g.identity, nursery_id), classes=classes,
+        counts=counts, classes=classes,
         prompts=capacity.offer_prompts(nursery_id, classes), released=capacity.released_offers(nursery_id),
         nursery=db.session.get(Nursery, nursery_id), nursery_id=nursery_id, criteria=services.criteria(),
         form=EmptyForm())

@@ -9,7 +9,7 @@ from sqlalchemy import Date, DateTime, ForeignKey, Index, Integer, String, Uniqu
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.outbox import OutboxMixin
-from shared.waitlist import CriterionMixin, RankedApplicationMixin, Status, queue_index
+from shared.waitlist import CriterionMixin, RankedApplicationMixin, Status, queue_indexes
 
 
 class Base(DeclarativeBase):
@@ -64,7 +64,6 @@ class Application(RankedApplicationMixin, db.Model):
 
     __tablename__ = "applications"
     __table_args__ = (
-        queue_index(),
         Index("ix_applications_child_status", "child_id", "status"),  # a child's limit
         Index("ix_applications_offers", "status", "offer_expires_at"),  # the deadline schedule
     )
@@ -107,6 +106,9 @@ class Application(RankedApplicationMixin, db.Model):
 
     def criterion(self, code: str) -> ApplicationCriterion | None:
         return next((c for c in self.criteria if c.code == code), None)
+
+
+queue_indexes(Application)
 
 
 class ApplicationCriterion(CriterionMixin, db.Model):

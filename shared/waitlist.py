@@ -307,9 +307,15 @@ def rank_order(model) -> tuple:
     return (model.priority_tier.asc(), model.score.desc(), model.applied_at.asc(), model.request_id.asc())
 
 
-def rank_number(model):
-    """ROW_NUMBER() in the rank order: the rank of each row of a query over one daycare's waiting list."""
-    return func.row_number().over(order_by=rank_order(model))
+def ranks_of(session, model, nursery_id: str, ids: Iterable[int]) -> dict[int, int]:
+    """The ranks of some waiting applications of one daycare, in one query: ROW_NUMBER() over the queue
+    (read off its index, nothing leaves the database but the asked-for rows)."""
+    ids = list(ids)
+    if not ids:
+        return {}
+    queue = select(model.id, func.row_number().over(order_by=rank_order(model)).label("rank")).where(
+        model.nursery_id == nursery_id, model.status == WAITING.code).subquery()
+    return dict(session.execute(select(queue.c.id, queue.c.rank).where(queue.c.id.in_(ids))).all())
 
 
 def rank_of(model):
@@ -326,9 +332,13 @@ def rank_of(model):
     ).scalar_subquery()
 
 
-def queue_index() -> Index:
-    """The index every rank query walks: one daycare's applications of one status, in rank order."""
-    return Index("ix_applications_queue", "nursery_id", "status", "priority_tier", "score", "applied_at")
+def queue_indexes(model) -> None:
+    """The indexes rank queries walk, in rank order exactly (score descending), so the database reads a
+    page of the queue, or counts the applications ahead of one, without sorting the queue: one daycare's
+    applications of one status, and the same per age class."""
+    order = (model.priority_tier, model.score.desc(), model.applied_at, model.request_id)
+    Index("ix_applications_queue", model.nursery_id, model.status, *order)
+    Index("ix_applications_class_queue", model.nursery_id, model.status, model.age_class, *order)
 
 
 class RankedApplicationMixin:

@@ -100,13 +100,19 @@ def upgrade():
     with op.batch_alter_table('applications', schema=None) as batch_op:
         batch_op.alter_column('desired_start', existing_type=sa.String(length=7), nullable=False)
         batch_op.alter_column('applied_at', existing_type=PRECISE, nullable=False)
-        batch_op.create_index('ix_applications_class', ['nursery_id', 'status', 'age_class'], unique=False)
-        batch_op.create_index('ix_applications_queue', ['nursery_id', 'status', 'priority_tier', 'score', 'applied_at'], unique=False)
     with op.batch_alter_table('enrollments', schema=None) as batch_op:
         batch_op.create_index('ix_enrollments_class', ['nursery_id', 'age_class'], unique=False)
+    # the rank order exactly (score descending): pages of the queue and counts ahead read the index in order
+    rank_order = ['priority_tier', sa.text('score DESC'), 'applied_at', 'request_id']
+    op.create_index('ix_applications_queue', 'applications', ['nursery_id', 'status', *rank_order])
+    op.create_index('ix_applications_class_queue', 'applications', ['nursery_id', 'status', 'age_class', *rank_order])
+    op.create_index('ix_applications_recent', 'applications', ['nursery_id', 'updated_at'])
 
 
 def downgrade():
+    op.drop_index('ix_applications_recent', table_name='applications')
+    op.drop_index('ix_applications_class_queue', table_name='applications')
+    op.drop_index('ix_applications_queue', table_name='applications')
     op.execute("UPDATE applications SET status = 2 WHERE status = 3")  # enrolled was "accepted" before
     with op.batch_alter_table('enrollments', schema=None) as batch_op:
         batch_op.drop_index('ix_enrollments_class')
@@ -114,8 +120,6 @@ def downgrade():
         batch_op.drop_column('age_class')
 
     with op.batch_alter_table('applications', schema=None) as batch_op:
-        batch_op.drop_index('ix_applications_queue')
-        batch_op.drop_index('ix_applications_class')
         batch_op.drop_column('offer_expires_at')
         batch_op.drop_column('offered_at')
         batch_op.drop_column('score')

@@ -80,13 +80,17 @@ def upgrade():
         batch_op.alter_column('applied_at', existing_type=PRECISE, nullable=False)
         batch_op.create_index('ix_applications_child_status', ['child_id', 'status'], unique=False)
         batch_op.create_index('ix_applications_offers', ['status', 'offer_expires_at'], unique=False)
-        batch_op.create_index('ix_applications_queue', ['nursery_id', 'status', 'priority_tier', 'score', 'applied_at'], unique=False)
+    # the rank order exactly (score descending): pages of the queue and counts ahead read the index in order
+    rank_order = ['priority_tier', sa.text('score DESC'), 'applied_at', 'request_id']
+    op.create_index('ix_applications_queue', 'applications', ['nursery_id', 'status', *rank_order])
+    op.create_index('ix_applications_class_queue', 'applications', ['nursery_id', 'status', 'age_class', *rank_order])
 
 
 def downgrade():
+    op.drop_index('ix_applications_class_queue', table_name='applications')
+    op.drop_index('ix_applications_queue', table_name='applications')
     op.execute("UPDATE applications SET status = 2 WHERE status = 3")  # enrolled was "accepted" before
     with op.batch_alter_table('applications', schema=None) as batch_op:
-        batch_op.drop_index('ix_applications_queue')
         batch_op.drop_index('ix_applications_offers')
         batch_op.drop_index('ix_applications_child_status')
         batch_op.drop_column('offer_expires_at')
