@@ -285,6 +285,21 @@ def test_the_schedule_expires_unanswered_offers_and_reminds_once(app, client, pa
     assert by_id(client, other_parent)[request_id(other)]["status"] == "REQUESTED", "only the offer moved on"
 
 
+def test_the_schedule_handler_runs_the_deadlines_in_the_app(app, client, parent, queue, monkeypatch):
+    """reqsys.schedule.handler is what Zappa's expression event calls: it builds the app once and runs."""
+    import importlib
+
+    body = seed_body()
+    apply(client, parent, body)
+    offer(client, app, body, offered_at=datetime.now(UTC) - timedelta(days=9), days=7)
+    built = []
+    monkeypatch.setattr("reqsys.create_app", lambda: built.append(1) or app)
+    schedule = importlib.reload(importlib.import_module("reqsys.schedule"))
+    assert schedule.handler({"source": "aws.events"}, None) == {"expired": 1, "reminded": 0}
+    assert schedule.handler({}, None) == {"expired": 0, "reminded": 0} and built == [1]
+    assert by_id(client, parent)[request_id(body)]["status"] == "EXPIRED"
+
+
 def test_a_confirmation_after_the_deadline_expires_the_offer_instead(app, client, parent, queue, sqs):
     body = seed_body()
     apply(client, parent, body)
