@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from tests.test_uploads import PDF
 from tests.test_waitlist_e2e import in_childsys, make_system, pump, system  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
@@ -62,7 +63,15 @@ def test_offer_confirm_and_the_other_application_is_withdrawn(system, make_user,
     apply(parent_page, reqsys_url, "A00017", "김새싹 (2023-03-01)", criteria=["DUAL_INCOME"])
     assert status_of(parent_page, offered) == "REQUESTED"
     assert "대기 순위 1위" in parent_page.locator(f"#application-{offered} .queue").inner_text()
-    assert parent_page.locator(f"#criterion-{offered}-DUAL_INCOME").get_attribute("data-status") == "PENDING"
+    criterion = parent_page.locator(f"#criterion-{offered}-DUAL_INCOME")
+    assert criterion.get_attribute("data-status") == "PENDING"
+    # the proof goes from the browser straight to S3 (the emulator), then the server checks and records it
+    criterion.locator("input[type=file]").set_input_files(
+        files=[{"name": "재직증명서.pdf", "mimeType": "application/pdf", "buffer": PDF}])
+    with parent_page.expect_navigation():
+        criterion.get_by_role("button", name="증빙 서류 올리기").click()
+    assert "증빙 서류를 올렸습니다" in parent_page.content()
+    assert "재직증명서.pdf" in parent_page.locator(f"#criterion-{offered}-DUAL_INCOME").inner_text()
     parent_page.goto(f"{reqsys_url}/nurseries/A00018/apply")
     assert "3곳 중 1곳 신청 중" in parent_page.locator("#limits").inner_text(), "the form states the limit"
     apply(parent_page, reqsys_url, "A00018", "김새싹 (2023-03-01)")
@@ -73,6 +82,15 @@ def test_offer_confirm_and_the_other_application_is_withdrawn(system, make_user,
     assert pump(system, lambda: staff_page.goto(f"{childsys_url}/applications") and "김새싹" in staff_page.content())
     with staff_page.expect_navigation():
         staff_page.get_by_role("link", name="김새싹").click()
+    assert pump(system, lambda: staff_page.reload() or "재직증명서.pdf" in staff_page.content()), "the proof arrived"
+    href = staff_page.get_by_role("link", name="증빙 서류 열기: 재직증명서.pdf").get_attribute("href")
+    opened = staff_page.request.get(childsys_url + href, max_redirects=0)  # with the staff member's session
+    link = opened.headers["location"]
+    assert opened.status == 302 and link.startswith(os.environ["AWS_ENDPOINT_URL"]), "a short-lived link to S3"
+    assert staff_page.request.get(link).body() == PDF
+    with staff_page.expect_navigation():
+        staff_page.locator("#criterion-DUAL_INCOME").get_by_role("button", name="확인").click()
+    assert staff_page.locator("#criterion-DUAL_INCOME").get_attribute("data-status") == "VERIFIED"
     with staff_page.expect_navigation():
         staff_page.get_by_role("button", name="승인 (입소 제안)").click()
     assert "입소를 제안했습니다" in staff_page.content()
