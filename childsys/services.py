@@ -34,12 +34,11 @@ from childsys.models import (
 )
 from shared.auth import Identity
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from shared.events import Envelope, EventType
+from shared.events import FROM_REQSYS, Envelope, EventType
 from shared.sync import commit_synced
 from shared.waitlist import (
     CLOSES_ON_TIE,
     CRITERION_CODE,
-    FROM_REQSYS,
     TRANSITIONS,
     WAITING,
     ApplicationBody,

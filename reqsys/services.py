@@ -25,12 +25,12 @@ from sqlalchemy.orm import selectinload
 from reqsys.models import Application, ApplicationCriterion, ApplicationHistory, Child, Nursery, OutboxEvent, db, utcnow
 from shared.auth import Identity
 from shared.errors import ApiError, Conflict, Forbidden, NotFound, ValidationFailed
-from shared.events import Envelope, EventType
+from shared.events import FROM_CHILDSYS, Envelope, EventType
 from shared.sync import commit_synced
 from shared.waitlist import (
     ACTIVE,
     CHILD_ID,
-    FROM_CHILDSYS,
+    MAX_ACTIVE,
     WAITING,
     ApplicationBody,
     ApplicationRef,
@@ -164,15 +164,22 @@ def _child(parent_sub: str, child_id: str) -> Child | None:
         select(Child).where(Child.parent_sub == parent_sub, Child.child_id == child_id)).first()
 
 
+COUNTED = [s.code for s in (*ACTIVE, Status.ENROLLED)]  # what a child's limit looks at
+
+
+def _usage(codes: list[int]) -> tuple[int, int]:
+    """(active applications, the limit) of a child whose counted applications have these status codes."""
+    statuses = [Status(code) for code in codes]
+    return sum(s in ACTIVE for s in statuses), application_limit(Status.ENROLLED in statuses)
+
+
 def active_counts(child_ids: list[str]) -> dict[str, tuple[int, int]]:
     """child_id -> (active applications, the child's limit), for the apply form."""
-    rows = db.session.execute(select(Application.child_id, Application.status).where(
-        Application.child_id.in_(child_ids), Application.status.in_([s.code for s in (*ACTIVE, Status.ENROLLED)])))
-    found: dict[str, list[Status]] = {child_id: [] for child_id in child_ids}
-    for child_id, code in rows:
-        found[child_id].append(Status(code))
-    return {child_id: (sum(s in ACTIVE for s in statuses), application_limit(Status.ENROLLED in statuses))
-            for child_id, statuses in found.items()}
+    found: dict[str, list[int]] = {child_id: [] for child_id in child_ids}
+    for child_id, code in db.session.execute(select(Application.child_id, Application.status).where(
+            Application.child_id.in_(child_ids), Application.status.in_(COUNTED))):
+        found[child_id].append(code)
+    return {child_id: _usage(codes) for child_id, codes in found.items()}
 
 
 # --- applications ----------------------------------------------------------------------------------
@@ -243,14 +250,11 @@ def _check_limit(child_id: str) -> None:
     The child's applications are locked (next-key locks on MySQL's index), so two applications
     for one child at the same moment cannot both squeeze under the limit.
     """
-    statuses = [Status(code) for code in db.session.scalars(select(Application.status).where(
-        Application.child_id == child_id, Application.status.in_([s.code for s in (*ACTIVE, Status.ENROLLED)]))
-        .with_for_update())]
-    enrolled = Status.ENROLLED in statuses
-    limit = application_limit(enrolled)
-    if sum(status in ACTIVE for status in statuses) >= limit:
+    used, limit = _usage(list(db.session.scalars(select(Application.status).where(
+        Application.child_id == child_id, Application.status.in_(COUNTED)).with_for_update())))
+    if used >= limit:
         db.session.rollback()
-        raise LimitReached(limit, enrolled)
+        raise LimitReached(limit, enrolled=limit < MAX_ACTIVE)
 
 
 def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None = None) -> Application:

@@ -46,7 +46,6 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, aliased, declared_attr, mapped_column
 
 from shared.errors import Conflict
-from shared.events import FROM_CHILDSYS, FROM_REQSYS  # noqa: F401 - the apps read them from here too
 
 KST = timezone(timedelta(hours=9), "KST")  # Korea has no daylight saving time
 CHILD_ID = r"^[0-9A-Za-z-]+$"
