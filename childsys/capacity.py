@@ -55,19 +55,28 @@ def _counts(stmt) -> dict[int, int]:
     return {klass: n for klass, n in db.session.execute(stmt) if klass is not None}
 
 
-def class_places(nursery_id: str, only: int | None = None) -> list[ClassPlaces]:
-    """Every class of a daycare (or just `only`): places, enrolled, offered, waiting, free."""
+def class_places(nursery_id: str, only: int | None = None, lock: bool = False) -> list[ClassPlaces]:
+    """Every class of a daycare (or just `only`): places, enrolled, offered, waiting, free.
+
+    `lock`: count with locking reads, which see the latest committed rows whatever the transaction
+    read before (MySQL's REPEATABLE READ would otherwise count from an older snapshot) and keep
+    them until the commit: what the check before an offer needs.
+    """
     classes = CLASSES if only is None else (only,)
+
+    def counted(stmt):
+        return stmt.with_for_update(read=True) if lock else stmt
+
     places = {row.age_class: row.places for row in db.session.scalars(
         select(ClassCapacity).where(ClassCapacity.nursery_id == nursery_id, ClassCapacity.age_class.in_(classes)))}
-    enrolled = _counts(select(Enrollment.age_class, func.count()).where(
-        Enrollment.nursery_id == nursery_id, Enrollment.age_class.in_(classes)).group_by(Enrollment.age_class))
+    enrolled = _counts(counted(select(Enrollment.age_class, func.count()).where(
+        Enrollment.nursery_id == nursery_id, Enrollment.age_class.in_(classes)).group_by(Enrollment.age_class)))
     offered: dict[int, int] = {}
     waiting: dict[int, int] = {}
-    for status, klass, n in db.session.execute(
+    for status, klass, n in db.session.execute(counted(
             select(Application.status, Application.age_class, func.count()).where(
                 Application.nursery_id == nursery_id, Application.status.in_([Status.ACCEPTED.code, WAITING.code]),
-                Application.age_class.in_(classes)).group_by(Application.status, Application.age_class)):
+                Application.age_class.in_(classes)).group_by(Application.status, Application.age_class))):
         (offered if status == Status.ACCEPTED.code else waiting)[klass] = n
     return [ClassPlaces(k, places.get(k), enrolled.get(k, 0), offered.get(k, 0), waiting.get(k, 0)) for k in classes]
 
@@ -107,7 +116,7 @@ def check_free_place(application: Application, override_reason: str | None) -> s
         .with_for_update()).first()
     if capacity is None:
         return None
-    [places] = class_places(application.nursery_id, only=application.age_class)
+    [places] = class_places(application.nursery_id, only=application.age_class, lock=True)
     if places.free > 0:
         return None
     if override_reason:

@@ -228,7 +228,9 @@ def iso(value: datetime | None) -> str | None:
 
 
 def _locked(request_id: str) -> Application | None:
-    return db.session.scalars(select(Application).where(Application.request_id == request_id).with_for_update()).first()
+    """The application, row-locked until the transaction ends, and read afresh (see reqsys.services._locked)."""
+    return db.session.scalars(select(Application).where(Application.request_id == request_id).with_for_update()
+                              .execution_options(populate_existing=True)).first()
 
 
 def _record(application: Application, envelope: Envelope, actor: str | None, note: str | None,

@@ -58,7 +58,8 @@ def confirm(identity: Identity, data: ApplicationIds | dict, now: datetime | Non
     stage(application, EventType.CONFIRM, actor(identity))
     withdrawn = db.session.scalars(select(Application).where(
         Application.child_id == application.child_id, Application.id != application.id,
-        Application.status.in_([s.code for s in ACTIVE])).order_by(Application.id).with_for_update()).all()
+        Application.status.in_([s.code for s in ACTIVE])).order_by(Application.id).with_for_update()
+        .execution_options(populate_existing=True)).all()
     nursery_name = application.nursery.name if application.nursery else application.nursery_id
     for other in withdrawn:
         change(other, EventType.WITHDRAW)
@@ -123,7 +124,7 @@ def _due(*conditions) -> list[str]:
 def _lock_skipping(request_id: str) -> Application | None:
     """The row, locked, or None while someone else holds it (a parent answering right now)."""
     return db.session.scalars(select(Application).where(Application.request_id == request_id)
-                              .with_for_update(skip_locked=True)).first()
+                              .with_for_update(skip_locked=True).execution_options(populate_existing=True)).first()
 
 
 def expire_due(now: datetime) -> int:

@@ -186,9 +186,10 @@ def active_counts(child_ids: list[str]) -> dict[str, tuple[int, int]]:
 
 
 def _locked(request_id: str) -> Application | None:
-    """The application, row-locked until the transaction ends (MySQL; SQLite serialises writers)."""
-    return db.session.scalars(
-        select(Application).where(Application.request_id == request_id).with_for_update()).first()
+    """The application, row-locked until the transaction ends (MySQL; SQLite serialises writers), and
+    read afresh: a page that loaded it earlier in this request must not decide on what it saw then."""
+    return db.session.scalars(select(Application).where(Application.request_id == request_id).with_for_update()
+                              .execution_options(populate_existing=True)).first()
 
 
 def own_locked(identity: Identity, ids: ApplicationIds) -> Application:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.events import Envelope
+from shared.events import Envelope, EventType
 from shared.signing import sign
 
 SECRET_HEADERS = {"Content-Type": "application/json"}
@@ -410,3 +410,33 @@ def test_the_audit_log_shows_staff_their_daycare_and_admins_every_daycare(client
     assert [e["child_name"] for e in only_there] == ["저기"]
     assert client.get("/api/audit?type=NOPE", headers=admin).status_code == 400
     assert client.get("/api/audit?q=%25", headers=admin).json["entries"] == [], "wildcards are literal"
+
+
+@pytest.mark.mysql
+def test_two_offers_cannot_both_take_the_last_place_on_mysql(make_app, mysql_database):
+    """A request that read the application first (an older REPEATABLE READ snapshot) still counts the
+    offer another staff member committed meanwhile: the check before an offer uses locking reads."""
+    from childsys import capacity, services
+    from childsys.models import Application, db
+    from shared.auth import Identity
+
+    url = mysql_database("test_childsys_places")
+    first_app, second_app = make_app("childsys", {"SQLALCHEMY_DATABASE_URI": url}), make_app(
+        "childsys", {"SQLALCHEMY_DATABASE_URI": url}, migrate=False)
+    staff = Identity("staff-sub", "staff@example.com", "", ("staff",), "A00017", 0)
+    start = f"{T0.year + 1}-03"
+    bodies = [seed_body(child_birthday="20230101", desired_start=start) for _ in range(2)]
+    with first_app.app_context():
+        for seconds, body in enumerate(bodies):
+            services.apply_sync(Envelope(type="REQUEST", application=body, occurred_at=T0 + timedelta(seconds=seconds)))
+        klass = db.session.scalars(db.select(Application.age_class)).first()
+        capacity.set_places(staff, "A00017", {klass: 1})
+
+    with first_app.app_context():
+        services.get_application(staff, bodies[1]["child_id"] + "A00017")  # this request's snapshot starts here
+        with second_app.app_context():  # another staff member offers the last place meanwhile
+            services.decide(staff, bodies[0], EventType.OFFER)
+        with pytest.raises(capacity.ClassFull):
+            services.decide(staff, bodies[1], EventType.OFFER)
+    with first_app.app_context():
+        assert db.session.scalars(db.select(Application.status).order_by(Application.id)).all() == [2, 1]

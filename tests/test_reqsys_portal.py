@@ -313,6 +313,31 @@ def test_a_confirmation_after_the_deadline_expires_the_offer_instead(app, client
     assert [e.type for e in events_of(sqs, queue)] == ["EXPIRE"]
 
 
+def test_a_page_that_showed_the_offer_before_it_expired_cannot_confirm_it(app, make_app, client, parent, queue):
+    """The confirm page loads the application, the schedule (another process) expires the offer, then the
+    confirmation locks the row: it must decide on the row as it is now, not as the page loaded it."""
+    from reqsys import offers, services
+    from reqsys.offers import run_deadlines
+    from shared.auth import Identity
+
+    body = seed_body()
+    apply(client, parent, body)
+    offered_at = datetime.now(UTC) - timedelta(days=7, hours=23, minutes=59)
+    offer(client, app, body, offered_at=offered_at, days=7)
+    deadline = offer_deadline(offered_at, 7).replace(tzinfo=UTC)
+    schedule = make_app("reqsys", {"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"]}, migrate=False)
+    who = Identity(parent.sub, parent.email, "", ("parents",), None, 0)
+
+    with app.test_request_context():
+        shown = services.get_application(who, request_id(body))  # what the page saw
+        assert shown.status_enum.name == "ACCEPTED"
+        with schedule.app_context():
+            assert run_deadlines(deadline + timedelta(seconds=1))["expired"] == 1
+        with pytest.raises(offers.Conflict):
+            offers.confirm(who, body, now=deadline - timedelta(minutes=5))
+    assert by_id(client, parent)[request_id(body)]["status"] == "EXPIRED"
+
+
 @pytest.mark.mysql
 def test_a_confirmation_holding_the_row_wins_over_the_schedule_on_mysql(make_app, mysql_database, parent, queue):
     """The schedule skips an offer a parent is answering (SKIP LOCKED), so the confirmation decides."""
