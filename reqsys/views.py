@@ -266,7 +266,7 @@ def applications():
         if application.status_enum in (Status.REQUESTED, Status.ACCEPTED):
             active[application.child_id] = active.get(application.child_id, 0) + 1
     return render_template("reqsys/applications.html", applications=rows, criteria=services.criteria(),
-                           form=EmptyForm(), proof_form=ProofForm(), active=active,
+                           form=EmptyForm(), active=active,
                            proof_types=sorted(proofs.PROOF_POLICY.content_types),
                            proof_max_mb=proofs.PROOF_POLICY.max_bytes // (1024 * 1024))
 
