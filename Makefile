@@ -26,6 +26,7 @@ lint: install
 
 # Extract UI strings, merge them into the catalogues, and compile (edit shared/translations/*/LC_MESSAGES/messages.po in between).
 translations: install
+	mkdir -p .local
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs='.venv .local tests' -o .local/messages.pot .
 	$(BIN)/pybabel update -i .local/messages.pot -d shared/translations --width 120
 	$(BIN)/pybabel compile -d shared/translations

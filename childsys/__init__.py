@@ -11,18 +11,20 @@ from flask_babel import lazy_gettext as _l
 def create_app(config: dict | None = None) -> Flask:
     from childsys.models import db
     from shared.db import init_db
+    from shared.waitlist import load_criteria
     from shared.web import build_app
 
     app = build_app(
         "childsys",
         config,
         title="Daycare staff",
-        nav=[("home", _l("Home")), ("main.applications", _l("Applications")),
-             ("main.enrolled", _l("Enrolled children"))],
+        nav=[("home", _l("Home")), ("main.applications", _l("Applications")), ("main.classes", _l("Classes")),
+             ("main.enrolled", _l("Enrolled children")), ("main.audit_log", _l("Audit log"))],
         json_prefixes=("/request", "/enterwait/"),
         admin_nav=[("admin.init", _l("Database"))],
     )
     init_db(app, db, Path(__file__).parent / "migrations")
+    load_criteria(app.config["SETTINGS"].priority_criteria_path or None)  # a broken file stops the start
 
     from childsys.sync import bp as sync_bp
     from childsys.views import api, bp, index

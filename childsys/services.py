@@ -1,54 +1,106 @@
-"""The waitlist rules of childsys: staff decisions and applications synced from reqsys.
+"""The waitlist rules of childsys: the ranked list, staff decisions (offer, reject, verify a criterion)
+and the parent's side's events synced from reqsys.
 
-Used alike by the pages, the JSON routes and the sync endpoints. A staff decision bumps
-the application's version, adds a history row and stages its event in the outbox in one
-transaction; the outbox is relayed right after the commit (best effort) and by the
-scheduled relay. Requests and cancellations from reqsys are applied without new events.
+Used alike by the pages, the JSON routes and the sync endpoints. A staff decision bumps the
+application's version (a verification does not: it changes a criterion, not the status), adds
+an audit row and stages its event in the outbox in one transaction; the outbox is relayed right
+after the commit (best effort) and by the scheduled relay. Events from reqsys are applied
+without new events. Class places live in childsys.capacity, the audit log's reading in
+childsys.audit.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
-from childsys.models import BODY_FIELDS, Application, ApplicationHistory, Enrollment, OutboxEvent, db, utcnow
+from childsys.models import (
+    BODY_FIELDS,
+    Application,
+    ApplicationCriterion,
+    ApplicationHistory,
+    Enrollment,
+    Nursery,
+    OutboxEvent,
+    db,
+    utcnow,
+)
 from shared.auth import Identity
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from shared.events import Envelope, EventType
-from shared.waitlist import ApplicationBody, Status, next_status, should_apply
+from shared.events import FROM_REQSYS, Envelope, EventType
+from shared.sync import commit_synced
+from shared.waitlist import (
+    CLOSES_ON_TIE,
+    CRITERION_CODE,
+    TRANSITIONS,
+    WAITING,
+    ApplicationBody,
+    ApplicationRef,
+    Criterion,
+    CriterionEvent,
+    CriterionStatus,
+    Status,
+    class_for,
+    declare_criteria,
+    default_start,
+    load_criteria,
+    naive_utc,
+    next_status,
+    offer_deadline,
+    rank_of,
+    rank_order,
+    ranks_of,
+    should_apply,
+    update_priority,
+)
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 25
+SYSTEM = "system"
 
 
-class DecisionBody(BaseModel):
-    """Which application to decide on (the seed's full body is accepted too), and why for a rejection."""
+def _fields(err: ValidationError, prefix: str = "") -> dict[str, str]:
+    return {prefix + (".".join(str(p) for p in e["loc"]) or "body"): e["msg"].removeprefix("Value error, ")
+            for e in err.errors()}
 
-    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
 
-    child_id: str = Field(min_length=1, max_length=20, pattern=r"^[0-9A-Za-z-]+$")
-    nursery_id: str = Field(min_length=1, max_length=10, pattern=r"^[A-Za-z0-9]+$")
+class DecisionBody(ApplicationRef):
+    """Which application to decide on; why, for a rejection; and for an offer into a full class, the
+    reason for overriding the capacity."""
+
+    reason: str | None = Field(default=None, max_length=500)
+    override_reason: str | None = Field(default=None, max_length=500)
+
+
+class VerifyBody(ApplicationRef):
+    """A staff member's verdict on one declared criterion (a reason is required to reject it)."""
+
+    criterion: str = Field(pattern=CRITERION_CODE)
+    status: CriterionStatus
     reason: str | None = Field(default=None, max_length=500)
 
-    @property
-    def request_id(self) -> str:
-        return self.child_id + self.nursery_id
 
-
-def _validate(data: Any) -> DecisionBody:
-    if isinstance(data, DecisionBody):
+def validate(model, data: Any):
+    if isinstance(data, model):
         return data
+    if not isinstance(data, dict):
+        raise ValidationFailed({"body": "must be an object"})
     try:
-        return DecisionBody.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as err:
-        raise ValidationFailed({".".join(str(p) for p in e["loc"]) or "body": e["msg"] for e in err.errors()}) from None
+        raise ValidationFailed(_fields(err)) from None
+
+
+def criteria() -> dict[str, Criterion]:
+    return load_criteria(current_app.config["SETTINGS"].priority_criteria_path or None)
 
 
 def staff_daycare(identity: Identity, nursery_id: str | None) -> str:
@@ -60,24 +112,52 @@ def staff_daycare(identity: Identity, nursery_id: str | None) -> str:
     return nursery_id
 
 
+def nursery_name(nursery_id: str) -> str:
+    nursery = db.session.get(Nursery, nursery_id)
+    return nursery.name if nursery else nursery_id
+
+
 # --- reading ----------------------------------------------------------------------------------------
 
 
+def parse_status(status: str | None) -> Status | None:
+    if not status:
+        return None
+    if status not in Status.__members__:
+        raise ValidationFailed({"status": "must be one of " + ", ".join(Status.__members__)})
+    return Status[status]
+
+
 def list_applications(identity: Identity, nursery_id: str | None, status: str | None = None,
-                      newest_first: bool = False, page: int = 1) -> tuple[list[Application], int]:
-    """A page of one daycare's applications (oldest first: the waiting order), and the total."""
+                      newest_first: bool = False, page: int = 1, klass: int | None = None,
+                      total: int | None = None) -> tuple[list[tuple[Application, int | None]], int]:
+    """A page of one daycare's applications with each waiting one's rank, and the total.
+
+    Waiting applications come in rank order: the database reads the page off the queue index,
+    so a row's rank is its place in that order. Other statuses come most recently changed first.
+    `klass` keeps one age class (ranks stay the daycare's). `total`: the caller has counted already.
+    """
     nursery_id = staff_daycare(identity, nursery_id)
+    wanted = parse_status(status)
     where = [Application.nursery_id == nursery_id]
-    if status:
-        if status not in Status.__members__:
-            raise ValidationFailed({"status": "must be one of " + ", ".join(Status.__members__)})
-        where.append(Application.status == Status[status].code)
-    order = (Application.created_at.desc(), Application.id.desc()) if newest_first else (
-        Application.created_at, Application.id)
-    total = db.session.scalar(select(func.count()).select_from(Application).where(*where)) or 0
-    rows = db.session.scalars(select(Application).where(*where).order_by(*order)
-                              .limit(PAGE_SIZE).offset(max(page - 1, 0) * PAGE_SIZE))
-    return list(rows), total
+    if wanted:
+        where.append(Application.status == wanted.code)
+    if klass is not None:
+        where.append(Application.age_class == klass)
+    if total is None:
+        total = db.session.scalar(select(func.count()).select_from(Application).where(*where)) or 0
+    offset = max(page - 1, 0) * PAGE_SIZE
+    queue = wanted is WAITING and not newest_first
+    if newest_first:
+        order = (Application.created_at.desc(), Application.id.desc())
+    else:
+        order = rank_order(Application) if queue else (Application.updated_at.desc(), Application.id.desc())
+    rows = list(db.session.scalars(select(Application).where(*where).order_by(*order)
+                                   .options(selectinload(Application.criteria)).limit(PAGE_SIZE).offset(offset)))
+    if queue and klass is None:  # the page is a slice of the whole queue: its place is its rank
+        return [(application, offset + i + 1) for i, application in enumerate(rows)], total
+    ranks = ranks_of(db.session, Application, nursery_id, (a.id for a in rows if a.status == WAITING.code))
+    return [(application, ranks.get(application.id)) for application in rows], total
 
 
 def status_counts(identity: Identity, nursery_id: str | None) -> dict[str, int]:
@@ -97,41 +177,184 @@ def get_application(identity: Identity, request_id: str) -> Application:
     return application
 
 
+def rank_in_queue(application: Application) -> int | None:
+    """The application's rank at its daycare while it waits."""
+    if application.status != WAITING.code:
+        return None
+    return db.session.scalar(select(rank_of(Application)).where(Application.id == application.id))
+
+
 def list_enrollments(identity: Identity, nursery_id: str | None = None) -> list[Enrollment]:
     nursery_id = staff_daycare(identity, nursery_id)
     return list(db.session.scalars(select(Enrollment).where(Enrollment.nursery_id == nursery_id)
-                                   .order_by(Enrollment.enrolled_at)))
+                                   .order_by(Enrollment.age_class, Enrollment.enrolled_at)))
 
 
-def application_dict(application: Application) -> dict[str, Any]:
+def criterion_dict(criterion: ApplicationCriterion, config: dict[str, Criterion]) -> dict[str, Any]:
+    known = config.get(criterion.code)
+    return {"code": criterion.code, "label": known.label.model_dump() if known else {"ko": criterion.code,
+                                                                                    "en": criterion.code},
+            "tier": known.tier if known else None, "points": known.points if known else 0,
+            "proof_required": known.proof_required if known else False, "status": criterion.status,
+            "reason": criterion.reason, "has_proof": bool(criterion.proof_key), "proof_name": criterion.proof_name,
+            "proof_uploaded_at": iso(criterion.proof_uploaded_at), "decided_by": criterion.decided_by,
+            "decided_at": iso(criterion.decided_at)}
+
+
+def application_dict(application: Application, rank: int | None = None) -> dict[str, Any]:
     status = application.status_enum
+    config = criteria()
     return {
         "request_id": application.request_id, **application.body(),
         "status": status.name, "request_status": status.code, "version": application.version,
         "reason": application.reason, "decided_by": application.decided_by,
-        "created_at": _iso(application.created_at), "updated_at": _iso(application.updated_at),
-        "history": [{"type": h.type, "status": Status(h.status).name, "version": h.version,
-                     "at": _iso(h.occurred_at), "actor": h.actor, "note": h.note} for h in application.history],
+        "age_class": application.age_class, "rank": rank if status is WAITING else None,
+        "score": application.score, "priority_tier": application.priority_tier,
+        "applied_at": iso(application.applied_at), "offered_at": iso(application.offered_at),
+        "offer_expires_at": iso(application.offer_expires_at),
+        "criteria": [criterion_dict(c, config) for c in application.criteria],
+        "created_at": iso(application.created_at), "updated_at": iso(application.updated_at),
+        "history": [{"type": h.type, "status": Status(h.status).name, "version": h.version, "at": iso(h.occurred_at),
+                     "actor": h.actor, "note": h.note, "criterion": h.criterion, "override": h.override}
+                    for h in application.history],
     }
 
 
-def _iso(value) -> str:
-    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+def iso(value: datetime | None) -> str | None:
+    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 # --- staff decisions ---------------------------------------------------------------------------------
 
 
 def _locked(request_id: str) -> Application | None:
-    return db.session.scalars(select(Application).where(Application.request_id == request_id).with_for_update()).first()
+    """The application, row-locked until the transaction ends, and read afresh (see reqsys.services._locked)."""
+    return db.session.scalars(select(Application).where(Application.request_id == request_id).with_for_update()
+                              .execution_options(populate_existing=True)).first()
 
 
-def _record(application: Application, envelope: Envelope, actor: str | None, note: str | None) -> None:
+def _record(application: Application, envelope: Envelope, actor: str | None, note: str | None,
+            criterion: str | None = None, override: bool = False) -> None:
     application.updated_at = utcnow()
     db.session.add(ApplicationHistory(
-        application=application, event_id=envelope.event_id, type=str(envelope.type), status=application.status,
-        version=application.version, occurred_at=envelope.occurred_at.astimezone(UTC).replace(tzinfo=None),
-        actor=actor, note=note))
+        application=application, nursery_id=application.nursery_id, event_id=envelope.event_id,
+        type=str(envelope.type), status=application.status, version=application.version,
+        occurred_at=naive_utc(envelope.occurred_at), actor=actor, note=note, criterion=criterion, override=override))
+
+
+def _stage(application: Application, envelope: Envelope, note: str | None, criterion: str | None = None,
+           override: bool = False) -> None:
+    """Audit row and outbox event of a staff decision, then commit and publish."""
+    from shared.outbox import add_event
+
+    _record(application, envelope, envelope.actor, note, criterion, override)
+    add_event(db.session, OutboxEvent, envelope)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("The application changed at the same time; please try again") from None
+    publish_pending()
+
+
+def _payload(application: Application, **extra) -> dict[str, Any]:
+    return application.body() | {"nursery_name": nursery_name(application.nursery_id)} | extra
+
+
+def decide(identity: Identity, data: DecisionBody | dict, event_type: EventType,
+           now: datetime | None = None) -> Application:
+    """Offer a place (staff "accept") or reject (a reason is required); 409 for any other transition.
+
+    An offer needs a free place in the child's class unless an override reason is given (409
+    `class_full` otherwise); it runs until offer_deadline(now, OFFER_DAYS), which the event carries.
+    """
+    from childsys.capacity import check_free_place
+
+    body = validate(DecisionBody, data)
+    if event_type is EventType.ACCEPT:
+        event_type = EventType.OFFER  # staff acceptance is an offer now
+    reason = body.reason or None
+    if event_type is EventType.REJECT and not reason:
+        raise ValidationFailed({"reason": "Give a reason for the rejection"})
+    identity.require_daycare(body.nursery_id)
+    now = now or datetime.now(UTC)
+    application = _locked(body.request_id)
+    if application is None:
+        db.session.rollback()
+        raise NotFound("No such application")
+    try:
+        target = next_status(application.status_enum, event_type)
+    except Conflict:
+        db.session.rollback()
+        raise
+    override = None
+    extra: dict[str, Any] = {}
+    if event_type is EventType.OFFER:
+        override = check_free_place(application, body.override_reason)
+        application.offered_at = naive_utc(now)
+        application.offer_expires_at = offer_deadline(now, current_app.config["SETTINGS"].offer_days)
+        extra["offer_expires_at"] = iso(application.offer_expires_at)
+    application.status = target.code
+    application.version += 1
+    application.reason = reason if event_type is EventType.REJECT else None
+    application.decided_by = identity.email or identity.sub
+    if reason:
+        extra["reason"] = reason
+    envelope = Envelope(type=event_type, version=application.version, application=_payload(application, **extra),
+                        actor=application.decided_by, occurred_at=now)
+    _stage(application, envelope, override or application.reason, override=override is not None)
+    return application
+
+
+def verify(identity: Identity, data: VerifyBody | dict, now: datetime | None = None) -> Application:
+    """Verify or reject one declared criterion while the application waits; the score follows and
+    reqsys learns of it (VERIFY). A criterion that needs a proof cannot be verified without one."""
+    body = validate(VerifyBody, data)
+    if body.status is CriterionStatus.PENDING:
+        raise ValidationFailed({"status": "must be VERIFIED or REJECTED"})
+    if body.status is CriterionStatus.REJECTED and not body.reason:
+        raise ValidationFailed({"reason": "Give a reason for rejecting the criterion"})
+    identity.require_daycare(body.nursery_id)
+    now = now or datetime.now(UTC)
+    application = _locked(body.request_id)
+    if application is None:
+        db.session.rollback()
+        raise NotFound("No such application")
+    criterion = application.criterion(body.criterion)
+    if criterion is None:
+        db.session.rollback()
+        raise NotFound("This criterion was not declared on the application")
+    if application.status_enum is not WAITING:
+        db.session.rollback()
+        raise Conflict("Criteria can be verified only while the application is waiting")
+    config = criteria()
+    known = config.get(criterion.code)
+    if body.status is CriterionStatus.VERIFIED and known and known.proof_required and not criterion.proof_key:
+        db.session.rollback()
+        raise Conflict("No proof document has been uploaded for this criterion yet")
+    criterion.status = body.status.value
+    criterion.reason = body.reason if body.status is CriterionStatus.REJECTED else None
+    criterion.decided_by, criterion.decided_at = identity.email or identity.sub, naive_utc(now)
+    update_priority(application, config)
+    envelope = Envelope(type=EventType.VERIFY, version=max(application.version, 1), actor=criterion.decided_by,
+                        application=_payload(application, criterion=criterion.payload(config)), occurred_at=now)
+    _stage(application, envelope, criterion.reason, criterion=criterion.code)
+    return application
+
+
+def proof_link(identity: Identity, request_id: str, code: str) -> str:
+    """A download link (2 minutes) for a criterion's proof: staff of that daycare and admins only."""
+    from shared.uploads import presigned_get
+
+    application = get_application(identity, request_id)  # 404, then 403 for another daycare
+    criterion = application.criterion(code)
+    if criterion is None or not criterion.proof_key:
+        raise NotFound("No proof document for this criterion")
+    bucket = current_app.config["SETTINGS"].resource("UPLOADS_BUCKET")
+    return presigned_get(bucket, criterion.proof_key, criterion.proof_name or "proof")
+
+
+# --- the parent's side, synced from reqsys ------------------------------------------------------------
 
 
 def _enroll(application: Application) -> None:
@@ -141,101 +364,114 @@ def _enroll(application: Application) -> None:
         request_id=application.request_id, nursery_id=application.nursery_id, child_id=application.child_id,
         child_name=application.child_name, child_birthday=application.child_birthday,
         parent_name=application.parent_name, parent_tel=application.parent_tel,
-        parent_email=application.parent_email))
+        parent_email=application.parent_email, age_class=application.age_class,
+        desired_start=application.desired_start))
 
 
 def _unenroll(request_id: str) -> None:
     db.session.execute(db.delete(Enrollment).where(Enrollment.request_id == request_id))
 
 
-def decide(identity: Identity, data: DecisionBody | dict, event_type: EventType) -> Application:
-    """Accept (enrols the child) or reject (a reason is required); 409 for any other transition."""
-    from shared.outbox import add_event
-
-    body = _validate(data)
-    reason = body.reason or None
-    if event_type is EventType.REJECT and not reason:
-        raise ValidationFailed({"reason": "Give a reason for the rejection"})
-    identity.require_daycare(body.nursery_id)
-    application = _locked(body.request_id)
-    if application is None:
-        db.session.rollback()
-        raise NotFound("No such application")
-    try:
-        application.status = next_status(application.status_enum, event_type).code
-    except Conflict:
-        db.session.rollback()
-        raise
-    application.version += 1
-    application.reason = reason if event_type is EventType.REJECT else None
-    application.decided_by = identity.email or identity.sub
-    if event_type is EventType.ACCEPT:
-        _enroll(application)
-    payload = application.body() | ({"reason": reason} if reason else {})
-    envelope = Envelope(type=event_type, version=application.version, application=payload)
-    _record(application, envelope, application.decided_by, application.reason)
-    add_event(db.session, OutboxEvent, envelope)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise Conflict("The application changed at the same time; please try again") from None
-    publish_pending()
-    return application
-
-
-# --- requests and cancellations synced from reqsys ------------------------------------------------------
-
-
 def apply_sync(envelope: Envelope) -> str:
-    """Apply a parent's REQUEST or CANCEL; "applied", or "ignored" for a repeat or an older event.
+    """Apply an event of the parent's side; "applied", or "ignored" for a repeat or an older event.
 
-    A CANCEL may arrive before its REQUEST: it creates the application as cancelled with its
-    version, so the late REQUEST (an older version) is ignored and the final state is right.
+    A CANCEL or WITHDRAW may arrive before its REQUEST (the queues after the bus do not keep
+    order): it creates the application as closed with its version, so the late REQUEST (an older
+    version) is ignored and the final state is right.
     """
-    if envelope.type not in (EventType.REQUEST, EventType.CANCEL):
-        raise ValidationFailed({"type": "must be REQUEST or CANCEL"})
+    event_type = str(envelope.type)
+    if event_type not in FROM_REQSYS:
+        raise ValidationFailed({"type": "must be one of " + ", ".join(sorted(FROM_REQSYS))})
     try:
         body = ApplicationBody.model_validate(envelope.application)
     except ValidationError as err:
-        raise ValidationFailed({"application." + ".".join(str(p) for p in e["loc"]): e["msg"]
-                                for e in err.errors()}) from None
+        raise ValidationFailed(_fields(err, "application.")) from None
     if db.session.scalars(select(ApplicationHistory.id).where(
             ApplicationHistory.event_id == envelope.event_id)).first() is not None:
         return "ignored"
     application = _locked(envelope.request_id)
+    if event_type == "PROOF":
+        return _apply_proof(application, envelope)
     current = application.status_enum if application else None
-    if application is not None and not should_apply(application.version, current, envelope.version, envelope.type):
+    if application is not None and not should_apply(application.version, current, envelope.version, event_type):
         db.session.rollback()
         return "ignored"
+    occurred = naive_utc(envelope.occurred_at)
     if application is None:
-        application = Application(request_id=envelope.request_id, version=0, status=Status.REQUESTED.code,
-                                  created_at=envelope.occurred_at.astimezone(UTC).replace(tzinfo=None))
+        if event_type not in ("REQUEST", *CLOSES_ON_TIE):
+            db.session.rollback()
+            log.error("sync %s %s: unknown application %s", event_type, envelope.event_id, envelope.request_id)
+            raise Conflict("No such application in childsys")
+        application = Application(request_id=envelope.request_id, version=0, status=WAITING.code, created_at=occurred,
+                                  applied_at=occurred, desired_start=body.desired_start or default_start(occurred),
+                                  priority_tier=2, score=0)
     for name, value in body.model_dump(include=set(BODY_FIELDS)).items():
         setattr(application, name, value or "")
     db.session.add(application)
-    if envelope.type is EventType.CANCEL:
-        target = Status.CANCELLED  # a newer cancel always stands, whatever this side had
-        _unenroll(envelope.request_id)
+    if event_type in CLOSES_ON_TIE:
+        target = TRANSITIONS[event_type][0]  # a newer cancel or withdrawal always stands, whatever this side had
     else:
         try:
-            target = next_status(current, EventType.REQUEST)
+            target = next_status(current, event_type)
         except Conflict:
             db.session.rollback()
-            log.error("sync REQUEST %s v%d: application %s is %s", envelope.event_id, envelope.version,
+            log.error("sync %s %s v%d: application %s is %s", event_type, envelope.event_id, envelope.version,
                       envelope.request_id, current.name if current else "-")
             raise
-        application.reason = None
-        application.decided_by = None
+    if event_type == "REQUEST":
+        _renew(application, body, occurred)
+    elif event_type == "CONFIRM":
+        _enroll(application)
+    elif event_type == "CANCEL":
+        _unenroll(envelope.request_id)
+    note = None
+    if event_type == "WITHDRAW":  # where the child enrolled instead
+        note = str(envelope.application.get("reason") or "")[:500] or None
     application.status = target.code
     application.version = envelope.version
-    _record(application, envelope, actor=None, note=None)
+    _record(application, envelope, actor=envelope.actor or _default_actor(event_type, body), note=note)
+    return commit_synced(db.session)
+
+
+def _renew(application: Application, body: ApplicationBody, occurred: datetime) -> None:
+    """A (new) request: its start month, class, criteria, score and application time."""
+    application.desired_start = body.desired_start or default_start(occurred)
+    application.age_class = class_for(body.child_birthday, application.desired_start)
+    application.applied_at = occurred
+    application.reason = application.decided_by = None
+    application.offered_at = application.offer_expires_at = None
+    declare_criteria(application, body.criteria, ApplicationCriterion)
+    update_priority(application, criteria())
+
+
+def _default_actor(event_type: str, body: ApplicationBody) -> str:
+    """Who acted, for events sent before the envelope carried it."""
+    return body.parent_email if event_type in ("REQUEST", "CANCEL", "CONFIRM", "DECLINE") else SYSTEM
+
+
+def _apply_proof(application: Application | None, envelope: Envelope) -> str:
+    """A proof the parent uploaded: recorded on its criterion, which awaits verification (again)."""
     try:
-        db.session.commit()
-    except IntegrityError:
+        item = CriterionEvent.model_validate(envelope.application.get("criterion") or {})
+    except ValidationError as err:
+        db.session.rollback()
+        raise ValidationFailed(_fields(err, "application.criterion.")) from None
+    criterion = application.criterion(item.code) if application else None
+    if criterion is None:
+        db.session.rollback()
+        if application is None or application.version < envelope.version:
+            raise Conflict("The request declaring this criterion has not arrived yet")  # retried
+        return "ignored"  # a later request dropped the criterion
+    occurred = naive_utc(envelope.occurred_at)
+    if criterion.proof_uploaded_at is not None and occurred <= criterion.proof_uploaded_at:
         db.session.rollback()
         return "ignored"
-    return "applied"
+    criterion.proof_key, criterion.proof_name, criterion.proof_uploaded_at = item.proof_key, item.proof_name, occurred
+    if criterion.status != CriterionStatus.PENDING:
+        criterion.status, criterion.reason = CriterionStatus.PENDING.value, None
+    update_priority(application, criteria())
+    _record(application, envelope, envelope.actor or application.parent_email, item.proof_name, criterion=item.code)
+    return commit_synced(db.session)
 
 
 # --- the outbox --------------------------------------------------------------------------------------

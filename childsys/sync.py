@@ -1,19 +1,10 @@
-"""The seed's sync endpoints of childsys: parents' requests and cancellations, forwarded by the pipeline."""
-
-from flask import Blueprint, jsonify
+"""The sync endpoints of childsys: the parent's side's events (requests, cancellations, answers to
+offers, withdrawals, proofs), forwarded by the pipeline (see shared.sync). /enterwait/request and
+/enterwait/cancel are the seed's paths."""
 
 from childsys import services
 from shared.events import EventType
-from shared.sync import signed_envelope
+from shared.sync import sync_blueprint
 
-bp = Blueprint("sync", __name__)
-
-
-@bp.post("/enterwait/request")
-def request_sync():
-    return jsonify(status=services.apply_sync(signed_envelope(EventType.REQUEST)))
-
-
-@bp.post("/enterwait/cancel")
-def cancel_sync():
-    return jsonify(status=services.apply_sync(signed_envelope(EventType.CANCEL)))
+bp = sync_blueprint("/enterwait", (EventType.REQUEST, EventType.CANCEL, EventType.CONFIRM, EventType.DECLINE,
+                                   EventType.EXPIRE, EventType.WITHDRAW, EventType.PROOF), services.apply_sync)

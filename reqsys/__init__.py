@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 def create_app(config: dict | None = None) -> Flask:
     from reqsys.models import db
     from shared.db import init_db
+    from shared.waitlist import load_criteria
     from shared.web import build_app
 
     app = build_app(
@@ -24,6 +25,7 @@ def create_app(config: dict | None = None) -> Flask:
         admin_nav=[("monitor.queues", _l("Pipeline monitor")), ("admin.init", _l("Database"))],
     )
     init_db(app, db, Path(__file__).parent / "migrations")
+    load_criteria(app.config["SETTINGS"].priority_criteria_path or None)  # a broken file stops the start
 
     from reqsys.monitor import bp as monitor_bp
     from reqsys.sync import bp as sync_bp

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.outbox import OutboxMixin
-from shared.waitlist import Status
+from shared.waitlist import CriterionMixin, RankedApplicationMixin, Status, queue_indexes
 
 
 class Base(DeclarativeBase):
@@ -50,15 +50,23 @@ class Child(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-# the seed's JSON body, in its order: what every REQUEST/CANCEL event carries
+# the seed's JSON body, in its order, and the portal's additions: what every event of reqsys carries
 BODY_FIELDS = ("child_id", "child_name", "child_birthday", "user_id", "parent_name", "parent_tel",
-               "parent_address", "parent_postcode", "parent_email", "nursery_id")
+               "parent_address", "parent_postcode", "parent_email", "nursery_id", "desired_start")
 
 
-class Application(db.Model):
-    """One child's application to one daycare; request_id = child_id + nursery_id (the seed's id)."""
+class Application(RankedApplicationMixin, db.Model):
+    """One child's application to one daycare; request_id = child_id + nursery_id (the seed's id).
+
+    Ranked at its daycare by shared.waitlist.rank_order; an offer (ACCEPTED) runs until
+    offer_expires_at, after which the schedule in reqsys.offers expires it.
+    """
 
     __tablename__ = "applications"
+    __table_args__ = (
+        Index("ix_applications_child_status", "child_id", "status"),  # a child's limit
+        Index("ix_applications_offers", "status", "offer_expires_at"),  # the deadline schedule
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     request_id: Mapped[str] = mapped_column(String(30), unique=True)
@@ -73,23 +81,38 @@ class Application(db.Model):
     parent_postcode: Mapped[str] = mapped_column(String(5))
     parent_email: Mapped[str] = mapped_column(String(254))
     nursery_id: Mapped[str] = mapped_column(String(10), ForeignKey("nurseries.nursery_id"), index=True)
-    status: Mapped[int] = mapped_column(Integer)  # shared.waitlist.Status code: 1, 2, 88, 99
+    status: Mapped[int] = mapped_column(Integer)  # shared.waitlist.Status code
     version: Mapped[int] = mapped_column(Integer, default=1)
-    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)  # why it was rejected
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)  # why it was rejected or withdrawn
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # the offer's reminder went out
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     nursery: Mapped[Nursery] = relationship(lazy="joined")
     history: Mapped[list[ApplicationHistory]] = relationship(
         back_populates="application", order_by="ApplicationHistory.id", cascade="all, delete-orphan")
+    criteria: Mapped[list[ApplicationCriterion]] = relationship(
+        order_by="ApplicationCriterion.id", cascade="all, delete-orphan")
 
     @property
     def status_enum(self) -> Status:
         return Status(self.status)
 
-    def body(self) -> dict[str, str]:
-        """The seed's JSON body of this application."""
-        return {name: getattr(self, name) for name in BODY_FIELDS}
+    def body(self) -> dict:
+        """The seed's JSON body of this application, with its start month, criteria and daycare name."""
+        return {**{name: getattr(self, name) for name in BODY_FIELDS},
+                "criteria": [c.code for c in self.criteria],
+                "nursery_name": self.nursery.name if self.nursery else self.nursery_id}
+
+    def criterion(self, code: str) -> ApplicationCriterion | None:
+        return next((c for c in self.criteria if c.code == code), None)
+
+
+queue_indexes(Application)
+
+
+class ApplicationCriterion(CriterionMixin, db.Model):
+    """A priority criterion the parent declared, its proof, and the daycare's verification (synced)."""
 
 
 class ApplicationHistory(db.Model):
@@ -100,11 +123,12 @@ class ApplicationHistory(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), index=True)
     event_id: Mapped[str] = mapped_column(String(36), unique=True)
-    type: Mapped[str] = mapped_column(String(10))  # REQUEST, CANCEL, ACCEPT, REJECT
+    type: Mapped[str] = mapped_column(String(10))  # shared.events.EventType
     status: Mapped[int] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer)
     occurred_at: Mapped[datetime] = mapped_column(DateTime)
     note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    criterion: Mapped[str | None] = mapped_column(String(30), nullable=True)  # VERIFY/PROOF: which one
 
     application: Mapped[Application] = relationship(back_populates="history")
 

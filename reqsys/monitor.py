@@ -19,18 +19,13 @@ from wtforms.validators import Length, Optional, Regexp
 
 from shared import monitor
 from shared.auth import api_auth_required, login_required
+from shared.waitlist import EVENT_LABELS
 
 bp = Blueprint("monitor", __name__, url_prefix="/admin/monitor")
 
 KST = timezone(timedelta(hours=9), "KST")
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-EVENT_LABELS = {
-    "REQUEST": _l("Application sent"),
-    "CANCEL": _l("Cancelled by the parent"),
-    "ACCEPT": _l("Accepted by the daycare"),
-    "REJECT": _l("Rejected by the daycare"),
-}
 
 
 def _settings():

@@ -1,19 +1,12 @@
-"""The seed's sync endpoints of reqsys: childsys's decisions, forwarded by the pipeline (see shared.sync)."""
+"""The sync endpoints of reqsys: childsys's events, forwarded by the pipeline (see shared.sync).
 
-from flask import Blueprint, jsonify
+/request/accept and /request/reject are the seed's paths; /request/accept now only receives an
+ACCEPT still in flight from before offers existed (staff acceptance sends OFFER).
+"""
 
 from reqsys import services
 from shared.events import EventType
-from shared.sync import signed_envelope
+from shared.sync import sync_blueprint
 
-bp = Blueprint("sync", __name__)
-
-
-@bp.post("/request/accept")
-def accept():
-    return jsonify(status=services.apply_sync(signed_envelope(EventType.ACCEPT)))
-
-
-@bp.post("/request/reject")
-def reject():
-    return jsonify(status=services.apply_sync(signed_envelope(EventType.REJECT)))
+bp = sync_blueprint("/request", (EventType.ACCEPT, EventType.REJECT, EventType.OFFER, EventType.VERIFY),
+                    services.apply_sync)

@@ -54,3 +54,21 @@ def upgrade_schema(app: Flask) -> str:
         db = app.extensions["sqlalchemy"]
         with db.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision() or ""
+
+
+def scheduled_job(app_name: str, job):
+    """A Zappa schedule handler (`expression` event) that runs `job()` inside the app's context.
+
+    The app is built once per process (warm Lambda invocations reuse it); returns what `job` returns.
+    """
+    import importlib
+
+    state = {}
+
+    def handler(event=None, context=None):
+        if "app" not in state:
+            state["app"] = importlib.import_module(app_name).create_app()
+        with state["app"].app_context():
+            return job()
+
+    return handler

@@ -1,7 +1,8 @@
 """The one event envelope of the sync pipeline, and the one SQS publisher.
 
 Every message on every queue is an `Envelope`: event_id, type, occurred_at,
-version and the seed's application body. FIFO queues (name ending in .fifo) get
+version, the seed's application body and, when known, the actor (a parent's or staff
+member's email, or "system") for the other side's audit log. FIFO queues (name ending in .fifo) get
 the request id as message group, so events of one application stay in order,
 and the event id as deduplication id.
 """
@@ -22,10 +23,27 @@ SQS_BATCH_LIMIT = 10
 
 
 class EventType(StrEnum):
-    REQUEST = "REQUEST"
-    CANCEL = "CANCEL"
-    ACCEPT = "ACCEPT"
-    REJECT = "REJECT"
+    """What happened to an application (the state machine is shared.waitlist.TRANSITIONS)."""
+
+    REQUEST = "REQUEST"  # reqsys: a parent applied (again)
+    CANCEL = "CANCEL"  # reqsys: the parent cancelled
+    ACCEPT = "ACCEPT"  # childsys before offers existed (accepted = enrolled); still handled when in flight
+    REJECT = "REJECT"  # childsys: staff rejected, with a reason
+    OFFER = "OFFER"  # childsys: staff accepted and offered a place, until offer_expires_at
+    CONFIRM = "CONFIRM"  # reqsys: the parent confirmed the offer (enrolment)
+    DECLINE = "DECLINE"  # reqsys: the parent declined the offer
+    EXPIRE = "EXPIRE"  # reqsys: the offer's deadline passed unanswered
+    WITHDRAW = "WITHDRAW"  # reqsys: withdrawn because the child enrolled elsewhere
+    REMIND = "REMIND"  # reqsys: the offer's deadline is near (an email only)
+    VERIFY = "VERIFY"  # childsys: staff verified or rejected a priority criterion
+    PROOF = "PROOF"  # reqsys: the parent uploaded a proof document for a criterion
+
+
+# who emits what: reqsys (the parent's side and the offer deadline) and childsys (the daycare);
+# each app's sync endpoints take exactly the other one's events (REMIND is an email only)
+FROM_REQSYS = frozenset({EventType.REQUEST, EventType.CANCEL, EventType.CONFIRM, EventType.DECLINE, EventType.EXPIRE,
+                         EventType.WITHDRAW, EventType.PROOF})
+FROM_CHILDSYS = frozenset({EventType.OFFER, EventType.ACCEPT, EventType.REJECT, EventType.VERIFY})
 
 
 class Envelope(BaseModel):
@@ -36,6 +54,7 @@ class Envelope(BaseModel):
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     version: int = Field(default=1, ge=1)
     application: dict[str, Any]
+    actor: str | None = Field(default=None, max_length=254)
 
     @property
     def request_id(self) -> str:
@@ -43,7 +62,8 @@ class Envelope(BaseModel):
         return f"{self.application.get('child_id', '')}{self.application.get('nursery_id', '')}"
 
     def to_json(self) -> str:
-        return self.model_dump_json()
+        # without an actor, the same JSON as before the field existed (consumers still on the old code)
+        return self.model_dump_json(exclude_none=True)
 
     @classmethod
     def from_json(cls, body: str | bytes) -> Envelope:

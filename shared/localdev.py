@@ -50,7 +50,7 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 30) -> 
 def seed_demo_data() -> None:
     """Demo accounts in Cognito and daycares in both SQL apps; safe to repeat."""
     from shared.aws import client
-    from shared.demo import DEMO_PASSWORD, DEMO_USERS, NURSERIES
+    from shared.demo import CLASS_PLACES, DEMO_PASSWORD, DEMO_USERS, NURSERIES
     from shared.settings import Settings
 
     pool_id = Settings.load("reqsys").cognito_userpool_id
@@ -82,6 +82,12 @@ def seed_demo_data() -> None:
         with app.app_context():
             for nursery_id, title, address, area in NURSERIES:
                 models.db.session.merge(models.Nursery(nursery_id=nursery_id, name=title, address=address, area=area))
+            if name == "childsys":  # places per class, unless staff have set their own
+                for nursery_id, places in CLASS_PLACES.items():
+                    for age_class, count in enumerate(places):
+                        if models.db.session.get(models.ClassCapacity, (nursery_id, age_class)) is None:
+                            models.db.session.add(models.ClassCapacity(nursery_id=nursery_id, age_class=age_class,
+                                                                       places=count))
             models.db.session.commit()
 
 

@@ -111,24 +111,22 @@ def publish_after_commit(session: Session, model, settings) -> int:
 def scheduled_relay(app_name: str):
     """The Zappa schedule (`expression: rate(1 minute)`) that publishes an app's pending events.
 
-    The app is built once per process (warm Lambda invocations reuse it). Raises if the
-    queue is not configured, so a misconfigured relay fails loudly.
+    The app is built once per process (shared.db.scheduled_job). Raises if the queue is not
+    configured, so a misconfigured relay fails loudly.
     """
     import importlib
 
-    state = {}
+    from flask import current_app
 
-    def handler(event=None, context=None) -> int:
-        if "app" not in state:
-            state["app"] = importlib.import_module(app_name).create_app()
+    from shared.db import scheduled_job
+
+    def job() -> int:
         models = importlib.import_module(f"{app_name}.models")
-        app = state["app"]
-        with app.app_context():
-            queue_url = app.config["SETTINGS"].resource(QUEUE_OUTPUT)
-            sent = relay_pending(models.db.session, models.OutboxEvent, queue_url)
-            waiting = pending(models.db.session, models.OutboxEvent)
+        queue_url = current_app.config["SETTINGS"].resource(QUEUE_OUTPUT)
+        sent = relay_pending(models.db.session, models.OutboxEvent, queue_url)
+        waiting = pending(models.db.session, models.OutboxEvent)
         if sent or waiting:
             log.info("%s outbox relay: %d sent, %d still pending", app_name, sent, waiting)
         return sent
 
-    return handler
+    return scheduled_job(app_name, job)

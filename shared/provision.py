@@ -96,9 +96,13 @@ def spec(stage: str, account_id: str) -> Spec:
                   indexes=tuple((f"gsi{i}", f"gsi{i}pk", f"gsi{i}sk") for i in "1234")),
         ],
         bus=f"{prefix}-waitlist",
+        # (the first two keep their original names so no stale rule is left behind)
         rules=[
-            Rule("request-cancel", ("REQUEST", "CANCEL"), ("EMAIL", "TO_CHILDSYS")),
-            Rule("accept-reject", ("ACCEPT", "REJECT"), ("EMAIL", "TO_REQSYS")),
+            Rule("request-cancel", ("REQUEST", "CANCEL", "CONFIRM", "DECLINE", "EXPIRE", "WITHDRAW"),
+                 ("EMAIL", "TO_CHILDSYS")),
+            Rule("accept-reject", ("ACCEPT", "OFFER", "REJECT", "VERIFY"), ("EMAIL", "TO_REQSYS")),
+            Rule("reminders", ("REMIND",), ("EMAIL",)),
+            Rule("proofs", ("PROOF",), ("TO_CHILDSYS",)),
         ],
         topic=f"{prefix}-task-notifications",
         topic_queue="TASK_NOTIFICATIONS",

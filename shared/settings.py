@@ -36,6 +36,13 @@ def _load_outputs(stage: str) -> dict[str, str]:
     return {}
 
 
+def _days(env: dict[str, str], name: str, default: int) -> int:
+    value = env.get(name) or str(default)
+    if not value.isdigit() or not 1 <= int(value) <= 60:
+        raise UnsafeSettings(f"{name} must be a whole number of days from 1 to 60, not {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     app_name: str
@@ -50,6 +57,11 @@ class Settings:
     jwks_path: str
     default_locale: str = "ko"
     resources: dict[str, str] = field(default_factory=dict)
+    # the waitlist: days a parent has to answer an offer, the reminder before its deadline, and
+    # the priority criteria file (shared/priority_criteria.json unless replaced by path)
+    offer_days: int = 7
+    offer_reminder_days: int = 2
+    priority_criteria_path: str = ""
 
     @property
     def is_local(self) -> bool:
@@ -94,6 +106,9 @@ class Settings:
             jwks_path=env.get("AWS_COGNITO_JWKS_PATH") or jwks_default,
             default_locale=env.get("DEFAULT_LOCALE", "ko"),
             resources=outputs,
+            offer_days=_days(env, "OFFER_DAYS", 7),
+            offer_reminder_days=_days(env, "OFFER_REMINDER_DAYS", 2),
+            priority_criteria_path=env.get("PRIORITY_CRITERIA_PATH", ""),
         )
 
     def check_production(self) -> None:

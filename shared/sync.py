@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, request
+from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
 from shared.errors import ApiError, Unauthorized, ValidationFailed
@@ -34,3 +34,33 @@ def signed_envelope(expected: EventType) -> Envelope:
     if envelope.type is not expected:
         raise ValidationFailed({"type": f"must be {expected} on this path"})
     return envelope
+
+
+def commit_synced(session) -> str:
+    """Commit a synced event's change: "applied", or "ignored" when the same event, delivered twice at
+    once, was committed by the other delivery first (its history row's event_id is unique)."""
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return "ignored"
+    return "applied"
+
+
+def sync_blueprint(prefix: str, event_types, apply_sync) -> Blueprint:
+    """One signed POST endpoint per event type, at `{prefix}/{type in lower case}`, each answering
+    {"status": apply_sync(envelope)} ("applied" or "ignored")."""
+    bp = Blueprint("sync", __name__)
+
+    def endpoint(event_type: EventType):
+        def view():
+            return jsonify(status=apply_sync(signed_envelope(event_type)))
+
+        return view
+
+    for event_type in event_types:
+        bp.add_url_rule(f"{prefix}/{event_type.lower()}", endpoint=event_type.lower(), view_func=endpoint(event_type),
+                        methods=["POST"])
+    return bp

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import Blueprint, Flask, redirect, request, session
@@ -13,6 +13,15 @@ SHARED_DIR = Path(__file__).resolve().parent
 LANGUAGES = {"ko": "한국어", "en": "English"}
 
 ui = Blueprint("ui", __name__, template_folder="templates", static_folder="static", static_url_path="/static/ui")
+
+
+def kst(value: datetime | None) -> str:
+    """A stored (naive UTC) time as Korean local time: the `kst` template filter of every app."""
+    if value is None:
+        return ""
+    from shared.waitlist import KST, aware
+
+    return aware(value).astimezone(KST).strftime("%Y-%m-%d %H:%M")
 
 
 def select_locale() -> str:
@@ -71,6 +80,7 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[tu
     )
     app.config.update(config)
     app.json.ensure_ascii = False  # Korean text stays readable in JSON
+    app.add_template_filter(kst, "kst")
 
     from flask_babel import Babel, get_locale
     from flask_wtf.csrf import CSRFProtect

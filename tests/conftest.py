@@ -233,6 +233,28 @@ def bearer(tokens_for):
     return headers
 
 
+def claims_of(token: str) -> dict:
+    """The claims of a JWT, unverified (what the test itself was just given)."""
+    import base64
+    import json
+
+    part = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+@pytest.fixture
+def account(make_user, tokens_for):
+    """account(*groups) -> SimpleNamespace(email, sub, headers) of a new user with a reqsys id token."""
+
+    def make(*groups: str):
+        user = make_user(groups=groups or ("parents",))
+        token = tokens_for(user.email)["id_token"]
+        return SimpleNamespace(email=user.email, sub=claims_of(token)["sub"],
+                               headers={"Authorization": f"Bearer {token}"})
+
+    return make
+
+
 @pytest.fixture
 def submit():
     """submit(client, path, data, page=None, **post_kwargs): post a form the way a browser does,

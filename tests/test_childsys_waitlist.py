@@ -1,14 +1,16 @@
-"""childsys: staff decisions, the signed sync endpoints, enrolment, and who may do what."""
+"""childsys: staff decisions (offers, rejections, criteria), the signed sync endpoints, enrolment, the
+ranked list, class places and prompts, proofs, the audit log, and who may do what."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.events import Envelope
+from shared.events import Envelope, EventType
 from shared.signing import sign
 
 SECRET_HEADERS = {"Content-Type": "application/json"}
@@ -49,7 +51,7 @@ def sync(client, app):
     def call(event_type: str, body: dict, version: int = 1, envelope: Envelope | None = None, headers=None):
         envelope = envelope or Envelope(type=event_type, version=version, application=body)
         raw = envelope.to_json().encode()
-        path = "/enterwait/request" if event_type == "REQUEST" else "/enterwait/cancel"
+        path = f"/enterwait/{event_type.lower()}"
         return client.post(path, data=raw, headers=headers if headers is not None else
                            {**SECRET_HEADERS, **sign(secret, raw)})
 
@@ -62,27 +64,35 @@ def staff(make_user, bearer):
     return bearer(user.email, app_name="childsys")
 
 
-def test_requested_application_is_listed_accepted_enrolled_and_published(client, sync, staff, queue, sqs):
+def test_requested_application_is_listed_offered_published_and_enrolled_on_confirm(client, sync, staff, queue, sqs):
     body = seed_body()
     assert sync("REQUEST", body).json == {"status": "applied"}
 
     listed = client.get("/request?nursery_id=A00017", headers=staff).json["applications"]
     mine = next(a for a in listed if a["child_id"] == body["child_id"])
     assert (mine["status"], mine["request_status"], mine["parent_email"]) == ("REQUESTED", 1, "parent@example.com")
+    assert (mine["rank"], mine["score"]) == (1, 0)
 
     response = client.post("/request/accept", json=body, headers=staff)
     assert response.status_code == 200
     assert response.json["application"]["status"] == "ACCEPTED"
     assert response.json["application"]["request_status"] == 2
+    deadline = response.json["application"]["offer_expires_at"]
 
     [event] = received(sqs, queue)
-    assert (event.type, event.version, event.request_id) == ("ACCEPT", 2, body["child_id"] + "A00017")
+    assert (event.type, event.version, event.request_id) == ("OFFER", 2, body["child_id"] + "A00017")
     assert event.application["parent_email"] == "parent@example.com"
+    assert event.application["offer_expires_at"] == deadline and event.actor.startswith("staff-")
 
     from childsys.models import Enrollment, db
 
-    with client.application.app_context():
-        assert db.session.query(Enrollment).filter_by(request_id=event.request_id).count() == 1
+    def enrolled() -> int:
+        with client.application.app_context():
+            return db.session.query(Enrollment).filter_by(request_id=event.request_id).count()
+
+    assert enrolled() == 0, "an offer is not an enrolment yet"
+    assert sync("CONFIRM", body, version=3).json == {"status": "applied"}
+    assert enrolled() == 1
 
 
 def test_reject_needs_a_reason_and_a_rejected_application_cannot_be_accepted(client, sync, staff, queue, sqs):
@@ -145,11 +155,12 @@ def test_cancel_before_its_request_ends_cancelled(client, sync, staff):
     assert mine[0]["status"] == "CANCELLED" and mine[0]["request_status"] == 99
 
 
-def test_cancel_after_accept_removes_the_enrolment(client, sync, staff, queue, make_user, sign_in):
+def test_cancel_after_enrolment_removes_it(client, sync, staff, queue, make_user, sign_in):
     body = seed_body()
     sync("REQUEST", body)
     client.post("/request/accept", json=body, headers=staff)
-    assert sync("CANCEL", body, version=3).json == {"status": "applied"}
+    assert sync("CONFIRM", body, version=3).json == {"status": "applied"}
+    assert sync("CANCEL", body, version=4).json == {"status": "applied"}
 
     from childsys.models import Enrollment, db
 
@@ -189,7 +200,243 @@ def test_staff_pages_list_open_and_accept(client, sync, make_user, sign_in, subm
 
     response = submit(client, f"{detail}/accept", {}, page=detail)
     assert response.status_code == 302
-    assert "박새싹" in client.get("/enrolled").text
+    assert 'data-status="ACCEPTED"' in client.get(detail).text, "offered, waiting for the parent"
+    assert "박새싹" not in client.get("/enrolled").text
     conflict = submit(client, f"{detail}/reject", {"reason": "x"}, page=detail)
     assert conflict.status_code in (200, 302)  # the page no longer offers it; a replayed post is refused
+    assert 'data-status="ACCEPTED"' in client.get(detail).text
+    assert sync("CONFIRM", body, version=3).json == {"status": "applied"}
     assert "박새싹" in client.get("/enrolled").text
+
+
+# --- the portal waitlist: rank, verification, class places, prompts, proofs, audit ----------------------
+
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+def request_at(sync, body, seconds: int, version: int = 1):
+    """A REQUEST that happened `seconds` after T0 (its time is the application time ties go by)."""
+    envelope = Envelope(type="REQUEST", version=version, application=body, occurred_at=T0 + timedelta(seconds=seconds),
+                        actor=body["parent_email"])
+    assert sync("REQUEST", body, envelope=envelope).json == {"status": "applied"}
+
+
+def proof_sent(sync, body, code, key=None, name="증빙.pdf", version=1, at=None):
+    envelope = Envelope(type="PROOF", version=version, occurred_at=at or datetime.now(UTC), actor=body["parent_email"],
+                        application={**body, "criterion": {"code": code, "proof_key": key or f"proofs/p/{code}/1",
+                                                           "proof_name": name}})
+    return sync("PROOF", body, envelope=envelope).json["status"]
+
+
+def verify(client, staff, body, code, status="VERIFIED", reason=None):
+    return client.post("/request/verify", json={"child_id": body["child_id"], "nursery_id": body["nursery_id"],
+                                                 "criterion": code, "status": status, "reason": reason},
+                       headers=staff)
+
+
+def waiting(client, staff, **params) -> list[dict]:
+    query = "&".join(f"{k}={v}" for k, v in {"status": "REQUESTED", **params}.items())
+    return client.get(f"/request?{query}", headers=staff).json["applications"]
+
+
+def test_the_staff_list_is_in_rank_order_and_only_verified_criteria_count(client, sync, staff, queue, sqs):
+    declared = {"early": [], "second_tier": ["ADOPTED", "GRANDPARENT_FAMILY", "SIBLING_ENROLLED"],
+                "unverified": ["DUAL_INCOME"], "first_tier": ["BASIC_LIVELIHOOD", "ADOPTED"], "late": []}
+    bodies = {name: seed_body(child_name=name, criteria=codes) for name, codes in declared.items()}
+    for seconds, name in enumerate(declared):
+        request_at(sync, bodies[name], seconds)
+    for name in ("second_tier", "first_tier"):
+        for code in declared[name]:
+            if code != "SIBLING_ENROLLED":  # the daycare checks that one in its own records
+                assert proof_sent(sync, bodies[name], code) == "applied"
+            assert verify(client, staff, bodies[name], code).status_code == 200
+    missing = verify(client, staff, bodies["unverified"], "DUAL_INCOME")
+    assert missing.status_code == 409 and "proof" in missing.json["error"]["message"], "no proof, no verification"
+
+    listed = waiting(client, staff)
+    assert [(a["child_name"], a["rank"], a["score"]) for a in listed] == [
+        ("first_tier", 1, 150), ("second_tier", 2, 150), ("early", 3, 0), ("unverified", 4, 0), ("late", 5, 0)]
+    assert [c["status"] for c in listed[3]["criteria"]] == ["PENDING"]
+    verified = [e for e in received(sqs, queue) if e.type == "VERIFY"]
+    assert len(verified) == 5 and {e.application["criterion"]["status"] for e in verified} == {"VERIFIED"}
+    assert verified[0].application["criterion"]["label_ko"] and verified[0].actor.startswith("staff-")
+
+    # a rejected criterion stops counting, with a reason; a new proof puts it back to be checked
+    assert verify(client, staff, bodies["first_tier"], "BASIC_LIVELIHOOD", "REJECTED").status_code == 400
+    rejected = verify(client, staff, bodies["first_tier"], "BASIC_LIVELIHOOD", "REJECTED", reason="서류 불일치")
+    assert rejected.status_code == 200 and rejected.json["application"]["score"] == 50
+    assert [a["child_name"] for a in waiting(client, staff)][:2] == ["second_tier", "first_tier"]
+    assert proof_sent(sync, bodies["first_tier"], "BASIC_LIVELIHOOD", key="proofs/p/new") == "applied"
+    [again] = [c for c in waiting(client, staff)[1]["criteria"] if c["code"] == "BASIC_LIVELIHOOD"]
+    assert (again["status"], again["reason"], again["has_proof"]) == ("PENDING", None, True)
+
+
+def test_the_staff_page_lists_the_queue_in_rank_order(client, sync, staff, make_user, sign_in):
+    bodies = [seed_body(child_name=f"아이{i}", criteria=["SIBLING_ENROLLED"] if i == 2 else []) for i in range(3)]
+    for seconds, body in enumerate(bodies):
+        request_at(sync, body, seconds)
+    verify(client, staff, bodies[2], "SIBLING_ENROLLED")
+    user = make_user(groups=("staff",), daycare_id="A00017")
+    sign_in(client, user.email)
+    page = client.get("/applications").text
+    order = [body["child_id"] + "A00017" for body in (bodies[2], bodies[0], bodies[1])]
+    assert [page.index(f'id="row-{rid}"') for rid in order] == sorted(page.index(f'id="row-{rid}"') for rid in order)
+    assert 'data-rank="1"' in page and "대기 순위" in page
+
+
+def set_places(client, submit, places: dict[int, int]):
+    data = {f"class_{k}": str(v) for k, v in places.items()}
+    response = submit(client, "/classes", data)
+    assert response.status_code == 302, response.text
+
+
+@pytest.fixture
+def staff_browser(client, make_user, sign_in):
+    user = make_user(groups=("staff",), daycare_id="A00017")
+    sign_in(client, user.email)
+    return client
+
+
+def test_a_full_class_is_refused_unless_overridden_and_the_override_is_audited(client, sync, staff, staff_browser,
+                                                                               submit, queue, sqs):
+    start = f"{T0.year + 1}-03"
+    klass = T0.year + 1 - 2023 - 1
+    first, second = (seed_body(child_birthday="20230101", desired_start=start) for _ in range(2))
+    request_at(sync, first, 0)
+    request_at(sync, second, 1)
+    set_places(staff_browser, submit, {klass: 1})
+
+    assert client.post("/request/accept", json=first, headers=staff).status_code == 200
+    [places] = [c for c in client.get("/api/classes", headers=staff).json["classes"] if c["age_class"] == klass]
+    assert (places["places"], places["offered"], places["free"], places["waiting"]) == (1, 1, 0, 1)
+    received(sqs, queue)
+
+    refused = client.post("/request/accept", json=second, headers=staff)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "class_full"
+    assert f"{klass}세반" in refused.json["error"]["message"] and "override" in refused.json["error"]["message"]
+    assert received(sqs, queue) == [] and waiting(client, staff)[0]["child_id"] == second["child_id"]
+    detail = f"/applications/{second['child_id']}A00017"
+    page = submit(staff_browser, f"{detail}/accept", {}, page=detail)
+    assert page.status_code == 409 and 'id="override_reason"' in page.text, "the page asks for the reason"
+
+    overridden = client.post("/request/accept", json={**second, "override_reason": "쌍둥이 형제 재원"}, headers=staff)
+    assert overridden.status_code == 200 and overridden.json["application"]["status"] == "ACCEPTED"
+    [event] = received(sqs, queue)
+    assert event.type == "OFFER"
+    [entry] = client.get("/api/audit?type=OFFER&q=" + second["child_id"], headers=staff).json["entries"]
+    assert (entry["override"], entry["note"], entry["actor"]) == (True, "쌍둥이 형제 재원", event.actor)
+    assert "정원 초과 승인" in staff_browser.get("/audit?type=OFFER").text
+
+
+def test_an_expired_offer_frees_the_place_and_staff_are_prompted_to_offer_the_next(client, sync, staff,
+                                                                                  staff_browser, submit, queue):
+    start = f"{T0.year + 1}-03"
+    klass = T0.year + 1 - 2023 - 1
+    first, second, other_class = (seed_body(child_birthday=born, desired_start=start, child_name=name)
+                                  for born, name in (("20230101", "첫째"), ("20230301", "둘째"), ("20210101", "셋째")))
+    for seconds, body in enumerate((first, second, other_class)):
+        request_at(sync, body, seconds)
+    set_places(staff_browser, submit, {klass: 1})
+    assert f'id="prompt-{klass}"' in staff_browser.get("/applications").text, "a free place and children waiting"
+    client.post("/request/accept", json=first, headers=staff)
+    page = staff_browser.get("/applications").text
+    assert f'id="prompt-{klass}"' not in page, "the place is offered"
+    assert 'id="prompt-' not in page, "classes without places set prompt nothing"
+
+    assert sync("EXPIRE", first, version=3).json == {"status": "applied"}
+
+    [expired] = [a for a in client.get("/request?status=EXPIRED", headers=staff).json["applications"]]
+    assert (expired["request_status"], expired["history"][-1]["actor"]) == (90, "system")
+    page = staff_browser.get("/applications").text
+    prompt = page[page.index(f'id="prompt-{klass}"'):]
+    assert "둘째" in prompt[:prompt.index("</li>")] and "첫째" in page[page.index('class="released"'):]
+    response = submit(staff_browser, f"/applications/{second['child_id']}A00017/accept",
+                      {"back": "/applications"}, page="/applications")
+    assert response.status_code == 302 and response.location.endswith("/applications"), "back to the list"
+
+
+def test_a_withdrawal_at_the_same_version_as_an_offer_wins(client, sync, staff):
+    body = seed_body()
+    sync("REQUEST", body)
+    client.post("/request/accept", json=body, headers=staff)  # v2 here
+    assert sync("WITHDRAW", {**body, "reason": "햇살 어린이집"}, version=2).json == {"status": "applied"}
+    [mine] = client.get("/request?status=WITHDRAWN", headers=staff).json["applications"]
+    assert mine["history"][-1]["note"] == "햇살 어린이집"
+    assert sync("WITHDRAW", seed_body(), version=2).json == {"status": "applied"}, "even before its request"
+
+
+def test_proofs_open_only_for_the_daycares_staff_and_admins(client, sync, staff, make_user, bearer, resources):
+    import requests
+
+    from shared.uploads import presigned_post
+    from tests.test_uploads import PDF, POLICY
+
+    body = seed_body(criteria=["DUAL_INCOME"])
+    sync("REQUEST", body)
+    key = f"proofs/parent-sub/{body['child_id']}A00017/DUAL_INCOME/abc"
+    post = presigned_post(resources["UPLOADS_BUCKET"], key, POLICY, "application/pdf", "재직증명서.pdf")
+    requests.post(post["url"], data=post["fields"], files={"file": ("x.pdf", PDF, "application/pdf")}, timeout=10)
+    assert proof_sent(sync, body, "DUAL_INCOME", key=key, name="재직증명서.pdf") == "applied"
+    path = f"/api/applications/{body['child_id']}A00017/criteria/DUAL_INCOME/proof"
+
+    link = client.get(path, headers=staff)
+    assert link.status_code == 200 and link.json["expires_in"] <= 300
+    assert requests.get(link.json["url"], timeout=10).content == PDF
+    other_staff = bearer(make_user(groups=("staff",), daycare_id="B00102").email, app_name="childsys")
+    parent = bearer(make_user(groups=("parents",)).email, app_name="childsys")
+    admin = bearer(make_user(groups=("admins",)).email, app_name="childsys")
+    assert client.get(path, headers=other_staff).status_code == 403
+    assert client.get(path, headers=parent).status_code == 403
+    assert client.get(path, headers=admin).status_code == 200
+    assert client.get(path.replace("DUAL_INCOME", "ADOPTED"), headers=staff).status_code == 404
+    assert "proofs/" not in str(client.get("/request", headers=staff).json), "keys never leave the server"
+
+
+def test_the_audit_log_shows_staff_their_daycare_and_admins_every_daycare(client, sync, staff, make_user, bearer):
+    here, there = seed_body(child_name="여기"), seed_body(child_name="저기", nursery_id="B00102")
+    sync("REQUEST", here)
+    sync("REQUEST", there)
+    client.post("/request/reject", json={**here, "reason": "정원 초과"}, headers=staff)
+    admin = bearer(make_user(groups=("admins",)).email, app_name="childsys")
+
+    mine = client.get("/api/audit", headers=staff).json
+    assert [(e["type"], e["child_name"], e["actor"]) for e in mine["entries"]] == [
+        ("REJECT", "여기", mine["entries"][0]["actor"]), ("REQUEST", "여기", "parent@example.com")]
+    assert mine["entries"][0]["note"] == "정원 초과" and mine["entries"][0]["actor"].startswith("staff-")
+    assert client.get("/api/audit?nursery_id=B00102", headers=staff).status_code == 403
+    everyone = client.get("/api/audit", headers=admin).json["entries"]
+    assert {e["nursery_id"] for e in everyone} >= {"A00017", "B00102"}
+    only_there = client.get("/api/audit?nursery_id=B00102&type=REQUEST", headers=admin).json["entries"]
+    assert [e["child_name"] for e in only_there] == ["저기"]
+    assert client.get("/api/audit?type=NOPE", headers=admin).status_code == 400
+    assert client.get("/api/audit?q=%25", headers=admin).json["entries"] == [], "wildcards are literal"
+
+
+@pytest.mark.mysql
+def test_two_offers_cannot_both_take_the_last_place_on_mysql(make_app, mysql_database):
+    """A request that read the application first (an older REPEATABLE READ snapshot) still counts the
+    offer another staff member committed meanwhile: the check before an offer uses locking reads."""
+    from childsys import capacity, services
+    from childsys.models import Application, db
+    from shared.auth import Identity
+
+    url = mysql_database("test_childsys_places")
+    first_app, second_app = make_app("childsys", {"SQLALCHEMY_DATABASE_URI": url}), make_app(
+        "childsys", {"SQLALCHEMY_DATABASE_URI": url}, migrate=False)
+    staff = Identity("staff-sub", "staff@example.com", "", ("staff",), "A00017", 0)
+    start = f"{T0.year + 1}-03"
+    bodies = [seed_body(child_birthday="20230101", desired_start=start) for _ in range(2)]
+    with first_app.app_context():
+        for seconds, body in enumerate(bodies):
+            services.apply_sync(Envelope(type="REQUEST", application=body, occurred_at=T0 + timedelta(seconds=seconds)))
+        klass = db.session.scalars(db.select(Application.age_class)).first()
+        capacity.set_places(staff, "A00017", {klass: 1})
+
+    with first_app.app_context():
+        services.get_application(staff, bodies[1]["child_id"] + "A00017")  # this request's snapshot starts here
+        with second_app.app_context():  # another staff member offers the last place meanwhile
+            services.decide(staff, bodies[0], EventType.OFFER)
+        with pytest.raises(capacity.ClassFull):
+            services.decide(staff, bodies[1], EventType.OFFER)
+    with first_app.app_context():
+        assert db.session.scalars(db.select(Application.status).order_by(Application.id)).all() == [2, 1]

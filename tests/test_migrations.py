@@ -13,9 +13,12 @@ from shared.db import upgrade_schema
 
 SQL_APPS = ("reqsys", "childsys")
 EXPECTED_TABLES = {
-    "reqsys": {"nurseries", "children", "applications", "application_history", "outbox_events"},
-    "childsys": {"nurseries", "applications", "application_history", "enrollments", "outbox_events"},
+    "reqsys": {"nurseries", "children", "applications", "application_history", "application_criteria",
+               "outbox_events"},
+    "childsys": {"nurseries", "applications", "application_history", "application_criteria", "enrollments",
+                 "class_capacities", "outbox_events"},
 }
+BEFORE_OFFERS = {"reqsys": "2247bb6485d9", "childsys": "d0d0ab8c7604"}  # the revisions before the portal waitlist
 
 
 def head_of(app) -> str:
@@ -91,6 +94,65 @@ def test_migrations_on_mysql_create_tables_and_repeat_as_no_op(make_app, mysql_d
         with engine.connect() as conn:
             # Korean names survive the round trip (utf8mb4 end to end)
             assert conn.execute(sa.text("SELECT name FROM nurseries")).scalar_one() == "햇살 어린이집"
+
+
+# --- data made before offers existed -------------------------------------------------------------------
+
+
+OLD_APPLICATION = {
+    "request_id": "202301013333333A00017", "child_id": "202301013333333", "child_name": "김아기",
+    "child_birthday": "20230101", "user_id": "u", "parent_name": "김부모", "parent_tel": "010-0000-0000",
+    "parent_address": "서울", "parent_postcode": "00001", "parent_email": "p@example.com", "nursery_id": "A00017",
+    "version": 2, "created_at": "2026-11-20 03:00:00", "updated_at": "2026-11-20 03:00:00"}
+
+
+def upgrade_existing_data(app, app_name: str) -> None:
+    """Rows of the old flow survive the upgrade with their meaning: accepted then meant enrolled."""
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade(directory=app.config["MIGRATIONS_DIR"], revision=BEFORE_OFFERS[app_name])
+    add_nursery(app)
+    extra = {"parent_sub": "sub-1"} if app_name == "reqsys" else {"decided_by": "staff@example.com"}
+    rows = [{**OLD_APPLICATION, **extra, "status": 2},
+            {**OLD_APPLICATION, **extra, "status": 1, "request_id": "202401010000000A00017",
+             "child_id": "202401010000000", "child_birthday": "20240101"}]
+    with app.app_context(), app.extensions["sqlalchemy"].engine.begin() as conn:
+        for row in rows:
+            conn.execute(sa.text(f"INSERT INTO applications ({', '.join(row)}) "  # noqa: S608 - the test's own names
+                                 f"VALUES ({', '.join(':' + k for k in row)})"), row)
+        conn.execute(sa.text("INSERT INTO application_history (application_id, event_id, type, status, version, "
+                             "occurred_at) VALUES (1, 'e-1', 'ACCEPT', 2, 2, '2026-11-20 03:00:00')"))
+        if app_name == "childsys":
+            conn.execute(sa.text("INSERT INTO enrollments (request_id, nursery_id, child_id, child_name, "
+                                 "child_birthday, parent_name, parent_tel, parent_email, enrolled_at) VALUES "
+                                 "(:request_id, :nursery_id, :child_id, :child_name, :child_birthday, :parent_name, "
+                                 ":parent_tel, :parent_email, :created_at)"), rows[0])
+
+    assert upgrade_schema(app) == head_of(app)
+
+    with app.app_context(), app.extensions["sqlalchemy"].engine.connect() as conn:
+        upgraded = conn.execute(sa.text("SELECT request_id, status, desired_start, age_class, applied_at, score, "
+                                        "priority_tier FROM applications ORDER BY id")).all()
+        assert [(r.status, r.desired_start, r.age_class, r.score, r.priority_tier) for r in upgraded] == [
+            (3, "2026-12", 2, 0, 2), (1, "2026-12", 1, 0, 2)], "accepted became enrolled; the rest waits"
+        assert str(upgraded[0].applied_at).startswith("2026-11-20 03:00:00")
+        if app_name == "childsys":
+            assert conn.execute(sa.text("SELECT nursery_id FROM application_history")).scalar_one() == "A00017"
+            assert conn.execute(sa.text("SELECT age_class FROM enrollments")).scalar_one() == 2
+
+
+@pytest.mark.parametrize("app_name", SQL_APPS)
+def test_the_upgrade_keeps_the_old_flows_data_on_sqlite(make_app, tmp_path, app_name):
+    app = make_app(app_name, {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'old.db'}"}, migrate=False)
+    upgrade_existing_data(app, app_name)
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("app_name", SQL_APPS)
+def test_the_upgrade_keeps_the_old_flows_data_on_mysql(make_app, mysql_database, app_name):
+    app = make_app(app_name, {"SQLALCHEMY_DATABASE_URI": mysql_database(f"test_old_{app_name}")}, migrate=False)
+    upgrade_existing_data(app, app_name)
 
 
 # --- /admin/init -----------------------------------------------------------------------------------------

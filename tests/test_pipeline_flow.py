@@ -56,6 +56,12 @@ def test_zappa_settings_wire_every_handler_and_keep_the_stages():
             # a shallow merge: a stage naming environment_variables must repeat what it needs
             if "environment_variables" in stage:
                 assert stage["environment_variables"]["STAGE"] == env
+    for env in ("dev", "prod", "local"):  # reqsys owns the offers' deadlines: its schedule expires and reminds
+        assert {"function": "reqsys.schedule.handler", "expression": "rate(10 minutes)"} in stages[
+            f"reqsys_{env}"]["events"]
+    [schedule] = [s for s in load_event_sources(ROOT / "zappa_settings.json", "local")
+                  if s.function == "reqsys.schedule.handler"]
+    assert schedule.interval == 600 and schedule.lambda_name == "daycare-reqsys-local"
     sources = [s for s in load_event_sources(ROOT / "zappa_settings.json", "local")
                if s.lambda_name.endswith("pipeline-local")]
     by_function = {}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import pytest
 
 from shared import aws
+from shared.events import Envelope
 from shared.pipeline import MalformedMessage, forward, ingest, process_sqs_batch, stream
 from shared.pipeline import email as email_handler
 from shared.pipeline.mailbox import sent_emails
@@ -146,6 +148,28 @@ def test_stream_publishes_inserts_through_the_real_rules(resources, routed_queue
     assert event["detail"] == json.loads(request.to_json())  # the envelope, unchanged
 
 
+@pytest.mark.parametrize(("event_type", "targets"), [
+    ("OFFER", {"EMAIL", "TO_REQSYS"}), ("VERIFY", {"EMAIL", "TO_REQSYS"}),
+    ("CONFIRM", {"EMAIL", "TO_CHILDSYS"}), ("DECLINE", {"EMAIL", "TO_CHILDSYS"}),
+    ("EXPIRE", {"EMAIL", "TO_CHILDSYS"}), ("WITHDRAW", {"EMAIL", "TO_CHILDSYS"}),
+    ("REMIND", {"EMAIL"}), ("PROOF", {"TO_CHILDSYS"}),
+])
+def test_the_portal_events_take_their_routes_and_keep_the_actor(resources, routed_queues, event_type, targets):
+    """ingest -> events table -> stream -> the bus's rules: each new type reaches the queues it needs,
+    and the envelope (actor included) arrives unchanged."""
+    env = Envelope(**{**envelope(event_type, version=2).model_dump(), "actor": "staff@example.com"})
+    assert ingest.store(env, resources["EVENTS_TABLE"])
+    item = aws.client("dynamodb").get_item(TableName=resources["EVENTS_TABLE"], Key={
+        "request_id": {"S": env.request_id}, "event_id": {"S": env.event_id}})["Item"]
+    assert stream.handler({"Records": [{**stream_record(env, sequence="1"), "dynamodb": {
+        "NewImage": item, "SequenceNumber": "1"}}]}, None) == {"batchItemFailures": []}
+    arrived = {name: drain(url) for name, url in routed_queues.items()}
+    assert {name for name, messages in arrived.items() if messages} == targets
+    for messages in arrived.values():
+        for message in messages:
+            assert json.loads(message["Body"])["detail"] == json.loads(env.to_json())
+
+
 def test_stream_ignores_modify_and_remove(routed_queues):
     env = envelope("REQUEST")
     records = [stream_record(env, "MODIFY", "7"), stream_record(env, "REMOVE", "8")]
@@ -234,6 +258,32 @@ def test_email_reject_shows_the_reason_and_escapes_html(resources):
     assert "취소" in cancelled["subject"] and "Application cancelled" in cancelled["subject"]
 
 
+DEADLINE = {"offer_expires_at": "2026-12-09T14:59:59Z"}
+
+
+@pytest.mark.parametrize(("event_type", "korean", "english", "extra"), [
+    ("OFFER", "2026-12-09 23:59 (KST)까지", "by 2026-12-09 23:59 (KST)", DEADLINE),
+    ("REMIND", "답변 기한은 2026-12-09 23:59 (KST)", "deadline is 2026-12-09", DEADLINE),
+    ("CONFIRM", "입소가 확정", "is confirmed", {}),
+    ("DECLINE", "거절하셨습니다", "You declined", {}),
+    ("EXPIRE", "만료되었습니다", "has expired", {}),
+    ("WITHDRAW", "푸른숲 어린이집에 입소를 확정하여", "is enrolled at 푸른숲 어린이집",
+     {"enrolled_nursery_name": "푸른숲 어린이집"}),
+    ("VERIFY", "'맞벌이'을(를) 인정하지 않았습니다", "Reason: 재직증명서 없음", {"criterion": {
+        "code": "DUAL_INCOME", "status": "REJECTED", "reason": "재직증명서 없음", "label_ko": "맞벌이",
+        "label_en": "Dual income"}}),
+])
+def test_email_for_each_portal_event(resources, event_type, korean, english, extra):
+    env = envelope(event_type, version=2, nursery_name="햇살 어린이집", **extra)
+    assert email_handler.handler({"Records": [email_record(resources, env)]}, None) == {"batchItemFailures": []}
+    [mail] = sent_emails(to=env.application["parent_email"])
+    assert mail["subject"].endswith(email_handler.SUBJECTS[env.type][1])
+    html_text = re.sub(r"<[^>]+>", "", mail["html"])
+    assert korean in mail["text"] and english in mail["text"] and korean in html_text and english in html_text
+    assert mail["text"].index(korean) < mail["text"].index(english), "Korean first"
+    assert "햇살 어린이집 (A00017)" in mail["text"]
+
+
 def test_email_failures_are_reported(resources, monkeypatch):
     no_address = envelope("REQUEST", parent_email="")
     good = envelope("REQUEST")
@@ -263,6 +313,9 @@ def stand_in(monkeypatch):
 @pytest.mark.parametrize(("event_type", "path"), [
     ("REQUEST", "/enterwait/request"), ("CANCEL", "/enterwait/cancel"),
     ("ACCEPT", "/request/accept"), ("REJECT", "/request/reject"),
+    ("OFFER", "/request/offer"), ("VERIFY", "/request/verify"),
+    ("CONFIRM", "/enterwait/confirm"), ("DECLINE", "/enterwait/decline"), ("EXPIRE", "/enterwait/expire"),
+    ("WITHDRAW", "/enterwait/withdraw"), ("PROOF", "/enterwait/proof"),
 ])
 def test_forward_posts_the_signed_envelope_to_the_right_path(stand_in, event_type, path):
     env = envelope(event_type)

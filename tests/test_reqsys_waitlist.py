@@ -5,21 +5,17 @@ Against the moto server (the `resources` fixture) and a migrated SQLite file per
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
 import uuid
-from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 
+from shared.demo import NURSERIES  # the five demo daycares
 from shared.events import Envelope
 from shared.signing import sign
-
-NURSERIES = [("A00017", "햇살 어린이집", "서울특별시 마포구 월드컵북로 21", "마포구"),
-             ("A00018", "푸른숲 어린이집", "서울특별시 마포구 성미산로 33", "마포구")]
 
 
 def seed_body(**changes) -> dict:
@@ -39,9 +35,11 @@ def seed_body(**changes) -> dict:
     return body
 
 
-def claims_of(token: str) -> dict:
-    part = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+def listed_start(envelope) -> str:
+    """The default start month: the month after the application, Korean time."""
+    from shared.waitlist import default_start
+
+    return default_start(envelope.occurred_at)
 
 
 # --- fixtures -------------------------------------------------------------------------------------------
@@ -65,19 +63,6 @@ def app(make_app):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-@pytest.fixture
-def account(make_user, tokens_for):
-    """account(*groups) -> SimpleNamespace(email, sub, headers)."""
-
-    def make(*groups: str):
-        user = make_user(groups=groups or ("parents",))
-        token = tokens_for(user.email)["id_token"]
-        return SimpleNamespace(email=user.email, sub=claims_of(token)["sub"],
-                               headers={"Authorization": f"Bearer {token}"})
-
-    return make
 
 
 @pytest.fixture
@@ -148,11 +133,17 @@ def test_apply_publishes_request_event_and_lists_it(app, client, parent, sqs, re
     envelope = Envelope.from_json(messages[0]["Body"])
     assert (envelope.type, envelope.version) == ("REQUEST", 1)
     assert messages[0]["Attributes"]["MessageGroupId"] == request_id(body)
-    assert envelope.application == {**body, "user_id": parent.sub}  # the seed's body; user_id from the token
+    # the seed's body (user_id from the token), with the start month, criteria and daycare name
+    assert {k: v for k, v in envelope.application.items() if k in body or k == "user_id"} == {
+        **body, "user_id": parent.sub}
+    assert envelope.application["criteria"] == [] and envelope.application["nursery_name"] == "햇살 어린이집"
+    assert envelope.application["desired_start"] == listed_start(envelope)
+    assert envelope.actor == parent.email
     assert pending(app) == [], "published right after the commit"
 
     listed = only(client, parent)
     assert (listed["status"], listed["request_status"]) == ("REQUESTED", 1)
+    assert (listed["rank"], listed["score"], listed["criteria"]) == (1, 0, [])
     assert listed["nursery_name"] == "햇살 어린이집"
     assert listed["child_name"] == "김아기"
     assert [(h["type"], h["status"]) for h in listed["history"]] == [("REQUEST", "REQUESTED")]
@@ -397,35 +388,49 @@ def test_sync_refuses_unsigned_wrong_and_replayed_calls(app, client, parent, app
     assert only(client, parent)["status"] == "REQUESTED"
 
 
-def test_signed_accept_applies_once(app, client, parent, applied, queue, sqs):
-    receive_all(sqs, queue)
-    envelope = decision(applied, "ACCEPT", 2)
+def test_signed_offer_applies_once_with_its_deadline(app, client, parent, applied, queue, sqs):
+    from datetime import UTC, datetime
 
-    first = client.post("/request/accept", **signed(app, envelope))
+    from shared.waitlist import offer_deadline
+
+    receive_all(sqs, queue)
+    deadline = offer_deadline(datetime.now(UTC), 3)  # fixed by childsys when it made the offer
+    envelope = decision(applied, "OFFER", 2, offer_expires_at=deadline.isoformat() + "Z")
+
+    first = client.post("/request/offer", **signed(app, envelope))
     assert first.status_code == 200, first.get_data(as_text=True)
     assert first.get_json() == {"status": "applied"}
     listed = only(client, parent)
     assert (listed["status"], listed["request_status"], listed["version"]) == ("ACCEPTED", 2, 2)
+    assert listed["offer_expires_at"] == deadline.isoformat() + "Z" and listed["rank"] is None
 
-    again = client.post("/request/accept", **signed(app, envelope))
+    again = client.post("/request/offer", **signed(app, envelope))
     assert again.status_code == 200
     assert again.get_json() == {"status": "ignored"}
-    assert [h["type"] for h in only(client, parent)["history"]] == ["REQUEST", "ACCEPT"]
+    assert [h["type"] for h in only(client, parent)["history"]] == ["REQUEST", "OFFER"]
     assert count(app, "application_history") == 2
     assert count(app, "outbox_events") == 1, "a synced change is not published again"
     assert receive_all(sqs, queue) == []
 
 
-def test_stale_accept_after_cancel_is_ignored(app, client, parent, applied):
+def test_an_accept_still_in_flight_from_the_old_flow_enrols(app, client, parent, applied):
+    """Before offers, childsys's ACCEPT meant accepted and enrolled: one arriving now keeps that meaning."""
+    response = client.post("/request/accept", **signed(app, decision(applied, "ACCEPT", 2)))
+    assert response.get_json() == {"status": "applied"}
+    listed = only(client, parent)
+    assert (listed["status"], listed["request_status"], listed["offer_expires_at"]) == ("ENROLLED", 3, None)
+
+
+def test_stale_offer_after_cancel_is_ignored(app, client, parent, applied):
     assert client.post("/enterwait/cancel", json=applied, headers=parent.headers).status_code == 200  # v2
 
-    response = client.post("/request/accept", **signed(app, decision(applied, "ACCEPT", 2)))
+    response = client.post("/request/offer", **signed(app, decision(applied, "OFFER", 2)))
 
     assert response.status_code == 200
     assert response.get_json() == {"status": "ignored"}
     listed = only(client, parent)
     assert (listed["status"], listed["version"]) == ("CANCELLED", 2)
-    stale = client.post("/request/accept", **signed(app, decision(applied, "ACCEPT", 1)))
+    stale = client.post("/request/offer", **signed(app, decision(applied, "OFFER", 1)))
     assert stale.get_json() == {"status": "ignored"}
 
 
@@ -442,8 +447,8 @@ def test_reject_keeps_the_reason_and_the_parent_may_apply_again(app, client, par
     assert again.get_json()["application"]["reason"] is None
 
 
-def test_cancel_after_accept(app, client, parent, applied, queue, sqs):
-    client.post("/request/accept", **signed(app, decision(applied, "ACCEPT", 2)))
+def test_cancel_after_an_offer(app, client, parent, applied, queue, sqs):
+    client.post("/request/offer", **signed(app, decision(applied, "OFFER", 2)))
     response = client.post("/enterwait/cancel", json=applied, headers=parent.headers)
     assert response.status_code == 200
     assert response.get_json()["application"]["version"] == 3
@@ -452,14 +457,14 @@ def test_cancel_after_accept(app, client, parent, applied, queue, sqs):
 
 
 def test_sync_type_must_match_the_path(app, client, parent, applied):
-    response = client.post("/request/reject", **signed(app, decision(applied, "ACCEPT", 2)))
+    response = client.post("/request/reject", **signed(app, decision(applied, "OFFER", 2)))
     assert response.status_code == 400
     assert "type" in response.get_json()["error"]["fields"]
     assert only(client, parent)["status"] == "REQUESTED"
 
 
 def test_sync_of_unknown_application_is_a_conflict(app, client, queue):
-    response = client.post("/request/accept", **signed(app, decision(seed_body(), "ACCEPT", 2)))
+    response = client.post("/request/offer", **signed(app, decision(seed_body(), "OFFER", 2)))
     assert response.status_code == 409
     assert count(app, "application_history") == 0
 
@@ -482,9 +487,9 @@ def test_waitlist_flow_on_mysql(make_app, mysql_database, parent, queue, sqs):
     body = seed_body()
 
     assert client.post("/enterwait/request", json=body, headers=parent.headers).status_code == 201
-    assert client.post("/request/accept", **signed(app, decision(body, "ACCEPT", 2))).get_json() == {
+    assert client.post("/request/offer", **signed(app, decision(body, "OFFER", 2))).get_json() == {
         "status": "applied"}
-    assert client.post("/request/accept", **signed(app, decision(body, "ACCEPT", 2))).get_json() == {
+    assert client.post("/request/offer", **signed(app, decision(body, "OFFER", 2))).get_json() == {
         "status": "ignored"}
     assert client.post("/enterwait/cancel", json=body, headers=parent.headers).status_code == 200
     assert client.post("/enterwait/cancel", json=body, headers=parent.headers).status_code == 409
@@ -493,7 +498,7 @@ def test_waitlist_flow_on_mysql(make_app, mysql_database, parent, queue, sqs):
 
     listed = only(client, parent)
     assert (listed["status"], listed["version"], listed["child_name"]) == ("CANCELLED", 3, "김아기")
-    assert [h["type"] for h in listed["history"]] == ["REQUEST", "ACCEPT", "CANCEL"]
+    assert [h["type"] for h in listed["history"]] == ["REQUEST", "OFFER", "CANCEL"]
     assert [Envelope.from_json(m["Body"]).type for m in receive_all(sqs, queue)] == ["REQUEST", "CANCEL"]
     assert pending(app) == []
     with app.app_context():

@@ -133,3 +133,23 @@ def test_local_emulator_settings_start_with_development_defaults():
     settings.check_production()  # no refusal next to the emulator
     app = create("taskapp", env)
     assert app.config["SESSION_COOKIE_SECURE"] is False, "plain http on 127.0.0.1 keeps its session"
+
+
+def test_offer_days_are_read_and_checked():
+    settings = Settings.load("reqsys", env=safe_env(OFFER_DAYS="5", OFFER_REMINDER_DAYS="1"))
+    assert (settings.offer_days, settings.offer_reminder_days) == (5, 1)
+    assert Settings.load("reqsys", env=safe_env()).offer_days == 7
+    for wrong in ("0", "61", "seven", "-3"):
+        with pytest.raises(UnsafeSettings, match="OFFER_DAYS"):
+            Settings.load("reqsys", env=safe_env(OFFER_DAYS=wrong))
+
+
+def test_a_broken_criteria_file_stops_the_app(tmp_path):
+    broken = tmp_path / "criteria.json"
+    broken.write_text("{not json")
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "COGNITO_USERPOOL_ID": POOL,
+           "COGNITO_APP_CLIENT_ID": "local-client", "PRIORITY_CRITERIA_PATH": str(broken),
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    for app_name in ("reqsys", "childsys"):
+        with pytest.raises(ValueError, match="priority criteria"):
+            create(app_name, env)

@@ -44,7 +44,14 @@ SUBJECTS = {
     EventType.CANCEL: ("{child} 어린이의 입소대기 신청이 취소되었습니다", "Application cancelled"),
     EventType.ACCEPT: ("{child} 어린이의 입소대기 신청이 승인되었습니다", "Application accepted"),
     EventType.REJECT: ("{child} 어린이의 입소대기 신청이 반려되었습니다", "Application rejected"),
-}
+    EventType.OFFER: ("{child} 어린이에게 입소가 제안되었습니다. 기한 안에 답해 주세요", "Place offered"),
+    EventType.REMIND: ("{child} 어린이의 입소 제안 답변 기한이 다가옵니다", "Reminder: answer the offer"),
+    EventType.CONFIRM: ("{child} 어린이의 입소가 확정되었습니다", "Enrolment confirmed"),
+    EventType.DECLINE: ("{child} 어린이의 입소 제안을 거절하셨습니다", "Offer declined"),
+    EventType.EXPIRE: ("{child} 어린이의 입소 제안 기한이 지났습니다", "Offer expired"),
+    EventType.WITHDRAW: ("{child} 어린이의 다른 입소대기 신청이 철회되었습니다", "Application withdrawn"),
+    EventType.VERIFY: ("{child} 어린이의 입소 우선순위 항목 확인 결과를 알려 드립니다", "Priority criterion checked"),
+}  # PROOF is the parent's own upload: no email
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -72,17 +79,36 @@ def subject_for(envelope: Envelope) -> str:
     return f"{PREFIX} {korean.format(child=child)} / {english}"
 
 
+def _kst(value: Any) -> str:
+    """An ISO 8601 time from the event as Korean local time ("" when absent or unreadable)."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return ""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(KST).strftime("%Y-%m-%d %H:%M (KST)")
+
+
 def render(envelope: Envelope) -> tuple[str, str, str]:
     """(subject, text, html) of the email for an event."""
     app = envelope.application
     subject = subject_for(envelope)
+    nursery_id, nursery_name = _one_line(app.get("nursery_id")) or "-", _one_line(app.get("nursery_name"))
+    criterion = app.get("criterion") if isinstance(app.get("criterion"), dict) else {}
     context = {
         "subject": subject,
         "type": str(envelope.type),
         "parent_name": _one_line(app.get("parent_name")) or "보호자",
         "child_name": _one_line(app.get("child_name")) or "-",
         "child_birthday": _date(app.get("child_birthday", "")),
-        "nursery_id": _one_line(app.get("nursery_id")) or "-",
+        "nursery_id": nursery_id,
+        "nursery": f"{nursery_name} ({nursery_id})" if nursery_name and nursery_name != nursery_id else nursery_id,
+        "nursery_name": nursery_name or nursery_id,
+        "offer_expires_at": _kst(app.get("offer_expires_at")),
+        "enrolled_nursery_name": _one_line(app.get("enrolled_nursery_name")),
+        "criterion_ko": _one_line(criterion.get("label_ko") or criterion.get("code")),
+        "criterion_en": _one_line(criterion.get("label_en") or criterion.get("code")),
+        "criterion_verified": criterion.get("status") == "VERIFIED",
+        "criterion_reason": str(criterion.get("reason") or "").strip(),
         "request_id": envelope.request_id or "-",
         "occurred_at": envelope.occurred_at.astimezone(KST).strftime("%Y-%m-%d %H:%M (KST)"),
         "reason": str(app.get("reason") or "").strip(),

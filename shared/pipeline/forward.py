@@ -1,8 +1,10 @@
 """Forward (seed: "SQS To Nursery" and "SQS To Enterwait"): to-childsys / to-reqsys queues ->
 the other app's sync endpoint, as one function routing by event type.
 
-    REQUEST -> {CHILDSYS_URL}/enterwait/request     ACCEPT -> {REQSYS_URL}/request/accept
-    CANCEL  -> {CHILDSYS_URL}/enterwait/cancel      REJECT -> {REQSYS_URL}/request/reject
+    REQUEST, CANCEL, CONFIRM, DECLINE,       -> {CHILDSYS_URL}/enterwait/<type in lower case>
+    EXPIRE, WITHDRAW, PROOF (the parent's side)
+    OFFER, REJECT, VERIFY (the daycare's side) -> {REQSYS_URL}/request/<type in lower case>
+    ACCEPT (the old flow, still in flight)     -> {REQSYS_URL}/request/accept
 
 The body is the envelope JSON, signed with shared.signing (SYNC_SECRET). A 2xx answer is
 success (the endpoints are idempotent: a repeat answers {"status": "ignored"}); anything
@@ -25,7 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.events import Envelope, EventType
+from shared.events import FROM_CHILDSYS, FROM_REQSYS, Envelope, EventType
 from shared.pipeline import MalformedMessage, RecordFailed, process_sqs_batch, settings, validation_summary
 from shared.signing import sign
 
@@ -33,11 +35,9 @@ log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 5
 LOCAL_DEFAULTS = {"CHILDSYS_URL": "http://127.0.0.1:8002", "REQSYS_URL": "http://127.0.0.1:8001"}
 ROUTES: dict[EventType, tuple[str, str]] = {
-    EventType.REQUEST: ("CHILDSYS_URL", "/enterwait/request"),
-    EventType.CANCEL: ("CHILDSYS_URL", "/enterwait/cancel"),
-    EventType.ACCEPT: ("REQSYS_URL", "/request/accept"),
-    EventType.REJECT: ("REQSYS_URL", "/request/reject"),
-}
+    **{t: ("CHILDSYS_URL", f"/enterwait/{t.lower()}") for t in EventType if t in FROM_REQSYS},
+    **{t: ("REQSYS_URL", f"/request/{t.lower()}") for t in EventType if t in FROM_CHILDSYS},
+}  # REMIND goes to the email queue only
 
 
 class DeliveryFailed(RecordFailed):

@@ -1,7 +1,7 @@
 """Ingest (seed: "SQS To DynamoDB"): integrated-events queue -> the DynamoDB events table.
 
 Item: request_id (partition key), event_id (sort key), type, version, occurred_at (ISO 8601),
-application (a DynamoDB map: queryable in the console, numbers as Number), ingested_at.
+application (a DynamoDB map: queryable in the console, numbers as Number), actor (when known), ingested_at.
 The put is conditional on the event being new, so a redelivered or duplicated message has
 no effect: the table's stream then sees one INSERT per event, whatever SQS did.
 """
@@ -38,7 +38,7 @@ def to_item(envelope: Envelope) -> dict[str, Any]:
     """The events-table item for an envelope (plain Python; the resource-free serializer below types it)."""
     # DynamoDB numbers must be Decimal; a JSON round trip also drops anything not JSON-shaped
     application = json.loads(json.dumps(envelope.application), parse_float=Decimal)
-    return {
+    item = {
         "request_id": envelope.request_id,
         "event_id": envelope.event_id,
         "type": str(envelope.type),
@@ -47,6 +47,9 @@ def to_item(envelope: Envelope) -> dict[str, Any]:
         "application": application,
         "ingested_at": datetime.now(UTC).isoformat(),
     }
+    if envelope.actor:
+        item["actor"] = envelope.actor
+    return item
 
 
 def store(envelope: Envelope, table: str) -> bool:

@@ -49,7 +49,7 @@ def envelope_from_image(image: dict) -> Envelope:
     if isinstance(application, str):  # tolerate items that stored it as JSON text
         application = json.loads(application)
     return Envelope(event_id=item["event_id"], type=item["type"], occurred_at=item["occurred_at"],
-                    version=item.get("version", 1), application=application)
+                    version=item.get("version", 1), application=application, actor=item.get("actor"))
 
 
 def handler(event: dict, context: Any = None) -> dict:
