@@ -97,18 +97,26 @@ def _read_rows(job: Job, key: str) -> tuple[list[str], list[dict]]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise JobFailed(_l("The file is not UTF-8 text; save it as “CSV UTF-8” and upload it again.")) from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
-        headers = list(reader.fieldnames or [])
-        rows = list(reader)
+        records = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error:
         raise JobFailed(_l("The file is not a CSV file that can be read.")) from None
+    headers = records[0] if records else []
+    # blank lines are rows in a spreadsheet too: kept (empty), so row numbers match what the user sees
+    rows = [_as_row(headers, values) for values in records[1:]]
     if "title" not in {_column(h) for h in headers}:
         raise JobFailed(_l("The first row must name the columns, with at least “title”."),
                         details=[{"row": 1, "field": "title", "reason": "The column is missing"}])
     if len(rows) > MAX_ROWS:
         raise JobFailed(_l("The file has too many rows: at most 1000 can be imported at once."))
     return headers, rows
+
+
+def _as_row(headers: list[str], values: list[str]) -> dict:
+    row: dict = dict(zip(headers, values, strict=False))
+    if len(values) > len(headers):
+        row[None] = values[len(headers):]  # more values than columns
+    return row
 
 
 def _column(header: str) -> str:

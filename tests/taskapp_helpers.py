@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+from html import unescape as html_unescape
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
@@ -56,6 +59,22 @@ def post_to_s3(upload: dict, content: bytes, content_type: str, filename: str = 
     data = {**upload["fields"], **fields}
     return requests.post(upload["url"], data=data, files={"file": (filename, content, content_type)},
                          allow_redirects=False, timeout=30)
+
+
+def post_page_form(web, page: str, content: bytes, content_type: str, filename: str):
+    """Send the page's S3 upload form (the s3_upload macro) as the browser does, with the two fields
+    uploads.js fills in, and follow S3's redirect back into the app (`web`); the app's response."""
+    html = page.split("data-s3-upload", 1)[0].rsplit("<form", 1)[1] + page.split("data-s3-upload", 1)[1]
+    action = html_unescape(re.search(r'action="([^"]+)"', html)[1])
+    form = html.split("</form>", 1)[0]
+    fields = {name: html_unescape(value)
+              for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form)}
+    fields.update({"Content-Type": content_type, "x-amz-meta-filename": quote(filename)})
+    sent = requests.post(action, data=fields, files={"file": (filename, content, content_type)},
+                         allow_redirects=False, timeout=30)
+    assert sent.status_code == 303, sent.text
+    back = urlsplit(sent.headers["Location"])
+    return web.get(f"{back.path}?{back.query}")
 
 
 @pytest.fixture
