@@ -80,7 +80,8 @@ class JobStatus(StrEnum):
 
 
 class JobFailed(Exception):
-    """A failure retrying cannot fix: the job fails at once with `reason` (shown to its owner)."""
+    """A failure retrying cannot fix: the job fails at once with `reason` (shown to its owner; a
+    lazy_gettext string is stored in English and translated on the page)."""
 
     def __init__(self, reason: str, details: Any = None):
         super().__init__(reason)

@@ -2,7 +2,7 @@
 
 Key design (table TASKS_TABLE, every key attribute a string; see shared/provision.py)
 ----------------------------------------------------------------------------------
-Single table. The task itself is one item:
+Single table (the map of all its key spaces: taskapp/store.py). The task itself is one item:
 
     pk = "TASK#<task_id>"      sk = "TASK"
 
@@ -32,7 +32,8 @@ partition (all projections ALL):
 Permissions live here: the owner and the assignee read and edit; anyone else gets 404 (the
 task's existence is not revealed); only the owner deletes (the assignee gets 403).
 Every write of an existing task is a put conditioned on `version = <expected>`; a stale
-version is 409 and nothing is applied.
+version is 409 and nothing is applied. A saved change notifies whom it concerns
+(taskapp.notifications.task_changed); deleting a task deletes its files (taskapp.files).
 """
 
 from __future__ import annotations

@@ -255,3 +255,14 @@ def test_the_jobs_page_imports_through_s3_and_exports(client_for, alice, sign_in
     assert download.status_code == 302
     assert "페이지에서 가져온 일" in requests.get(download.headers["Location"], timeout=10).content.decode("utf-8")
     assert web.get(f"/jobs/{job['job_id']}").status_code == 200
+
+
+def test_zappa_settings_wire_the_taskapp_handlers():
+    from shared.runner import load_event_sources
+    from shared.settings import ROOT
+
+    sources = [s for s in load_event_sources(ROOT / "zappa_settings.json", "local")
+               if s.lambda_name.endswith("taskapp-local")]
+    assert sorted((s.function, s.arn.rsplit(":", 1)[-1], s.batch_size) for s in sources) == [
+        ("taskapp.jobs.handler", "daycare-local-task-jobs", 1),
+        ("taskapp.notifications.handler", "daycare-local-task-notifications", 10)]
