@@ -14,9 +14,11 @@ bp = Blueprint("notifications", __name__)
 
 
 def target(note: dict) -> str:
-    """Where a notification leads: its task, or the jobs page."""
+    """Where a notification leads: its task (tasks assigned at once: the list of mine), or its job."""
     if note.get("task_id"):
         return url_for("main.detail", task_id=note["task_id"])
+    if note["kind"] == notifications.Kind.ASSIGNED:
+        return url_for("main.tasks", assignee="me")
     if note.get("job_id"):
         return url_for("jobs.detail", job_id=note["job_id"])
     return url_for("notifications.page")

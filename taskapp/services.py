@@ -192,8 +192,9 @@ def resolve_user(email: str) -> tuple[str, str]:
 # --- commands --------------------------------------------------------------------------------------
 
 
-def create_task(identity: Identity, data: TaskCreate, task_id: str | None = None) -> dict:
-    """A new task owned by `identity`. With `task_id` (an import naming its rows), 409 when it exists."""
+def create_task(identity: Identity, data: TaskCreate, task_id: str | None = None, notify: bool = True) -> dict:
+    """A new task owned by `identity`. With `task_id` (an import naming its rows), 409 when it exists;
+    `notify=False` leaves telling the assignee to the caller (an import tells each person once)."""
     at = now_iso()
     task = {
         "task_id": task_id or str(uuid.uuid4()),
@@ -221,7 +222,8 @@ def create_task(identity: Identity, data: TaskCreate, task_id: str | None = None
         ddb.put_item(TableName=store.table(), Item=dump(item), ConditionExpression="attribute_not_exists(pk)")
     except ddb.exceptions.ConditionalCheckFailedException:
         raise Conflict("This task exists already") from None
-    notifications.task_changed(identity, None, item)
+    if notify:
+        notifications.task_changed(identity, None, item)
     return public(item)
 
 

@@ -16,6 +16,7 @@ Import: the file is uploaded to TASK_FILES_BUCKET under imports/<sub>/ like an a
 checks every row; each bad one is reported as {row, field, reason}, with the row number a
 spreadsheet shows (the header is row 1), and every good one is created as the job's owner. A
 row's task id derives from the job and the row, so a retried job never creates a row twice.
+Each assignee is told once per import (how many tasks they were given), not once per row.
 A file that cannot be read at all fails the job at once.
 
 Export: every task the user owns or is assigned (the list's own queries, never a Scan), written
@@ -39,6 +40,7 @@ from shared.errors import Conflict, ValidationFailed
 from shared.uploads import UploadPolicy, check_upload, delete_objects, presigned_post
 from taskapp import jobs, services, store
 from taskapp.jobs import Job, JobFailed, job_kind
+from taskapp.notifications import Kind, notify
 from taskapp.services import TaskCreate
 
 MAX_BYTES = 1024 * 1024
@@ -87,7 +89,7 @@ class ImportParams(BaseModel):
     key: str = Field(pattern=IMPORT_KEY.pattern)
 
 
-def _read_rows(job: Job, key: str) -> tuple[list[str], list[dict]]:
+def _read_rows(key: str) -> tuple[list[str], list[dict]]:
     s3 = client("s3")
     try:
         raw = s3.get_object(Bucket=_bucket(), Key=key)["Body"].read(MAX_BYTES + 1)
@@ -152,10 +154,15 @@ def _task_data(headers: list[str], row: dict) -> tuple[dict, dict]:
 def import_tasks(job: Job, params: ImportParams) -> dict:
     if not params.key.startswith(f"imports/{job.owner.sub}/"):
         raise JobFailed(_l("The file does not belong to this job's owner."))
-    headers, rows = _read_rows(job, params.key)
+    try:
+        headers, rows = _read_rows(params.key)
+    except JobFailed:
+        delete_objects(_bucket(), [params.key])  # a file that can never be imported is not kept
+        raise
     errors = [{"row": 1, "field": h.strip(), "reason": "Unknown column (ignored)"} for h in headers
               if _column(h) not in EXPORT_COLUMNS]
     bad_rows, imported, blank = 0, 0, 0
+    assigned: dict[str, list[dict]] = {}  # assignee sub -> the tasks given to them
     for number, row in enumerate(rows, start=2):
         if not any(_clean(v) for k, v in row.items() if k is not None):
             blank += 1
@@ -165,14 +172,22 @@ def import_tasks(job: Job, params: ImportParams) -> dict:
             if problems:
                 raise ValidationFailed(problems)
             task = services.parse(TaskCreate, data)
-            services.create_task(job.owner, task, task_id=str(uuid.uuid5(ROW_IDS, f"{job.job_id}:{number}")))
+            created = services.create_task(job.owner, task, task_id=str(uuid.uuid5(ROW_IDS, f"{job.job_id}:{number}")),
+                                           notify=False)
         except ValidationFailed as err:
             bad_rows += 1
             errors += [{"row": number, "field": field, "reason": reason} for field, reason in err.fields.items()]
             continue
         except Conflict:
             pass  # created by an earlier attempt of this job
+        else:
+            if created["assignee_sub"] and created["assignee_sub"] != job.owner.sub:
+                assigned.setdefault(created["assignee_sub"], []).append(created)
         imported += 1
+    for sub, tasks in assigned.items():  # one notice per person, not one per row
+        title = tasks[0]["title"] if len(tasks) == 1 else f"{tasks[0]['title']} (+{len(tasks) - 1})"
+        notify([sub], Kind.ASSIGNED, title=title, actor=job.owner,
+               task_id=tasks[0]["task_id"] if len(tasks) == 1 else None)
     delete_objects(_bucket(), [params.key])
     return {"rows": len(rows) - blank, "imported": imported, "failed": bad_rows,
             "errors": errors[:MAX_REPORTED], "errors_total": len(errors)}

@@ -28,6 +28,7 @@ CSV_WITH_BAD_ROWS = (
     "담당 지정,,진행 중,높음,,,{assignee},\n"  # row 6: good (Korean values, assigned)
     "모르는 사람,,,,,,ghost@example.com,\n"  # row 7: no such user
     "넘치는 행,,,,,,,,extra\n"  # row 8: more values than columns
+    "또 담당 지정,,,,,,{assignee},\n"  # row 9: good (assigned)
 )
 
 
@@ -60,12 +61,12 @@ def test_an_import_reports_bad_rows_and_imports_the_good_ones(api, alice, bob, t
     job = job_of(api, alice, job["job_id"])
     assert job["status"] == "succeeded" and job["attempts"] == 1, job
     result = job["result"]
-    assert (result["rows"], result["imported"], result["failed"]) == (6, 2, 4)
+    assert (result["rows"], result["imported"], result["failed"]) == (7, 3, 4)
     problems = {(e["row"], e["field"]) for e in result["errors"]}
     assert problems == {(1, "colour"), (3, "title"), (4, "status"), (4, "due_date"), (7, "assignee"), (8, "row")}
 
     tasks = {t["title"]: t for t in api.get("/api/tasks?limit=100", headers=alice.headers).json["tasks"]}
-    assert set(tasks) == {"회의록 정리", "담당 지정"}
+    assert set(tasks) == {"회의록 정리", "담당 지정", "또 담당 지정"}
     assert tasks["회의록 정리"]["labels"] == ["회의", "문서"] and tasks["회의록 정리"]["priority"] == "HIGH"
     assert (tasks["담당 지정"]["status"], tasks["담당 지정"]["priority"]) == ("IN_PROGRESS", "HIGH")
     assert tasks["담당 지정"]["assignee_email"] == bob.email
@@ -75,6 +76,10 @@ def test_an_import_reports_bad_rows_and_imports_the_good_ones(api, alice, bob, t
     assert pump(taskapp_runner, lambda: any(
         n["kind"] == "JOB_SUCCEEDED" and n["job_id"] == job["job_id"]
         for n in api.get("/api/notifications", headers=alice.headers).json["notifications"]))
+    # the assignee hears once, not once per row
+    assert pump(taskapp_runner, lambda: api.get("/api/notifications", headers=bob.headers).json["unread"] >= 1)
+    [assigned] = api.get("/api/notifications", headers=bob.headers).json["notifications"]
+    assert (assigned["kind"], assigned["title"], assigned.get("task_id")) == ("ASSIGNED", "담당 지정 (+1)", None)
     # someone else sees nothing of it
     assert api.get(f"/api/jobs/{job['job_id']}", headers=bob.headers).status_code == 404
     assert job["job_id"] not in {j["job_id"] for j in api.get("/api/jobs", headers=bob.headers).json["jobs"]}
@@ -85,11 +90,11 @@ def test_a_retried_import_creates_no_row_twice(api, alice, taskapp_runner, monke
     create = services.create_task
     calls = {"n": 0}
 
-    def flaky(identity, data, task_id=None):  # DynamoDB "fails" once, after three rows
+    def flaky(*args, **kwargs):  # DynamoDB "fails" once, after three rows
         calls["n"] += 1
         if calls["n"] == 4:
             raise RuntimeError("throttled")
-        return create(identity, data, task_id=task_id)
+        return create(*args, **kwargs)
 
     monkeypatch.setattr(services, "create_task", flaky)
     job = upload_csv(api, alice, "title,description,status,priority,due_date,labels,assignee\n" + rows).get_json()
@@ -165,6 +170,8 @@ def test_a_permanent_failure_fails_at_once(api, alice, taskapp_runner, resources
     assert pump(taskapp_runner, finished(api, alice, no_title["job_id"]))
     failed = job_of(api, alice, no_title["job_id"])
     assert failed["status"] == "failed" and failed["attempts"] == 1 and "title" in failed["error"]
+    kept = client("s3").list_objects_v2(Bucket=resources["TASK_FILES_BUCKET"], Prefix=f"imports/{alice.sub}/")
+    assert kept["KeyCount"] == 0, "a file that can never be imported is not kept"
 
 
 def _identity(user):
