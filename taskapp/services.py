@@ -391,8 +391,11 @@ def list_tasks(identity: Identity, *, status: str | None = None, assignee: str |
                         {**values, ":assignee": {"S": sub}})
 
     state = decode_cursor(cursor) if cursor else {}
-    if not all(isinstance(v, dict | str) for v in state.values()):
-        raise ValidationFailed({"cursor": "Not a cursor from this list"})
+    for name, start in state.items():  # "start", "done", or a key in this user's partition of the index
+        index, pk = sources[name][:2] if name in sources else (None, None)
+        if index is None or not (start in ("start", "done") or isinstance(start, dict)
+                                 and start.get(f"gsi{index[-1]}pk") == {"S": pk}):
+            raise ValidationFailed({"cursor": "Not a cursor from this list"})
     fetched: dict[str, tuple[list[dict], bool]] = {}
     for name, (index, pk, source_filters, source_values) in sources.items():
         start = state.get(name, "start")

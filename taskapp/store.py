@@ -130,14 +130,17 @@ def decode_cursor(cursor: str) -> dict:
 def query_page(limit: int, cursor: str | None, **kwargs) -> tuple[list[dict], str | None]:
     """One page of a Query (up to `limit` plain items) and the cursor of the next page, or None.
 
-    The cursor is DynamoDB's LastEvaluatedKey; one that does not hold string keys of this
-    table's shape is refused with 400 naming `cursor`."""
+    The cursor is DynamoDB's LastEvaluatedKey; one that is not a key of this query's partition
+    (`:pk` in ExpressionAttributeValues) is refused with 400 naming `cursor`."""
     if cursor:
         start = decode_cursor(cursor)
-        if not start or not all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str)
-                                for v in start.values()) or not {"pk", "sk"} <= set(start):
-            raise ValidationFailed({"cursor": "Not a cursor from this list"})
+        partition = f"{kwargs['IndexName']}pk" if "IndexName" in kwargs else "pk"
+        keys = all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in start.values())
+        if not keys or not {"pk", "sk", partition} <= set(start) \
+                or start[partition] != kwargs["ExpressionAttributeValues"][":pk"]:
+            raise ValidationFailed({"cursor": "Not a cursor from this list"})  # edited, or from another list
         kwargs["ExclusiveStartKey"] = start
     page = ddb().query(TableName=table(), Limit=limit, **kwargs)
     last = page.get("LastEvaluatedKey")
     return [load(raw) for raw in page["Items"]], encode_cursor(last) if last else None
+

@@ -144,3 +144,22 @@ def test_filters_and_pagination_over_many_tasks(api, alice, bob, resources):
     assert {t["task_id"] for t in by_email} == ids["assigned"]
     # the list is a Query on the indexes, never a Scan of the table
     assert client("dynamodb").describe_table(TableName=resources["TASKS_TABLE"])["Table"]["GlobalSecondaryIndexes"]
+
+
+def test_a_cursor_into_someone_elses_list_is_400(api, alice, bob):
+    import base64
+    import json
+
+    def cursor(state):
+        return base64.urlsafe_b64encode(json.dumps(state).encode()).decode().rstrip("=")
+
+    forged = {
+        "/api/tasks": {"o": {"pk": {"S": "TASK#x"}, "sk": {"S": "TASK"}, "gsi1pk": {"S": f"OWNER#{bob.sub}"},
+                             "gsi1sk": {"S": "TODO#"}}},
+        "/api/notifications": {"pk": {"S": f"USER#{bob.sub}"}, "sk": {"S": "NOTE#2"}},
+        "/api/jobs": {"pk": {"S": "JOB#x"}, "sk": {"S": "JOB"}, "gsi3pk": {"S": f"JOBS#{bob.sub}"},
+                      "gsi3sk": {"S": "2"}},
+    }
+    for path, state in forged.items():
+        response = api.get(f"{path}?cursor={cursor(state)}", headers=alice.headers)
+        assert response.status_code == 400 and "cursor" in response.get_json()["error"]["fields"], path
