@@ -130,8 +130,9 @@ def kinds() -> dict[str, JobKind]:
 
 
 def public(item: dict) -> dict:
-    job = {**dict.fromkeys(("started_at", "finished_at", "result", "error", "details")), **store.without_keys(item)}
-    job.pop("owner_email", None), job.pop("owner_name", None)
+    hidden = ("owner_email", "owner_name")
+    job = {**dict.fromkeys(("started_at", "finished_at", "result", "error", "details")),
+           **{k: v for k, v in store.without_keys(item).items() if k not in hidden}}
     job["download"] = bool((job.get("result") or {}).get("download")) and job["status"] == JobStatus.SUCCEEDED
     return job
 
