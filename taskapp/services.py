@@ -167,7 +167,7 @@ def public(item: dict) -> dict:
 
 
 _known_users: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
-USER_CACHE_SECONDS = 300  # an import assigning 500 rows to one person asks Cognito once
+USER_CACHE_SECONDS = 300  # an import assigning many rows to one person asks Cognito once
 
 
 def resolve_user(email: str) -> tuple[str, str]:

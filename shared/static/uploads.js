@@ -15,9 +15,8 @@ document.addEventListener("submit", function (event) {
     input.setAttribute("aria-invalid", "true");
     return;
   }
-  var type = file.type;
-  // Windows names .csv files after Excel; the server checks the content either way
-  if (/\.csv$/i.test(file.name) || !type) type = /\.csv$/i.test(file.name) ? "text/csv" : "application/octet-stream";
+  // Windows types .csv files as Excel's; the server checks the content either way
+  var type = /\.csv$/i.test(file.name) ? "text/csv" : (file.type || "application/octet-stream");
   form.querySelector("input[name='Content-Type']").value = type;
   form.querySelector("input[name='x-amz-meta-filename']").value = encodeURIComponent(file.name);
 });
