@@ -23,6 +23,10 @@ from shared.errors import ValidationFailed
 
 SNIFF_BYTES = 8192  # enough for filetype's signatures (it needs 261) and for a text check
 TEXT_TYPES = frozenset({"text/plain", "text/csv"})  # no magic number: checked as UTF-8 text instead
+# the `file` field's messages, for pages that word them their own way (the size one has numbers in it)
+NOT_ARRIVED = "The upload did not arrive; please try again"
+TYPE_NOT_ALLOWED = "This type of file is not allowed"
+CONTENT_MISMATCH = "The file's content does not match its type"
 # names browsers and filetype use for the same format
 ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "application/x-pdf": "application/pdf"}
 
@@ -58,19 +62,25 @@ def safe_filename(name: str, limit: int = 120) -> str:
     return name[-limit:] or "file"
 
 
-def presigned_post(bucket: str, key: str, policy: UploadPolicy, content_type: str, filename: str,
+def presigned_post(bucket: str, key: str, policy: UploadPolicy, content_type: str | None, filename: str | None,
                    redirect: str | None = None, expires: int = 600) -> dict:
     """The URL and form fields for the browser to POST one file to `key`.
 
     400 naming `content_type` when the type is not allowed. With `redirect`, S3 answers the
     browser's form post with a 303 to it (adding `bucket` and `key`), so a plain HTML form works
-    without JavaScript or CORS.
+    without CORS. A page that signs the form before the user picks a file passes None for the
+    type and name: the form then carries empty `Content-Type` and `x-amz-meta-filename` fields
+    that the page fills from the chosen file (static/uploads.js), and the policy lets them vary;
+    check_upload judges what arrived either way.
     """
-    if not policy.accepts_type(content_type):
-        raise ValidationFailed({"content_type": "This type of file is not allowed"})
-    fields = {"Content-Type": content_type, "x-amz-meta-filename": quote(safe_filename(filename))}
-    conditions: list = [{"Content-Type": content_type}, {"x-amz-meta-filename": fields["x-amz-meta-filename"]},
-                        ["content-length-range", 1, policy.max_bytes]]
+    if content_type is not None and not policy.accepts_type(content_type):
+        raise ValidationFailed({"content_type": TYPE_NOT_ALLOWED})
+    name = quote(safe_filename(filename)) if filename is not None else ""
+    fields = {"Content-Type": content_type or "", "x-amz-meta-filename": name}
+    conditions: list = [
+        {"Content-Type": content_type} if content_type is not None else ["starts-with", "$Content-Type", ""],
+        {"x-amz-meta-filename": name} if filename is not None else ["starts-with", "$x-amz-meta-filename", ""],
+        ["content-length-range", 1, policy.max_bytes]]
     if redirect:
         fields["success_action_redirect"] = redirect
         conditions.append({"success_action_redirect": redirect})
@@ -84,17 +94,17 @@ def check_upload(bucket: str, key: str, policy: UploadPolicy) -> StoredObject:
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except s3.exceptions.ClientError:
-        raise ValidationFailed({"file": "The upload did not arrive; please try again"}) from None
+        raise ValidationFailed({"file": NOT_ARRIVED}) from None
     size, declared = head["ContentLength"], _canonical(head.get("ContentType", ""))
     problem = None
     if size < 1 or size > policy.max_bytes:
         problem = f"The file must be between 1 byte and {policy.max_bytes // (1024 * 1024) or 1} MB"
     elif not policy.accepts_type(declared):
-        problem = "This type of file is not allowed"
+        problem = TYPE_NOT_ALLOWED
     else:
         first = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}")["Body"].read()
         if not _content_matches(declared, first, complete=size <= SNIFF_BYTES):
-            problem = "The file's content does not match its type"
+            problem = CONTENT_MISMATCH
     if problem:
         s3.delete_object(Bucket=bucket, Key=key)
         raise ValidationFailed({"file": problem})

@@ -75,6 +75,8 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[tu
         APP_TITLE=title,
         NAV=nav,
         ADMIN_NAV=admin_nav or [],
+        PROFILE_ENDPOINT="auth.profile",  # an app with its own profile page names it here
+        NAV_INCLUDE=None,  # a template the navigation includes for signed-in users (taskapp's bell)
         SIGNUP_GROUP=signup_group,
         LANGUAGES=LANGUAGES,
     )

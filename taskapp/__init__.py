@@ -9,14 +9,44 @@ from flask_babel import lazy_gettext as _l
 def create_app(config: dict | None = None) -> Flask:
     from shared.web import build_app
 
-    app = build_app("taskapp", config, title="Tasks", nav=[("main.tasks", _l("Tasks")), ("main.board", _l("Board")),
-                                                     ("main.create", _l("New task"))])
+    app = build_app("taskapp", config, title="Tasks", nav=[
+        ("main.tasks", _l("Tasks")), ("main.board", _l("Board")), ("main.create", _l("New task")),
+        ("jobs.page", _l("Import & export"))])
+    # the profile page is taskapp's (preferences too), the navigation shows the bell
+    app.config.update(PROFILE_ENDPOINT="profile.page", NAV_INCLUDE="taskapp/_bell.html")
 
+    from taskapp import file_views, job_views, notification_views, profile_views
     from taskapp.views import api, bp, index
 
-    app.register_blueprint(bp)
-    app.register_blueprint(api)
+    for blueprint in (bp, api, file_views.bp, job_views.bp, notification_views.bp, profile_views.bp):
+        app.register_blueprint(blueprint)
     app.add_url_rule("/", endpoint="home", view_func=index)
+
+    @app.context_processor
+    def _me():
+        from shared.auth import session_identity
+        from taskapp.profiles import page_profile
+
+        return {"me": page_profile(session_identity())}
+
+    @app.template_filter("localtime")
+    def _localtime(value: str | None) -> str:
+        """A stored UTC time (ISO 8601) as the signed-in user's local time, to the minute."""
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        from shared.auth import session_identity
+        from taskapp.profiles import DEFAULT_TIME_ZONE, page_profile
+
+        if not value:
+            return ""
+        profile = page_profile(session_identity()) or {}
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+        return moment.astimezone(ZoneInfo(profile.get("time_zone") or DEFAULT_TIME_ZONE)).strftime("%Y-%m-%d %H:%M")
+
     return app
 
 

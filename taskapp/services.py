@@ -2,7 +2,7 @@
 
 Key design (table TASKS_TABLE, every key attribute a string; see shared/provision.py)
 ----------------------------------------------------------------------------------
-Single table. The task itself is one item:
+Single table (the map of all its key spaces: taskapp/store.py). The task itself is one item:
 
     pk = "TASK#<task_id>"      sk = "TASK"
 
@@ -32,26 +32,26 @@ partition (all projections ALL):
 Permissions live here: the owner and the assignee read and edit; anyone else gets 404 (the
 task's existence is not revealed); only the owner deletes (the assignee gets 403).
 Every write of an existing task is a put conditioned on `version = <expected>`; a stale
-version is 409 and nothing is applied.
+version is 409 and nothing is applied. A saved change notifies whom it concerns
+(taskapp.notifications.task_changed); deleting a task deletes its files (taskapp.files).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
+import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any
 
-from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from shared.auth import Identity
 from shared.aws import client
 from shared.errors import ApiError, Conflict, Forbidden, NotFound, ValidationFailed
+from taskapp import notifications, store
+from taskapp.store import decode_cursor, dump, encode_cursor, load, now_iso, without_keys
 
 NO_DUE = "9999-12-31"
 MAX_LIMIT = 100
@@ -144,35 +144,7 @@ def parse(model: type[BaseModel], data: dict) -> Any:
         raise ValidationFailed(fields) from None
 
 
-# --- DynamoDB plumbing -----------------------------------------------------------------------------
-
-
-def _table() -> str:
-    return current_app.config["SETTINGS"].resource("TASKS_TABLE")
-
-
-def _ddb():
-    return client("dynamodb")
-
-
-def _dump(item: dict) -> dict:
-    from boto3.dynamodb.types import TypeSerializer
-
-    ser = TypeSerializer()
-    return {k: ser.serialize(v) for k, v in item.items() if v is not None}
-
-
-def _load(raw: dict) -> dict:
-    from boto3.dynamodb.types import TypeDeserializer
-
-    de = TypeDeserializer()
-    item = {k: de.deserialize(v) for k, v in raw.items()}
-    item["version"] = int(item["version"])
-    return item
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+# --- items ----------------------------------------------------------------------------------------
 
 
 def _with_keys(task: dict) -> dict:
@@ -191,30 +163,41 @@ def _with_keys(task: dict) -> dict:
 
 def public(item: dict) -> dict:
     """The task as callers see it: no storage keys."""
-    task = dict.fromkeys(("due_date", "assignee_sub", "assignee_email", "completed_at"))
-    task.update((k, v) for k, v in item.items() if k not in ("pk", "sk") and not k.startswith("gsi"))
-    return task
+    return {**dict.fromkeys(("due_date", "assignee_sub", "assignee_email", "completed_at")), **without_keys(item)}
+
+
+_known_users: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
+USER_CACHE_SECONDS = 300  # an import assigning many rows to one person asks Cognito once
 
 
 def resolve_user(email: str) -> tuple[str, str]:
     """(sub, email) of a user of the pool; 400 naming `assignee` when there is none."""
+    pool = store.settings().cognito_userpool_id
+    cached = _known_users.get((pool, email))
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
     idp = client("cognito-idp")
-    pool = current_app.config["SETTINGS"].cognito_userpool_id
     try:
         user = idp.admin_get_user(UserPoolId=pool, Username=email)
     except idp.exceptions.UserNotFoundException:
         raise ValidationFailed({"assignee": "No user has this email address"}) from None
     attributes = {a["Name"]: a["Value"] for a in user.get("UserAttributes", [])}
-    return attributes["sub"], attributes.get("email", email)
+    found = attributes["sub"], attributes.get("email", email)
+    if len(_known_users) > 1000:
+        _known_users.clear()
+    _known_users[(pool, email)] = (time.monotonic() + USER_CACHE_SECONDS, found)
+    return found
 
 
 # --- commands --------------------------------------------------------------------------------------
 
 
-def create_task(identity: Identity, data: TaskCreate) -> dict:
+def create_task(identity: Identity, data: TaskCreate, task_id: str | None = None, notify: bool = True) -> dict:
+    """A new task owned by `identity`. With `task_id` (an import naming its rows), 409 when it exists;
+    `notify=False` leaves telling the assignee to the caller (an import tells each person once)."""
     at = now_iso()
     task = {
-        "task_id": str(uuid.uuid4()),
+        "task_id": task_id or str(uuid.uuid4()),
         "owner_sub": identity.sub,
         "owner_email": identity.email,
         "title": data.title,
@@ -234,30 +217,36 @@ def create_task(identity: Identity, data: TaskCreate) -> dict:
     if data.assignee:
         task["assignee_sub"], task["assignee_email"] = resolve_user(data.assignee)
     item = _with_keys(task)
-    _ddb().put_item(TableName=_table(), Item=_dump(item), ConditionExpression="attribute_not_exists(pk)")
+    ddb = store.ddb()
+    try:
+        ddb.put_item(TableName=store.table(), Item=dump(item), ConditionExpression="attribute_not_exists(pk)")
+    except ddb.exceptions.ConditionalCheckFailedException:
+        raise Conflict("This task exists already") from None
+    if notify:
+        notifications.task_changed(identity, None, item)
     return public(item)
 
 
 def _fetch(task_id: str) -> dict | None:
-    raw = _ddb().get_item(TableName=_table(), Key={"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}},
-                          ConsistentRead=True).get("Item")
-    return _load(raw) if raw else None
+    return store.get(f"TASK#{task_id}", "TASK")
 
 
-def _visible(identity: Identity, task_id: str) -> dict:
-    task = _fetch(task_id) if len(task_id) <= 64 else None
+def visible(identity: Identity, task_id: str, task: dict | None = None) -> dict:
+    """The stored task (or `task`, already read) if `identity` may see it; else 404, existence unrevealed."""
+    if task is None and len(task_id) <= 64:
+        task = _fetch(task_id)
     if task is None or identity.sub not in (task["owner_sub"], task.get("assignee_sub")):
         raise NotFound("Task not found")
     return task
 
 
 def get_task(identity: Identity, task_id: str) -> dict:
-    return public(_visible(identity, task_id))
+    return public(visible(identity, task_id))
 
 
 def update_task(identity: Identity, task_id: str, changes: TaskPatch, version: int | None) -> dict:
     """Apply the fields set in `changes` if the task is still at `version`; else 409, nothing applied."""
-    task = _visible(identity, task_id)
+    task = visible(identity, task_id)
     if version is None:
         raise ValidationFailed({"version": "Send the version you edited (or an If-Match header)"})
     if version != task["version"]:
@@ -288,42 +277,37 @@ def update_task(identity: Identity, task_id: str, changes: TaskPatch, version: i
     updated["updated_at"] = at
     updated["version"] = task["version"] + 1
     item = _with_keys(updated)
-    ddb = _ddb()
+    ddb = store.ddb()
     try:
-        ddb.put_item(TableName=_table(), Item=_dump(item), ConditionExpression="version = :v",
+        ddb.put_item(TableName=store.table(), Item=dump(item), ConditionExpression="version = :v",
                      ExpressionAttributeValues={":v": {"N": str(version)}})
     except ddb.exceptions.ConditionalCheckFailedException:
         raise Conflict("The task was changed by someone else; reload it and try again") from None
+    notifications.task_changed(identity, task, item)
     return public(item)
 
 
 def delete_task(identity: Identity, task_id: str) -> None:
-    task = _visible(identity, task_id)
+    """The owner deletes a task with its files: the objects first, then the task and the files'
+    records in one transaction (files.MAX_FILES keeps it within DynamoDB's limit)."""
+    from taskapp import files
+
+    task = visible(identity, task_id)
     if task["owner_sub"] != identity.sub:
         raise Forbidden("Only the owner can delete a task")
-    ddb = _ddb()
+    file_keys = files.remove_task_objects(task_id)
+    pk = f"TASK#{task_id}"
+    ddb = store.ddb()
     try:
-        ddb.delete_item(TableName=_table(), Key={"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}},
-                        ConditionExpression="attribute_exists(pk)")
-    except ddb.exceptions.ConditionalCheckFailedException:
+        ddb.transact_write_items(TransactItems=[
+            {"Delete": {"TableName": store.table(), "Key": store.key(pk, "TASK"),
+                        "ConditionExpression": "attribute_exists(pk)"}},
+            *({"Delete": {"TableName": store.table(), "Key": store.key(pk, sk)}} for sk in file_keys)])
+    except ddb.exceptions.TransactionCanceledException:
         raise NotFound("Task not found") from None
 
 
 # --- listing ---------------------------------------------------------------------------------------
-
-
-def _encode_cursor(state: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> dict:
-    try:
-        state = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        state = None
-    if not isinstance(state, dict) or not all(isinstance(v, dict | str) for v in state.values()):
-        raise ValidationFailed({"cursor": "Not a cursor from this list"})
-    return state
 
 
 def _query(index: str, pk: str, start: dict | None, limit: int, prefix: str | None,
@@ -334,7 +318,7 @@ def _query(index: str, pk: str, start: dict | None, limit: int, prefix: str | No
     used = key + " " + " ".join(filters)
     values = {k: v for k, v in values.items() if k in used}
     kwargs: dict[str, Any] = {
-        "TableName": _table(), "IndexName": index, "KeyConditionExpression": key,
+        "TableName": store.table(), "IndexName": index, "KeyConditionExpression": key,
         "ExpressionAttributeNames": {"#pk": f"gsi{n}pk", **({"#sk": f"gsi{n}sk"} if prefix else {}), **names},
         "ExpressionAttributeValues": {":pk": {"S": pk}, **({":prefix": {"S": prefix}} if prefix else {}), **values},
         "ScanIndexForward": index in ("gsi1", "gsi2"),
@@ -346,7 +330,7 @@ def _query(index: str, pk: str, start: dict | None, limit: int, prefix: str | No
     while len(items) < limit:
         if start:
             kwargs["ExclusiveStartKey"] = start
-        page = _ddb().query(**kwargs)
+        page = store.ddb().query(**kwargs)
         items.extend(page["Items"])
         start = page.get("LastEvaluatedKey")
         if not start:
@@ -406,7 +390,12 @@ def list_tasks(identity: Identity, *, status: str | None = None, assignee: str |
         sources["o"] = (owner_idx, f"OWNER#{identity.sub}", [*filters, "#assignee = :assignee"],
                         {**values, ":assignee": {"S": sub}})
 
-    state = _decode_cursor(cursor) if cursor else {}
+    state = decode_cursor(cursor) if cursor else {}
+    for name, start in state.items():  # "start", "done", or a key in this user's partition of the index
+        index, pk = sources[name][:2] if name in sources else (None, None)
+        if index is None or not (start in ("start", "done") or isinstance(start, dict)
+                                 and start.get(f"gsi{index[-1]}pk") == {"S": pk}):
+            raise ValidationFailed({"cursor": "Not a cursor from this list"})
     fetched: dict[str, tuple[list[dict], bool]] = {}
     for name, (index, pk, source_filters, source_values) in sources.items():
         start = state.get(name, "start")
@@ -436,5 +425,5 @@ def list_tasks(identity: Identity, *, status: str | None = None, assignee: str |
         else:
             next_state[name] = "done"
     finished = all(v == "done" for v in next_state.values())
-    tasks = [public(_load(raw)) for _, _, raw in page]
-    return tasks, None if finished else _encode_cursor(next_state)
+    tasks = [public(load(raw)) for _, _, raw in page]
+    return tasks, None if finished else encode_cursor(next_state)

@@ -14,7 +14,7 @@ from shared.auth import api_auth_required, login_required
 from shared.auth.forms import EmptyForm
 from shared.errors import Conflict, ValidationFailed
 from shared.payloads import load_json
-from taskapp import services
+from taskapp import files, services
 from taskapp.services import Priority, Status, TaskCreate, TaskPatch
 
 bp = Blueprint("main", __name__)
@@ -28,6 +28,9 @@ FIELD_MESSAGES = {
     "due_date": _l("Enter a date like 2026-12-31."),
     "labels": _l("Up to 10 labels, each up to 30 characters, separated by commas."),
     "assignee": _l("No user has this email address."),
+    "status": _l("One of TODO, IN_PROGRESS, DONE (or 할 일, 진행 중, 완료)."),
+    "priority": _l("One of LOW, MEDIUM, HIGH (or 낮음, 보통, 높음)."),
+    "row": _l("This row has more values than there are columns."),
 }
 STALE = _l("Someone else changed this task. Here is the latest version; please make your change again.")
 
@@ -38,6 +41,17 @@ def _labels():
 
 
 # --- JSON ------------------------------------------------------------------------------------------
+
+
+def page_args(default: int = services.DEFAULT_LIMIT) -> tuple[int, str | None]:
+    """`limit` (1..MAX_LIMIT) and `cursor` of a paged list's query string; 400 naming them."""
+    try:
+        limit = int(request.args.get("limit", default))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= services.MAX_LIMIT:
+        raise ValidationFailed({"limit": f"Between 1 and {services.MAX_LIMIT}"})
+    return limit, request.args.get("cursor") or None
 
 
 def _query_args() -> dict:
@@ -187,8 +201,13 @@ def create():
 @bp.get("/tasks/<task_id>")
 @login_required()
 def detail(task_id: str):
-    task = services.get_task(g.identity, task_id)
-    return render_template("taskapp/detail.html", task=task, form=EmptyForm())
+    return render_detail(task_id)
+
+
+def render_detail(task_id: str, upload_error: str | None = None, status: int = 200):
+    """The task page: the task, its files and a fresh upload form, from one Query of its partition."""
+    page = files.task_page(g.identity, task_id, redirect=url_for("files.uploaded", task_id=task_id, _external=True))
+    return render_template("taskapp/detail.html", form=EmptyForm(), upload_error=upload_error, **page), status
 
 
 @bp.route("/tasks/<task_id>/edit", methods=["GET", "POST"])

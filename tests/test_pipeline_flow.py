@@ -14,30 +14,13 @@ from shared.events import publish
 from shared.pipeline.mailbox import sent_emails
 from shared.runner import Runner, SqsSource, StreamSource, load_event_sources
 from shared.settings import ROOT
+from tests.conftest import runner_settings
 from tests.test_pipeline_support import StandIn, bridge_event, drain, envelope, queue_arn
-
-LOCAL_PREFIX = "daycare-local-"
 
 
 def pipeline_settings(resources, tmp_path: Path) -> Path:
-    """zappa_settings.json's pipeline_local stage, pointed at the test stage's resources (same names,
-    `daycare-test-` for `daycare-local-`): the wiring under test is the real one."""
-    stages = json.loads((ROOT / "zappa_settings.json").read_text())
-    prefix = f"daycare-{resources['STAGE']}-"
-    queues = {arn.rsplit(":", 1)[-1]: arn for key, arn in resources.items() if key.endswith("_QUEUE_ARN")}
-    tables = {resources["EVENTS_TABLE"]: resources["EVENTS_TABLE_STREAM_ARN"]}
-    events = []
-    for entry in stages["pipeline_local"]["events"]:
-        arn = entry["event_source"]["arn"]
-        if ":dynamodb:" in arn:
-            arn = tables[arn.split(":", 5)[5].split("/")[1].replace(LOCAL_PREFIX, prefix, 1)]
-        else:
-            arn = queues[arn.rsplit(":", 1)[-1].replace(LOCAL_PREFIX, prefix, 1)]
-        events.append({**entry, "event_source": {**entry["event_source"], "arn": arn}})
-    settings = {"base": stages["base"], "pipeline_test": {**stages["pipeline_local"], "events": events}}
-    path = tmp_path / "zappa_settings.json"
-    path.write_text(json.dumps(settings))
-    return path
+    """zappa_settings.json's pipeline_local stage as `pipeline_test`, on the test stage's resources."""
+    return runner_settings(resources, tmp_path, "pipeline_local")
 
 
 def test_zappa_settings_wire_every_handler_and_keep_the_stages():

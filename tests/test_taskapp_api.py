@@ -5,35 +5,11 @@ from __future__ import annotations
 import pytest
 
 from shared.aws import client
-
-
-@pytest.fixture
-def api(client_for):
-    return client_for("taskapp")
-
-
-@pytest.fixture
-def alice(make_user, bearer):
-    user = make_user()
-    user.headers = bearer(user.email, app_name="taskapp")
-    return user
-
-
-@pytest.fixture
-def bob(make_user, bearer):
-    user = make_user()
-    user.headers = bearer(user.email, app_name="taskapp")
-    return user
-
-
-def create(api, user, **body):
-    response = api.post("/api/tasks", json={"title": "Write report", **body}, headers=user.headers)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
+from tests.taskapp_helpers import new_task
 
 
 def test_crud(api, alice):
-    task = create(api, alice, description="quarterly", priority="HIGH", due_date="2030-01-31", labels=["ops", "ops"])
+    task = new_task(api, alice, description="quarterly", priority="HIGH", due_date="2030-01-31", labels=["ops", "ops"])
     assert task["status"] == "TODO" and task["version"] == 1 and task["labels"] == ["ops"]
     assert task["history"][0]["to"] == "TODO" and task["completed_at"] is None
     assert not any(key.startswith("gsi") or key in ("pk", "sk") for key in task)
@@ -48,7 +24,7 @@ def test_crud(api, alice):
 
 
 def test_status_changes_append_history_and_set_completed_at(api, alice):
-    task = create(api, alice)
+    task = new_task(api, alice)
     url = f"/api/tasks/{task['task_id']}"
     done = api.patch(url, json={"status": "DONE", "version": 1}, headers=alice.headers).get_json()
     assert done["completed_at"] and done["status"] == "DONE"
@@ -60,7 +36,7 @@ def test_status_changes_append_history_and_set_completed_at(api, alice):
 
 
 def test_stale_version_is_409_and_changes_nothing(api, alice):
-    task = create(api, alice)
+    task = new_task(api, alice)
     url = f"/api/tasks/{task['task_id']}"
     assert api.patch(url, json={"title": "first", "version": 1}, headers=alice.headers).status_code == 200
     stale = api.patch(url, json={"title": "second", "status": "DONE", "version": 1}, headers=alice.headers)
@@ -72,7 +48,7 @@ def test_stale_version_is_409_and_changes_nothing(api, alice):
 
 
 def test_someone_else_gets_404_and_the_assignee_reads_and_edits(api, alice, bob, make_user, bearer):
-    task = create(api, alice)
+    task = new_task(api, alice)
     url = f"/api/tasks/{task['task_id']}"
     assert api.get(url, headers=bob.headers).status_code == 404
     assert api.patch(url, json={"title": "x", "version": 1}, headers=bob.headers).status_code == 404
@@ -106,7 +82,7 @@ def test_invalid_bodies_name_fields(api, alice, body, fields):
 
 
 def test_invalid_patch_and_query(api, alice):
-    task = create(api, alice)
+    task = new_task(api, alice)
     bad = api.patch(f"/api/tasks/{task['task_id']}", json={"status": None, "version": 1}, headers=alice.headers)
     assert bad.status_code == 400 and "status" in bad.get_json()["error"]["fields"]
     bad = api.get("/api/tasks?limit=101&status=NOPE&cursor=zz", headers=alice.headers)
@@ -125,9 +101,9 @@ def test_filters_and_pagination_over_many_tasks(api, alice, bob, resources):
     for i in range(110):
         body = {"title": f"task {i}", "status": ("TODO", "IN_PROGRESS", "DONE")[i % 3],
                 "due_date": f"2020-01-{i % 28 + 1:02d}" if i % 2 else None, "labels": ["even"] if i % 2 == 0 else []}
-        ids["alice"].add(create(api, alice, **body)["task_id"])
+        ids["alice"].add(new_task(api, alice, **body)["task_id"])
     for i in range(12):
-        ids["assigned"].add(create(api, bob, title=f"for alice {i}", assignee=alice.email)["task_id"])
+        ids["assigned"].add(new_task(api, bob, title=f"for alice {i}", assignee=alice.email)["task_id"])
     everything = ids["alice"] | ids["assigned"]
 
     def collect(query, limit):
@@ -168,3 +144,22 @@ def test_filters_and_pagination_over_many_tasks(api, alice, bob, resources):
     assert {t["task_id"] for t in by_email} == ids["assigned"]
     # the list is a Query on the indexes, never a Scan of the table
     assert client("dynamodb").describe_table(TableName=resources["TASKS_TABLE"])["Table"]["GlobalSecondaryIndexes"]
+
+
+def test_a_cursor_into_someone_elses_list_is_400(api, alice, bob):
+    import base64
+    import json
+
+    def cursor(state):
+        return base64.urlsafe_b64encode(json.dumps(state).encode()).decode().rstrip("=")
+
+    forged = {
+        "/api/tasks": {"o": {"pk": {"S": "TASK#x"}, "sk": {"S": "TASK"}, "gsi1pk": {"S": f"OWNER#{bob.sub}"},
+                             "gsi1sk": {"S": "TODO#"}}},
+        "/api/notifications": {"pk": {"S": f"USER#{bob.sub}"}, "sk": {"S": "NOTE#2"}},
+        "/api/jobs": {"pk": {"S": "JOB#x"}, "sk": {"S": "JOB"}, "gsi3pk": {"S": f"JOBS#{bob.sub}"},
+                      "gsi3sk": {"S": "2"}},
+    }
+    for path, state in forged.items():
+        response = api.get(f"{path}?cursor={cursor(state)}", headers=alice.headers)
+        assert response.status_code == 400 and "cursor" in response.get_json()["error"]["fields"], path

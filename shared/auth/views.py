@@ -161,6 +161,8 @@ def reset():
 @bp.route("/profile", methods=["GET", "POST"])
 @login_required()
 def profile():
+    if current_app.config.get("PROFILE_ENDPOINT", "auth.profile") != "auth.profile":
+        return redirect(url_for(current_app.config["PROFILE_ENDPOINT"]))  # the app's own page edits these too
     settings = _settings()
     form = ProfileForm()
     if request.method == "GET":

@@ -1,0 +1,279 @@
+"""Background jobs on SQS: a registry of job kinds, `enqueue`, and the TASK_JOBS queue `handler`.
+
+How a job kind works (all a new kind needs to know)
+---------------------------------------------------
+    from flask_babel import lazy_gettext as _l
+    from pydantic import BaseModel, ConfigDict
+    from taskapp.jobs import Job, JobFailed, job_kind
+
+    class ReportParams(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        month: str
+
+    @job_kind("report", ReportParams, title=_l("Monthly report"))
+    def monthly_report(job: Job, params: ReportParams) -> dict:
+        ...
+        return {"rows": 12, "download": "<key in TASK_FILES_BUCKET>", "filename": "report-2026-01.csv"}
+
+- Registering: decorate the function in a module listed in KIND_MODULES (imported before a job is
+  enqueued or run). `title` names the kind on the jobs page and in notifications.
+- Enqueuing: `enqueue(identity, "report", {"month": "2026-01"})` validates the params with the
+  model (400 naming each bad field, like every JSON body), stores the job as `queued` and sends
+  one message to TASK_JOBS; it returns the job as `public` shows it (202 material for a route).
+- Running: the handler calls the function with `job` (id, kind, attempt, and `owner`, the
+  Identity of who enqueued it; act for them, e.g. with taskapp.services) and the parsed params.
+  It can run more than once for one job (a retry, a redelivered message): make it idempotent.
+- Returning: a JSON-able dict, stored as the job's `result`; the job is `succeeded`. With
+  `download` (a key in TASK_FILES_BUCKET) and optionally `filename`, the owner gets a download
+  link (`/jobs/<id>/download`, a short presigned GET after the owner check).
+- Failing for good: raise `JobFailed(reason, details)` when retrying cannot help (bad input). The
+  job is `failed` at once with `reason` (shown to the user: no internal detail) and `details`
+  (JSON-able, e.g. the rows at fault); the message is deleted.
+- Failing for now: any other exception. The message is reported as a batch item failure, so SQS
+  delivers it again after the visibility timeout; the user sees the job queued again with its
+  attempts and a generic reason (the exception goes to the log only). The attempt that reaches the
+  queue's maxReceiveCount (shared.provision.MAX_RECEIVES) marks the job `failed` and
+  `dead_lettered`, and SQS then moves the message to the dead-letter queue for an operator; a
+  message redriven from there runs the job again.
+- Either way the owner gets an in-app notification when the job ends (taskapp.notifications).
+
+Statuses: queued -> running -> succeeded | failed (running -> queued again on a temporary failure).
+
+Keys (TASKS_TABLE, see taskapp.store):
+    pk = "JOB#<job_id>"  sk = "JOB"
+    gsi3pk = "JOBS#<owner sub>"  gsi3sk = "<created_at>#<job_id>"   a user's jobs, newest first
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from pydantic import BaseModel
+
+from shared.auth import Identity
+from shared.aws import client
+from shared.errors import ApiError, NotFound, ValidationFailed
+from shared.pipeline import MalformedMessage, RecordFailed, process_sqs_batch
+from shared.provision import MAX_RECEIVES
+from taskapp import store
+
+log = logging.getLogger(__name__)
+KIND_MODULES = ("taskapp.transfer",)  # importing these registers their kinds
+# reasons a user reads (stored in English, translated on the page: they are in the catalogue)
+TEMPORARY = _l("A temporary problem stopped this job; it will be tried again.")
+GAVE_UP = _l("The job kept failing and was stopped; an operator can retry it.")
+NOT_QUEUED = _l("The job could not be queued. Please try again.")
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class JobFailed(Exception):
+    """A failure retrying cannot fix: the job fails at once with `reason` (shown to its owner; a
+    lazy_gettext string is stored in English and translated on the page)."""
+
+    def __init__(self, reason: str, details: Any = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    kind: str
+    owner: Identity
+    attempt: int
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    params: type[BaseModel]
+    run: Callable[[Job, Any], dict]
+    title: Any
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+def job_kind(name: str, params: type[BaseModel], *, title: Any):
+    """Register the decorated function as the job kind `name` (see the module docstring)."""
+
+    def register(run: Callable[[Job, Any], dict]):
+        _KINDS[name] = JobKind(name, params, run, title)
+        return run
+
+    return register
+
+
+def kinds() -> dict[str, JobKind]:
+    import importlib
+
+    for module in KIND_MODULES:
+        importlib.import_module(module)
+    return _KINDS
+
+
+# --- enqueue and read ------------------------------------------------------------------------------
+
+
+def public(item: dict) -> dict:
+    hidden = ("owner_email", "owner_name")
+    job = {**dict.fromkeys(("started_at", "finished_at", "result", "error", "details")),
+           **{k: v for k, v in store.without_keys(item).items() if k not in hidden}}
+    job["download"] = bool((job.get("result") or {}).get("download")) and job["status"] == JobStatus.SUCCEEDED
+    return job
+
+
+def enqueue(identity: Identity, kind: str, params: dict) -> dict:
+    """Store a queued job and send its message; returns the job. 400 for an unknown kind or bad params."""
+    from taskapp.services import parse
+
+    spec = kinds().get(kind)
+    if spec is None:
+        raise ValidationFailed({"kind": f"One of {', '.join(sorted(kinds()))}"})
+    parsed = parse(spec.params, params)
+    at, job_id = store.now_iso(), str(uuid.uuid4())
+    item = {"pk": f"JOB#{job_id}", "sk": "JOB", "gsi3pk": f"JOBS#{identity.sub}", "gsi3sk": f"{at}#{job_id}",
+            "job_id": job_id, "kind": kind, "params": parsed.model_dump(mode="json"), "status": JobStatus.QUEUED.value,
+            "attempts": 0, "dead_lettered": False, "owner_sub": identity.sub, "owner_email": identity.email,
+            "owner_name": identity.name, "created_at": at, "updated_at": at}
+    store.ddb().put_item(TableName=store.table(), Item=store.dump(item), ConditionExpression="attribute_not_exists(pk)")
+    try:
+        client("sqs").send_message(QueueUrl=store.settings().resource("TASK_JOBS_QUEUE_URL"),
+                                   MessageBody=json.dumps({"job_id": job_id}),
+                                   MessageAttributes={"kind": {"DataType": "String", "StringValue": kind}})
+    except Exception:
+        log.exception("job %s could not be queued", job_id)
+        _finish(job_id, JobStatus.FAILED, error=str(NOT_QUEUED))
+        raise ApiError(503, "unavailable", str(NOT_QUEUED)) from None
+    return public(item)
+
+
+def _owned(identity: Identity, job_id: str) -> dict:
+    item = store.get(f"JOB#{job_id}", "JOB") if len(job_id) <= 64 else None
+    if item is None or item["owner_sub"] != identity.sub:
+        raise NotFound("Job not found")
+    return item
+
+
+def get_job(identity: Identity, job_id: str) -> dict:
+    return public(_owned(identity, job_id))
+
+
+def list_jobs(identity: Identity, limit: int = 20, cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """The user's jobs, newest first (a Query on gsi3); (page, next cursor or None)."""
+    items, next_cursor = store.query_page(
+        limit, cursor, IndexName="gsi3", KeyConditionExpression="gsi3pk = :pk", ScanIndexForward=False,
+        ExpressionAttributeValues={":pk": {"S": f"JOBS#{identity.sub}"}})
+    return [public(item) for item in items], next_cursor
+
+
+def download_url(identity: Identity, job_id: str) -> str:
+    """A short-lived link to a finished job's file, for its owner only (anyone else: 404)."""
+    from shared.uploads import presigned_get
+
+    job = _owned(identity, job_id)
+    result = job.get("result") or {}
+    if job["status"] != JobStatus.SUCCEEDED or not result.get("download"):
+        raise NotFound("This job has no file to download")
+    return presigned_get(store.settings().resource("TASK_FILES_BUCKET"), result["download"],
+                         result.get("filename") or "download")
+
+
+# --- running -------------------------------------------------------------------------------------
+
+
+def handler(event, context):
+    """TASK_JOBS queue: run each message's job (see the module docstring for retries and dead letters)."""
+    with store.handler_settings():
+        return process_sqs_batch(event, _run_record)
+
+
+def _update(job_id: str, values: dict, condition: str | None = None, condition_values: dict | None = None) -> bool:
+    """SET the values (REMOVE those that are None), if `condition` holds; whether it did."""
+    sets = [k for k, v in values.items() if v is not None]
+    removes = [k for k, v in values.items() if v is None]
+    kwargs: dict[str, Any] = {
+        "TableName": store.table(), "Key": store.key(f"JOB#{job_id}", "JOB"),
+        "UpdateExpression": "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
+                            + (" REMOVE " + ", ".join(f"#{k}" for k in removes) if removes else ""),
+        "ExpressionAttributeNames": {f"#{k}": k for k in values},
+        "ExpressionAttributeValues": store.dump({f":{k}": v for k, v in values.items() if v is not None}
+                                                | {f":{k}": v for k, v in (condition_values or {}).items()}),
+    }
+    if condition:
+        kwargs["ConditionExpression"] = condition
+    ddb = store.ddb()
+    try:
+        ddb.update_item(**kwargs)
+    except ddb.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def _finish(job_id: str, status: JobStatus, **values) -> None:
+    at = store.now_iso()
+    _update(job_id, {"status": status.value, "updated_at": at, "finished_at": at, **values})
+
+
+def _run_record(record: dict) -> None:
+    try:
+        job_id = str(json.loads(record.get("body") or "")["job_id"])
+    except (ValueError, KeyError, TypeError):
+        raise MalformedMessage("not a job message (no job_id)") from None
+    item = store.get(f"JOB#{job_id}", "JOB") if len(job_id) <= 64 else None
+    if item is None:
+        raise MalformedMessage(f"job {job_id[:64]} does not exist")
+    spec = kinds().get(item["kind"])
+    if spec is None:
+        raise MalformedMessage(f"job {job_id} has the unknown kind {item['kind'][:40]}")
+    attempt = int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
+    # a finished job is not run again, unless an operator redrove its dead letter
+    started = _update(job_id, {"status": JobStatus.RUNNING.value, "attempts": attempt, "updated_at": store.now_iso(),
+                               "started_at": store.now_iso(), "dead_lettered": False},
+                      "#status IN (:queued, :running) OR dead_lettered = :yes",
+                      {"queued": JobStatus.QUEUED.value, "running": JobStatus.RUNNING.value, "yes": True})
+    if not started:
+        log.info("job %s has already finished; message ignored", job_id)
+        return
+    owner = Identity(sub=item["owner_sub"], email=item.get("owner_email", ""), name=item.get("owner_name", ""),
+                     groups=(), daycare_id=None, expires_at=0)
+    job = Job(job_id=job_id, kind=spec.name, owner=owner, attempt=attempt)
+    try:
+        params = spec.params.model_validate(item.get("params") or {})
+        result = spec.run(job, params)
+    except JobFailed as failure:
+        _finish(job_id, JobStatus.FAILED, error=str(failure.reason), details=failure.details)
+        _tell_owner(job, spec, succeeded=False)
+        return
+    except Exception as err:
+        last = attempt >= MAX_RECEIVES
+        if last:
+            _finish(job_id, JobStatus.FAILED, dead_lettered=True, error=str(GAVE_UP))
+            _tell_owner(job, spec, succeeded=False)
+        else:
+            _update(job_id, {"status": JobStatus.QUEUED.value, "updated_at": store.now_iso(), "error": str(TEMPORARY)})
+        raise RecordFailed(f"job {job_id} ({spec.name}) attempt {attempt} failed: {type(err).__name__}: {err}"
+                           f"{'; giving up, to the dead-letter queue' if last else ''}") from err
+    _finish(job_id, JobStatus.SUCCEEDED, result=result, error=None)
+    _tell_owner(job, spec, succeeded=True)
+
+
+def _tell_owner(job: Job, spec: JobKind, succeeded: bool) -> None:
+    from taskapp.notifications import Kind, notify
+
+    notify([job.owner.sub], Kind.JOB_SUCCEEDED if succeeded else Kind.JOB_FAILED, title=str(spec.title),
+           job_id=job.job_id)

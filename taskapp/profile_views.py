@@ -1,0 +1,78 @@
+"""The profile: name and phone (the shared profile form's fields), time zone and notification
+preferences, on one page that replaces the shared profile page in taskapp; and the JSON API."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from wtforms import BooleanField, SelectField
+
+from shared.auth import api_auth_required, login_required, start_session
+from shared.auth.forms import ProfileForm, from_e164
+from shared.errors import ValidationFailed
+from shared.payloads import load_json
+from taskapp import profiles
+from taskapp.services import parse
+
+bp = Blueprint("profile", __name__)
+FIELD_MESSAGES = {
+    "notify_sms": _l("Add a mobile number to get text messages."),
+    "phone": _l("Text messages cannot be sent to this number."),
+    "notify_email": _l("Email notifications cannot be turned on for this address right now."),
+}
+
+
+class TaskProfileForm(ProfileForm):
+    time_zone = SelectField(_l("Time zone"))
+    notify_in_app = BooleanField(_l("In the app (the bell)"))
+    notify_email = BooleanField(_l("By email"))
+    notify_sms = BooleanField(_l("By text message"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.time_zone.choices = [(zone, zone.replace("_", " ")) for zone in profiles.time_zones()]
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@login_required()
+def page():
+    form = TaskProfileForm()
+    if request.method == "GET":
+        profile = profiles.get_profile(g.identity.sub)
+        if not profile["display_name"]:  # never saved here: start from what the account has
+            from shared.auth import cognito
+
+            attributes = cognito.get_profile(current_app.config["SETTINGS"].cognito_userpool_id, g.identity.email)
+            profile.update(display_name=attributes.get("name", ""), phone=attributes.get("phone_number") or None)
+        form.process(data={**profile, "name": profile["display_name"], "phone": from_e164(profile["phone"] or "")})
+    elif form.validate_on_submit():
+        data = {"display_name": form.name.data, "phone": form.phone.data or "", "time_zone": form.time_zone.data,
+                "notify_in_app": form.notify_in_app.data, "notify_email": form.notify_email.data,
+                "notify_sms": form.notify_sms.data}
+        try:
+            saved = profiles.update_profile(g.identity, parse(profiles.ProfileUpdate, data))
+        except ValidationFailed as err:
+            for name, problem in err.fields.items():
+                field = getattr(form, "name" if name == "display_name" else name, None)
+                if field is not None:
+                    field.errors = [*field.errors, FIELD_MESSAGES.get(name, problem)]
+        else:
+            start_session(replace(g.identity, name=saved["display_name"]))
+            flash(_("Your profile is saved."), "success")
+            return redirect(url_for("profile.page"))
+    return render_template("taskapp/profile.html", form=form), 400 if form.errors else 200
+
+
+@bp.get("/api/profile")
+@api_auth_required()
+def api_get():
+    return jsonify(profiles.public(g.identity, profiles.get_profile(g.identity.sub)))
+
+
+@bp.patch("/api/profile")
+@api_auth_required()
+def api_patch():
+    return jsonify(profiles.update_profile(g.identity, load_json(profiles.ProfileUpdate)))
