@@ -127,11 +127,16 @@ def arrow_schema(table: ExportTable):
 
 def to_parquet(table: ExportTable, rows: list[dict]) -> bytes:
     import pyarrow as pa
+
+    return parquet_bytes(pa.Table.from_pylist(rows, schema=arrow_schema(table)))
+
+
+def parquet_bytes(arrow_table) -> bytes:
+    """One partition's file, as every export writes it (the benchmark writes its data with this too)."""
     import pyarrow.parquet as pq
 
-    arrow = pa.Table.from_pylist(rows, schema=arrow_schema(table))
     buffer = io.BytesIO()
-    pq.write_table(arrow, buffer, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    pq.write_table(arrow_table, buffer, compression="zstd", row_group_size=ROW_GROUP_ROWS)
     return buffer.getvalue()
 
 
