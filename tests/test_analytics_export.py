@@ -172,7 +172,7 @@ def test_an_admin_exports_now_from_the_page(analytics_env, admin, client_for, si
     web = client_for("taskapp")
     sign_in(web, admin.email)
     before = web.get("/admin/analytics").get_data(as_text=True)
-    assert 'data-latest-snapshot=""' in before
+    assert 'data-latest-snapshot=""' in before and "지금 내보내기" in before  # Korean first
 
     done = submit(web, "/admin/analytics/export", {}, page="/admin/analytics", follow_redirects=True)
 
@@ -180,7 +180,7 @@ def test_an_admin_exports_now_from_the_page(analytics_env, admin, client_for, si
     assert done.status_code == 200
     today = local_today().isoformat()
     assert f'data-latest-snapshot="{today}"' in page
-    assert f"{len(TASKS)}" in page and today in page
+    assert f"{today} 기준으로 업무 {len(TASKS)}건과 상태 변경 0건을 내보냈습니다." in page
     assert len(read(analytics_env.bucket, SNAPSHOTS, today)) == len(TASKS)
 
 
