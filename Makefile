@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint translations clean
+.PHONY: install run test lint bench translations clean
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# Benchmarks print figures; they assert nothing. Analytics: every report over 1,000,000 generated tasks.
+bench: install
+	$(BIN)/python -m tests.bench_analytics
 
 # Extract UI strings, merge them into the catalogues, and compile (edit shared/translations/*/LC_MESSAGES/messages.po in between).
 translations: install

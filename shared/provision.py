@@ -426,7 +426,25 @@ def ensure_ses_identity(s: Spec, result: Result) -> None:
     result.outputs["SES_SENDER"] = s.ses_sender
 
 
+ANALYTICS_RESULTS_DAYS = 7  # Athena's own result files; reports keep their CSV under reports/
+
+
+def _contains(current, wanted) -> bool:
+    """Whether `current` (as AWS describes it) has every key and value of `wanted` (our spec)."""
+    if isinstance(wanted, dict):
+        return isinstance(current, dict) and all(_contains(current.get(k), v) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return (isinstance(current, list) and len(current) == len(wanted)
+                and all(_contains(c, w) for c, w in zip(current, wanted, strict=True)))
+    return current == wanted
+
+
 def ensure_analytics(s: Spec, result: Result) -> None:
+    """The Glue database and the exported tables (taskapp/analytics/catalog.py), the Athena
+    workgroup with its result location and per-query scan limit, and expiry of raw results."""
+    from taskapp.analytics.catalog import TABLES
+
+    bucket = result.outputs["ANALYTICS_BUCKET"]
     glue = client("glue")
     try:
         glue.get_database(Name=s.glue_database)
@@ -434,21 +452,52 @@ def ensure_analytics(s: Spec, result: Result) -> None:
         glue.create_database(DatabaseInput={"Name": s.glue_database})
         result.changes.append(f"created Glue database {s.glue_database}")
     result.outputs["GLUE_DATABASE"] = s.glue_database
+    for table in TABLES:
+        wanted = table.glue_input(bucket)
+        try:
+            current = glue.get_table(DatabaseName=s.glue_database, Name=table.name)["Table"]
+        except glue.exceptions.EntityNotFoundException:
+            glue.create_table(DatabaseName=s.glue_database, TableInput=wanted)
+            result.changes.append(f"created Glue table {table.name}")
+            continue
+        if not _contains(current, wanted):
+            glue.update_table(DatabaseName=s.glue_database, TableInput=wanted)
+            result.changes.append(f"updated Glue table {table.name}")
 
     athena = client("athena")
+    configuration = {
+        "ResultConfiguration": {"OutputLocation": f"s3://{bucket}/athena-results/"},
+        "EnforceWorkGroupConfiguration": True,
+        "BytesScannedCutoffPerQuery": 1024**3,  # 1 GiB: a runaway report costs cents, not dollars
+        "PublishCloudWatchMetricsEnabled": True,
+        "EngineVersion": {"SelectedEngineVersion": "Athena engine version 3"},  # Trino, as the report SQL
+    }
     existing = {w["Name"] for w in athena.list_work_groups()["WorkGroups"]}  # a handful: one page
     if s.workgroup not in existing:
-        athena.create_work_group(
-            Name=s.workgroup,
-            Configuration={
-                "ResultConfiguration": {
-                    "OutputLocation": f"s3://{result.outputs['ANALYTICS_BUCKET']}/athena-results/"},
-                "EnforceWorkGroupConfiguration": True,
-                "BytesScannedCutoffPerQuery": 1024**3,  # 1 GiB: a runaway report costs cents, not dollars
-            },
-        )
+        athena.create_work_group(Name=s.workgroup, Configuration=configuration)
         result.changes.append(f"created Athena workgroup {s.workgroup}")
+    else:
+        current = athena.get_work_group(WorkGroup=s.workgroup)["WorkGroup"].get("Configuration", {})
+        checked = {k: v for k, v in configuration.items() if k != "EngineVersion"}  # AWS reports it differently
+        if not _contains(current, checked):
+            athena.update_work_group(WorkGroup=s.workgroup, ConfigurationUpdates={
+                "ResultConfigurationUpdates": configuration["ResultConfiguration"],
+                **{k: configuration[k] for k in ("EnforceWorkGroupConfiguration", "BytesScannedCutoffPerQuery",
+                                                 "PublishCloudWatchMetricsEnabled", "EngineVersion")}})
+            result.changes.append(f"updated Athena workgroup {s.workgroup}")
     result.outputs["ATHENA_WORKGROUP"] = s.workgroup
+
+    s3 = client("s3")
+    rule = {"ID": "expire-athena-results", "Status": "Enabled", "Filter": {"Prefix": "athena-results/"},
+            "Expiration": {"Days": ANALYTICS_RESULTS_DAYS}}
+    try:
+        rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    except s3.exceptions.ClientError:
+        rules = []
+    if not any(_contains(r, rule) for r in rules):
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={
+            "Rules": [r for r in rules if r.get("ID") != rule["ID"]] + [rule]})
+        result.changes.append(f"set expiry of athena-results/ in {bucket}")
 
 
 def wire_event_sources(stage: str, settings_path=None) -> list[str]:

@@ -11,14 +11,16 @@ def create_app(config: dict | None = None) -> Flask:
 
     app = build_app("taskapp", config, title="Tasks", nav=[
         ("main.tasks", _l("Tasks")), ("main.board", _l("Board")), ("main.create", _l("New task")),
-        ("jobs.page", _l("Import & export"))])
+        ("jobs.page", _l("Import & export"))],
+        admin_nav=[("analytics.status", _l("Analytics export"))])
     # the profile page is taskapp's (preferences too), the navigation shows the bell
     app.config.update(PROFILE_ENDPOINT="profile.page", NAV_INCLUDE="taskapp/_bell.html")
 
     from taskapp import file_views, job_views, notification_views, profile_views
+    from taskapp.analytics.views import bp as analytics
     from taskapp.views import api, bp, index
 
-    for blueprint in (bp, api, file_views.bp, job_views.bp, notification_views.bp, profile_views.bp):
+    for blueprint in (bp, api, file_views.bp, job_views.bp, notification_views.bp, profile_views.bp, analytics):
         app.register_blueprint(blueprint)
     app.add_url_rule("/", endpoint="home", view_func=index)
 

@@ -366,3 +366,28 @@ def browser_page(chromium):
     page = context.new_page()
     yield page
     context.close()
+
+
+# --- analytics: a tasks table and an analytics bucket of a test's own -----------------------------
+
+
+@pytest.fixture
+def analytics_env(resources, monkeypatch):
+    """A fresh tasks table and analytics bucket (Settings.resource reads the environment first), so
+    an export sees only the test's own tasks. SimpleNamespace(table, bucket, settings)."""
+    from dataclasses import replace
+
+    from shared import provision
+    from shared.settings import Settings
+
+    suffix = uuid.uuid4().hex[:8]
+    spec = provision.spec("test", "000000000000")
+    result = provision.Result()
+    table = next(t for t in spec.tables if t.key == "TASKS_TABLE")
+    provision.ensure_table(replace(table, name=f"tasks-{suffix}"), result)
+    bucket = next(b for b in spec.buckets if b.key == "ANALYTICS_BUCKET")
+    provision.ensure_bucket(replace(bucket, purpose=f"analytics-{suffix}"), result)
+    for key in ("TASKS_TABLE", "ANALYTICS_BUCKET"):
+        monkeypatch.setenv(key, result.outputs[key])
+    return SimpleNamespace(table=result.outputs["TASKS_TABLE"], bucket=result.outputs["ANALYTICS_BUCKET"],
+                           settings=Settings.load("taskapp"))
