@@ -233,6 +233,21 @@ def _locked(request_id: str) -> Application | None:
                               .execution_options(populate_existing=True)).first()
 
 
+def _staff_locked(identity: Identity, ref: ApplicationRef) -> Application:
+    """The application a staff request names, locked: 403 for another daycare, 404 when there is none.
+
+    The seed's request_id (child_id + nursery_id) is ambiguous: child "1A" at "B01" and child "1" at
+    "AB01" share one. So the row found must be of the named child and daycare, else staff of a daycare
+    whose id ends another's could act on that daycare's applications.
+    """
+    identity.require_daycare(ref.nursery_id)
+    application = _locked(ref.request_id)
+    if application is None or (application.child_id, application.nursery_id) != (ref.child_id, ref.nursery_id):
+        db.session.rollback()
+        raise NotFound("No such application")
+    return application
+
+
 def _record(application: Application, envelope: Envelope, actor: str | None, note: str | None,
             criterion: str | None = None, override: bool = False) -> None:
     application.updated_at = utcnow()
@@ -276,12 +291,8 @@ def decide(identity: Identity, data: DecisionBody | dict, event_type: EventType,
     reason = body.reason or None
     if event_type is EventType.REJECT and not reason:
         raise ValidationFailed({"reason": "Give a reason for the rejection"})
-    identity.require_daycare(body.nursery_id)
     now = now or datetime.now(UTC)
-    application = _locked(body.request_id)
-    if application is None:
-        db.session.rollback()
-        raise NotFound("No such application")
+    application = _staff_locked(identity, body)
     try:
         target = next_status(application.status_enum, event_type)
     except Conflict:
@@ -314,12 +325,8 @@ def verify(identity: Identity, data: VerifyBody | dict, now: datetime | None = N
         raise ValidationFailed({"status": "must be VERIFIED or REJECTED"})
     if body.status is CriterionStatus.REJECTED and not body.reason:
         raise ValidationFailed({"reason": "Give a reason for rejecting the criterion"})
-    identity.require_daycare(body.nursery_id)
     now = now or datetime.now(UTC)
-    application = _locked(body.request_id)
-    if application is None:
-        db.session.rollback()
-        raise NotFound("No such application")
+    application = _staff_locked(identity, body)
     criterion = application.criterion(body.criterion)
     if criterion is None:
         db.session.rollback()

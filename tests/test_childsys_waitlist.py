@@ -124,6 +124,27 @@ def test_other_daycares_staff_and_parents_are_refused(client, sync, make_user, b
     assert client.get("/request?nursery_id=A00017").status_code == 401
 
 
+def test_staff_cannot_reach_another_daycares_application_through_the_ambiguous_request_id(
+        client, sync, staff, make_user, bearer, queue, sqs):
+    """request_id = child_id + nursery_id: child "X" at A00017 and child "XA" at "00017" share one.
+    Staff of a daycare whose id ends another's must not decide or verify that daycare's applications."""
+    body = seed_body(criteria=["SIBLING_ENROLLED"])
+    sync("REQUEST", body)
+    received(sqs, queue)
+    suffix_staff = bearer(make_user(groups=("staff",), daycare_id="00017").email, app_name="childsys")
+    same_id = {"child_id": body["child_id"] + "A", "nursery_id": "00017"}
+
+    offered = client.post("/request/accept", json=same_id, headers=suffix_staff)
+    rejected = client.post("/request/reject", json={**same_id, "reason": "x"}, headers=suffix_staff)
+    verified = client.post("/request/verify", json={**same_id, "criterion": "SIBLING_ENROLLED",
+                                                    "status": "VERIFIED"}, headers=suffix_staff)
+
+    assert (offered.status_code, rejected.status_code, verified.status_code) == (404, 404, 404)
+    [mine] = waiting(client, staff)
+    assert (mine["status"], mine["score"], len(mine["history"])) == ("REQUESTED", 0, 1)
+    assert received(sqs, queue) == [], "nothing was published"
+
+
 def test_sync_calls_must_be_signed_recently(client, app, sync):
     body = seed_body()
     envelope = Envelope(type="REQUEST", application=body)
