@@ -26,6 +26,7 @@ from reqsys.services import (
     change,
     commit_or_conflict,
     iso,
+    of_child,
     own_locked,
     publish_pending,
     stage,
@@ -57,7 +58,7 @@ def confirm(identity: Identity, data: ApplicationIds | dict, now: datetime | Non
     change(application, EventType.CONFIRM)
     stage(application, EventType.CONFIRM, actor(identity))
     withdrawn = db.session.scalars(select(Application).where(
-        Application.child_id == application.child_id, Application.id != application.id,
+        *of_child(application.parent_sub, application.child_id), Application.id != application.id,
         Application.status.in_([s.code for s in ACTIVE])).order_by(Application.id).with_for_update()
         .execution_options(populate_existing=True)).all()
     nursery_name = application.nursery.name if application.nursery else application.nursery_id

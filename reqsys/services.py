@@ -173,11 +173,19 @@ def _usage(codes: list[int]) -> tuple[int, int]:
     return sum(s in ACTIVE for s in statuses), application_limit(Status.ENROLLED in statuses)
 
 
-def active_counts(child_ids: list[str]) -> dict[str, tuple[int, int]]:
+def of_child(parent_sub: str, *child_ids: str) -> tuple:
+    """Conditions selecting a child's applications: those its parent made. A child is known by the id
+    its parent gave (children are registered per parent, and nothing verifies an id across accounts),
+    so another account using the same id never counts against this child's limit, nor is withdrawn
+    when this child enrols."""
+    return Application.parent_sub == parent_sub, Application.child_id.in_(child_ids)
+
+
+def active_counts(identity: Identity, child_ids: list[str]) -> dict[str, tuple[int, int]]:
     """child_id -> (active applications, the child's limit), for the apply form."""
     found: dict[str, list[int]] = {child_id: [] for child_id in child_ids}
     for child_id, code in db.session.execute(select(Application.child_id, Application.status).where(
-            Application.child_id.in_(child_ids), Application.status.in_(COUNTED))):
+            *of_child(identity.sub, *child_ids), Application.status.in_(COUNTED))):
         found[child_id].append(code)
     return {child_id: _usage(codes) for child_id, codes in found.items()}
 
@@ -245,14 +253,14 @@ def _start_month(body: ApplicationBody, now: datetime) -> tuple[str, int]:
     return text, klass
 
 
-def _check_limit(child_id: str) -> None:
+def _check_limit(parent_sub: str, child_id: str) -> None:
     """409 when the child already has as many active applications as allowed (3, or 2 while enrolled).
 
     The child's applications are locked (next-key locks on MySQL's index), so two applications
     for one child at the same moment cannot both squeeze under the limit.
     """
     used, limit = _usage(list(db.session.scalars(select(Application.status).where(
-        Application.child_id == child_id, Application.status.in_(COUNTED)).with_for_update())))
+        *of_child(parent_sub, child_id), Application.status.in_(COUNTED)).with_for_update())))
     if used >= limit:
         db.session.rollback()
         raise LimitReached(limit, enrolled=limit < MAX_ACTIVE)
@@ -284,7 +292,7 @@ def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None
     except Conflict:
         db.session.rollback()
         raise
-    _check_limit(body.child_id)
+    _check_limit(identity.sub, body.child_id)
 
     fields = body.model_dump(include=SEED_FIELDS)
     fields.update(user_id=body.user_id or identity.sub, desired_start=desired_start, age_class=klass,

@@ -253,7 +253,7 @@ def apply(nursery_id: str):
                                     "max": f"{add_months(first, services.MONTHS_AHEAD):%Y-%m}"}
     return render_template(
         "reqsys/apply.html", form=form, nursery=nursery, criteria=config, kids=kids,
-        counts=services.active_counts([kid.child_id for kid in kids]), max_active=MAX_ACTIVE,
+        counts=services.active_counts(g.identity, [kid.child_id for kid in kids]), max_active=MAX_ACTIVE,
         max_enrolled=MAX_ACTIVE_WHEN_ENROLLED), status
 
 

@@ -112,6 +112,26 @@ def test_a_third_application_is_refused_for_an_enrolled_child(app, client, paren
     assert by_id(client, parent)[request_id(body)]["status"] == "ENROLLED"
 
 
+def test_another_account_using_the_same_child_id_neither_blocks_nor_withdraws_the_child(app, client, parent, account,
+                                                                                       queue):
+    """A child is known by the id its parent gave; nothing verifies it across accounts. Someone else applying
+    under the same id must not use up this child's limit, and their confirmation must not withdraw it."""
+    body = seed_body()
+    apply(client, parent, body)  # A00017
+    stranger, copied = account("parents"), {**body, "parent_email": "someone@example.com"}
+    for nursery in ("A00018", "A00021", "B00102"):
+        apply(client, stranger, {**copied, "nursery_id": nursery})
+
+    assert apply(client, parent, {**body, "nursery_id": "B00215"})["status"] == "REQUESTED", "not the stranger's limit"
+    offer(client, app, {**copied, "nursery_id": "A00018"})
+    confirmed = client.post("/enterwait/confirm", json={**copied, "nursery_id": "A00018"}, headers=stranger.headers)
+
+    assert confirmed.status_code == 200 and confirmed.get_json()["withdrawn"] == [
+        body["child_id"] + n for n in ("A00021", "B00102")], "only the stranger's own"
+    assert {a["nursery_id"]: a["status"] for a in applications(client, parent)} == {
+        "A00017": "REQUESTED", "B00215": "REQUESTED"}
+
+
 def test_the_apply_form_states_the_limit_before_the_parent_tries(app, client, parent, make_user, sign_in, submit):
     from tests.test_reqsys_pages import CHILD
 
