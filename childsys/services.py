@@ -18,7 +18,6 @@ from typing import Any
 from flask import current_app
 from pydantic import Field, ValidationError
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from childsys.models import (
@@ -33,9 +32,9 @@ from childsys.models import (
     utcnow,
 )
 from shared.auth import Identity
+from shared.db import retry_on_race
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import FROM_REQSYS, Envelope, EventType
-from shared.sync import commit_synced
 from shared.waitlist import (
     CLOSES_ON_TIE,
     CRITERION_CODE,
@@ -264,11 +263,7 @@ def _stage(application: Application, envelope: Envelope, note: str | None, crite
 
     _record(application, envelope, envelope.actor, note, criterion, override)
     add_event(db.session, OutboxEvent, envelope)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise Conflict("The application changed at the same time; please try again") from None
+    db.session.commit()
     publish_pending()
 
 
@@ -276,6 +271,7 @@ def _payload(application: Application, **extra) -> dict[str, Any]:
     return application.body() | {"nursery_name": nursery_name(application.nursery_id)} | extra
 
 
+@retry_on_race(db)
 def decide(identity: Identity, data: DecisionBody | dict, event_type: EventType,
            now: datetime | None = None) -> Application:
     """Offer a place (staff "accept") or reject (a reason is required); 409 for any other transition.
@@ -317,6 +313,7 @@ def decide(identity: Identity, data: DecisionBody | dict, event_type: EventType,
     return application
 
 
+@retry_on_race(db)
 def verify(identity: Identity, data: VerifyBody | dict, now: datetime | None = None) -> Application:
     """Verify or reject one declared criterion while the application waits; the score follows and
     reqsys learns of it (VERIFY). A criterion that needs a proof cannot be verified without one."""
@@ -379,6 +376,7 @@ def _unenroll(request_id: str) -> None:
     db.session.execute(db.delete(Enrollment).where(Enrollment.request_id == request_id))
 
 
+@retry_on_race(db)
 def apply_sync(envelope: Envelope) -> str:
     """Apply an event of the parent's side; "applied", or "ignored" for a repeat or an older event.
 
@@ -437,7 +435,8 @@ def apply_sync(envelope: Envelope) -> str:
     application.status = target.code
     application.version = envelope.version
     _record(application, envelope, actor=envelope.actor or _default_actor(event_type, body), note=note)
-    return commit_synced(db.session)
+    db.session.commit()
+    return "applied"
 
 
 def _renew(application: Application, body: ApplicationBody, occurred: datetime) -> None:
@@ -478,7 +477,8 @@ def _apply_proof(application: Application | None, envelope: Envelope) -> str:
         criterion.status, criterion.reason = CriterionStatus.PENDING.value, None
     update_priority(application, criteria())
     _record(application, envelope, envelope.actor or application.parent_email, item.proof_name, criterion=item.code)
-    return commit_synced(db.session)
+    db.session.commit()
+    return "applied"
 
 
 # --- the outbox --------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from reqsys.services import (
     ApplicationIds,
     actor,
     change,
-    commit_or_conflict,
     iso,
     of_child,
     own_locked,
@@ -33,6 +32,7 @@ from reqsys.services import (
     validate,
 )
 from shared.auth import Identity
+from shared.db import retry_on_race
 from shared.errors import Conflict
 from shared.events import EventType
 from shared.waitlist import ACTIVE, Status, naive_utc
@@ -47,6 +47,7 @@ class OfferExpired(Conflict):
         self.code = "offer_expired"
 
 
+@retry_on_race(db)
 def confirm(identity: Identity, data: ApplicationIds | dict, now: datetime | None = None
             ) -> tuple[Application, list[Application]]:
     """Accept the offer: the child is enrolled, and the child's other active applications are withdrawn.
@@ -67,17 +68,18 @@ def confirm(identity: Identity, data: ApplicationIds | dict, now: datetime | Non
         other.reason = nursery_name  # where the child is enrolled (the pages and emails say so)
         stage(other, EventType.WITHDRAW, SYSTEM, note=nursery_name, reason=nursery_name,
               enrolled_nursery_name=nursery_name)
-    commit_or_conflict("The application changed at the same time; please try again")
+    db.session.commit()
     publish_pending()
     return application, list(withdrawn)
 
 
+@retry_on_race(db)
 def decline(identity: Identity, data: ApplicationIds | dict, now: datetime | None = None) -> Application:
     """Turn the offer down: the place goes back to the daycare for the next child in rank."""
     application = _open_offer(identity, data, now)
     change(application, EventType.DECLINE)
     stage(application, EventType.DECLINE, actor(identity))
-    commit_or_conflict("The application changed at the same time; please try again")
+    db.session.commit()
     publish_pending()
     return application
 
@@ -89,7 +91,7 @@ def _open_offer(identity: Identity, data, now: datetime | None) -> Application:
     if application.status_enum is Status.ACCEPTED and application.offer_expires_at <= now:
         deadline = application.offer_expires_at
         _expire(application)
-        commit_or_conflict("The application changed at the same time; please try again")
+        db.session.commit()
         publish_pending()
         raise OfferExpired(deadline)
     if application.status_enum is not Status.ACCEPTED:

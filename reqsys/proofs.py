@@ -20,7 +20,6 @@ from reqsys.models import Application, ApplicationCriterion, db
 from reqsys.services import (
     ApplicationIds,
     actor,
-    commit_or_conflict,
     criteria,
     get_application,
     own_locked,
@@ -29,6 +28,7 @@ from reqsys.services import (
     validate,
 )
 from shared.auth import Identity
+from shared.db import retry_on_race
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import EventType
 from shared.uploads import UploadPolicy, check_upload, delete_objects, presigned_post
@@ -92,6 +92,7 @@ def upload_form(identity: Identity, data: UploadRequest | dict) -> dict:
             "content_types": sorted(PROOF_POLICY.content_types)}
 
 
+@retry_on_race(db)
 def register(identity: Identity, data: Uploaded | dict, now: datetime | None = None) -> Application:
     """Check the uploaded file and record it on the criterion; 400 naming `file` or `key` if it is not right."""
     body = validate(Uploaded, data)
@@ -118,7 +119,7 @@ def register(identity: Identity, data: Uploaded | dict, now: datetime | None = N
         criterion.status, criterion.reason = CriterionStatus.PENDING.value, None
     stage(application, EventType.PROOF, actor(identity), now, note=stored.filename, about=criterion.code,
           criterion=criterion.payload(criteria()))
-    commit_or_conflict("The application changed at the same time; please try again")
+    db.session.commit()
     publish_pending()
     if previous and previous != stored.key:
         try:

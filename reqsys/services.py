@@ -24,9 +24,9 @@ from sqlalchemy.orm import selectinload
 
 from reqsys.models import Application, ApplicationCriterion, ApplicationHistory, Child, Nursery, OutboxEvent, db, utcnow
 from shared.auth import Identity
+from shared.db import retry_on_race
 from shared.errors import ApiError, Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import FROM_CHILDSYS, Envelope, EventType
-from shared.sync import commit_synced
 from shared.waitlist import (
     ACTIVE,
     CHILD_ID,
@@ -266,6 +266,7 @@ def _check_limit(parent_sub: str, child_id: str) -> None:
         raise LimitReached(limit, enrolled=limit < MAX_ACTIVE)
 
 
+@retry_on_race(db)
 def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None = None) -> Application:
     """A new application, or a new request after it closed (409 while it is active or over the limit).
 
@@ -313,27 +314,20 @@ def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None
         db.session.add(Child(parent_sub=identity.sub, child_id=body.child_id, name=body.child_name,
                              birthday=body.birthday))
     stage(application, EventType.REQUEST, actor(identity), now)
-    commit_or_conflict("This child already has an application at this daycare")
+    db.session.commit()
     publish_pending()
     return application
 
 
+@retry_on_race(db)
 def cancel(identity: Identity, data: ApplicationIds | dict) -> Application:
     """Cancel one of the parent's own applications: waiting, offered, or enrolled (the place is freed)."""
     application = own_locked(identity, validate(ApplicationIds, data))
     change(application, EventType.CANCEL)
     stage(application, EventType.CANCEL, actor(identity))
-    commit_or_conflict("The application changed at the same time; please try again")
+    db.session.commit()
     publish_pending()
     return application
-
-
-def commit_or_conflict(message: str) -> None:
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise Conflict(message) from None
 
 
 def list_applications(identity: Identity, everyone: bool = False) -> list[tuple[Application, int | None]]:
@@ -426,6 +420,7 @@ def iso(value: datetime | None) -> str | None:
 # --- decisions synced from childsys ----------------------------------------------------------------
 
 
+@retry_on_race(db)
 def apply_sync(envelope: Envelope) -> str:
     """Apply a daycare's event from childsys; "applied", or "ignored" for a repeat or an older event.
 
@@ -470,7 +465,8 @@ def apply_sync(envelope: Envelope) -> str:
     application.version = envelope.version
     application.reason = reason
     record(application, envelope, note=reason)
-    return commit_synced(db.session)
+    db.session.commit()
+    return "applied"
 
 
 def _deadline(envelope: Envelope) -> datetime:
@@ -507,7 +503,8 @@ def _apply_verification(application: Application, envelope: Envelope) -> str:
     criterion.decided_by, criterion.decided_at = envelope.actor, occurred
     update_priority(application, criteria())
     record(application, envelope, note=criterion.reason, criterion=item.code)
-    return commit_synced(db.session)
+    db.session.commit()
+    return "applied"
 
 
 # --- the outbox --------------------------------------------------------------------------------------

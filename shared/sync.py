@@ -2,7 +2,9 @@
 
 The HMAC signature (shared.signing, SYNC_SECRET) is the only authentication of these
 machine-to-machine routes; they have no user and no CSRF token (their paths are JSON
-prefixes). Endpoints are idempotent: a repeated or older event answers {"status": "ignored"}.
+prefixes). Endpoints are idempotent: a repeated or older event answers {"status": "ignored"} (the same
+event delivered twice at once too: the apps run apply_sync again after the other delivery's commit,
+shared.db.retry_on_race, and then find its event id).
 """
 
 from __future__ import annotations
@@ -34,19 +36,6 @@ def signed_envelope(expected: EventType) -> Envelope:
     if envelope.type is not expected:
         raise ValidationFailed({"type": f"must be {expected} on this path"})
     return envelope
-
-
-def commit_synced(session) -> str:
-    """Commit a synced event's change: "applied", or "ignored" when the same event, delivered twice at
-    once, was committed by the other delivery first (its history row's event_id is unique)."""
-    from sqlalchemy.exc import IntegrityError
-
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        return "ignored"
-    return "applied"
 
 
 def sync_blueprint(prefix: str, event_types, apply_sync) -> Blueprint:
