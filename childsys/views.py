@@ -66,14 +66,32 @@ for _class in capacity.CLASSES:
 # served at "/" as the app's "home" endpoint (see create_app)
 @login_required()
 def index():
+    """Staff go to their daycare's applications; admins (of no daycare) choose a daycare first."""
     identity = g.identity
-    if not identity.in_any(*STAFF) or not (identity.daycare_id or identity.is_admin):
-        return render_template("childsys/index.html", nursery=None, counts=None)
-    return redirect(url_for("main.applications"))
+    if identity.in_any("staff") and identity.daycare_id:
+        return redirect(url_for("main.applications"))
+    nurseries = db.session.scalars(db.select(Nursery).order_by(Nursery.name)).all() if identity.is_admin else []
+    return render_template("childsys/index.html", nurseries=nurseries)
 
 
-def _nursery_id() -> str:
-    return services.staff_daycare(g.identity, request.args.get("nursery_id"))
+DAYCARE_PAGES = frozenset({"main.applications", "main.classes", "main.enrolled"})
+
+
+def _nursery_id() -> str | None:
+    """The daycare a page is about: a staff member's own; for an admin the one chosen (None until then)."""
+    chosen = request.args.get("nursery_id") or None
+    if g.identity.is_admin and not chosen and not g.identity.daycare_id:
+        return None
+    g.nursery_id = services.staff_daycare(g.identity, chosen)
+    return g.nursery_id
+
+
+@bp.url_defaults
+def _keep_daycare(endpoint: str, values: dict) -> None:
+    """An admin looking at one daycare stays on it from page to page (links, forms, redirects)."""
+    nursery_id = g.get("nursery_id") or (request.args.get("nursery_id") if request else None)
+    if endpoint in DAYCARE_PAGES and nursery_id and "identity" in g and g.identity.is_admin:
+        values.setdefault("nursery_id", nursery_id)
 
 
 def _class_arg() -> int | None:
@@ -86,6 +104,8 @@ def _class_arg() -> int | None:
 def applications():
     """The waiting list in rank order (other statuses by tab), the places per class, and what to offer next."""
     nursery_id = _nursery_id()
+    if nursery_id is None:
+        return redirect(url_for("home"))
     status = request.args.get("status", "REQUESTED")
     status = None if status == "ALL" else status
     klass = _class_arg()
@@ -105,6 +125,7 @@ def applications():
 
 
 def _detail(application, offer_form=None, reject_form=None, full: bool = False, status: int = 200):
+    g.nursery_id = application.nursery_id  # its daycare's pages are one link away
     [places] = capacity.class_places(application.nursery_id, only=application.age_class) \
         if application.age_class is not None else [None]
     return render_template(
@@ -209,6 +230,8 @@ def proof(request_id: str, code: str):
 @login_required(*STAFF)
 def enrolled():
     nursery_id = _nursery_id()
+    if nursery_id is None:
+        return redirect(url_for("home"))
     return render_template("childsys/enrolled.html", enrollments=services.list_enrollments(g.identity, nursery_id),
                            nursery=db.session.get(Nursery, nursery_id))
 
@@ -218,13 +241,15 @@ def enrolled():
 def classes():
     """Places per class: free = places - enrolled - offered. Staff and admins may change the places."""
     nursery_id = _nursery_id()
+    if nursery_id is None:
+        return redirect(url_for("home"))
     form = PlacesForm()
     status = 200
     if form.validate_on_submit():
         capacity.set_places(g.identity, nursery_id,
                             {k: getattr(form, f"class_{k}").data for k in capacity.CLASSES})
         flash(_("The places are saved."), "success")
-        return redirect(url_for("main.classes", nursery_id=request.args.get("nursery_id")))
+        return redirect(url_for("main.classes"))
     if form.errors:
         status = 400
     rows = capacity.class_places(nursery_id)

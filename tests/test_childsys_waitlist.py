@@ -145,6 +145,30 @@ def test_staff_cannot_reach_another_daycares_application_through_the_ambiguous_r
     assert received(sqs, queue) == [], "nothing was published"
 
 
+def test_an_admin_chooses_a_daycare_and_stays_on_it(client, app, sync, make_user, sign_in, submit, queue):
+    """Admins belong to no daycare: their home lists the daycares, and the pages of the one they open keep
+    to it (filters, the detail page's way back, the redirect after an offer)."""
+    from tests.test_reqsys_waitlist import add_nurseries
+
+    add_nurseries(app)
+    body = seed_body(child_name="무지개아이", nursery_id="B00102")
+    sync("REQUEST", body)
+    sign_in(client, make_user(groups=("admins",)).email)
+
+    home = client.get("/")
+    assert home.status_code == 200 and 'href="/applications?nursery_id=B00102"' in home.text
+    assert client.get("/applications").location == "/", "no daycare chosen yet: back to the choice"
+    listing = client.get("/applications?nursery_id=B00102")
+    assert listing.status_code == 200 and "무지개아이" in listing.text
+    assert "/applications?status=ACCEPTED&amp;nursery_id=B00102" in listing.text
+    assert 'href="/classes?nursery_id=B00102"' in listing.text
+    detail = f"/applications/{body['child_id']}B00102"
+    assert 'href="/applications?nursery_id=B00102"' in client.get(detail).text, "the way back keeps the daycare"
+    offered = submit(client, f"{detail}/accept", {}, page=detail)
+    assert offered.status_code == 302
+    assert "무지개아이" in client.get("/applications?status=ACCEPTED&nursery_id=B00102").text
+
+
 def test_sync_calls_must_be_signed_recently(client, app, sync):
     body = seed_body()
     envelope = Envelope(type="REQUEST", application=body)
