@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
-from pydantic import Field, ValidationError
+from pydantic import Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -35,6 +35,7 @@ from shared.auth import Identity
 from shared.db import retry_on_race
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import FROM_REQSYS, Envelope, EventType
+from shared.payloads import validate
 from shared.waitlist import (
     CLOSES_ON_TIE,
     CRITERION_CODE,
@@ -66,11 +67,6 @@ PAGE_SIZE = 25
 SYSTEM = "system"
 
 
-def _fields(err: ValidationError, prefix: str = "") -> dict[str, str]:
-    return {prefix + (".".join(str(p) for p in e["loc"]) or "body"): e["msg"].removeprefix("Value error, ")
-            for e in err.errors()}
-
-
 class DecisionBody(ApplicationRef):
     """Which application to decide on; why, for a rejection; and for an offer into a full class, the
     reason for overriding the capacity."""
@@ -85,17 +81,6 @@ class VerifyBody(ApplicationRef):
     criterion: str = Field(pattern=CRITERION_CODE)
     status: CriterionStatus
     reason: str | None = Field(default=None, max_length=500)
-
-
-def validate(model, data: Any):
-    if isinstance(data, model):
-        return data
-    if not isinstance(data, dict):
-        raise ValidationFailed({"body": "must be an object"})
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        raise ValidationFailed(_fields(err)) from None
 
 
 def criteria() -> dict[str, Criterion]:
@@ -387,10 +372,7 @@ def apply_sync(envelope: Envelope) -> str:
     event_type = str(envelope.type)
     if event_type not in FROM_REQSYS:
         raise ValidationFailed({"type": "must be one of " + ", ".join(sorted(FROM_REQSYS))})
-    try:
-        body = ApplicationBody.model_validate(envelope.application)
-    except ValidationError as err:
-        raise ValidationFailed(_fields(err, "application.")) from None
+    body = validate(ApplicationBody, envelope.application, "application.")
     if db.session.scalars(select(ApplicationHistory.id).where(
             ApplicationHistory.event_id == envelope.event_id)).first() is not None:
         return "ignored"
@@ -458,10 +440,10 @@ def _default_actor(event_type: str, body: ApplicationBody) -> str:
 def _apply_proof(application: Application | None, envelope: Envelope) -> str:
     """A proof the parent uploaded: recorded on its criterion, which awaits verification (again)."""
     try:
-        item = CriterionEvent.model_validate(envelope.application.get("criterion") or {})
-    except ValidationError as err:
+        item = validate(CriterionEvent, envelope.application.get("criterion") or {}, "application.criterion.")
+    except ValidationFailed:
         db.session.rollback()
-        raise ValidationFailed(_fields(err, "application.criterion.")) from None
+        raise
     criterion = application.criterion(item.code) if application else None
     if criterion is None:
         db.session.rollback()

@@ -29,12 +29,12 @@ from reqsys.services import (
     own_locked,
     publish_pending,
     stage,
-    validate,
 )
 from shared.auth import Identity
 from shared.db import retry_on_race
 from shared.errors import Conflict
 from shared.events import EventType
+from shared.payloads import validate
 from shared.waitlist import ACTIVE, Status, naive_utc
 
 log = logging.getLogger(__name__)

@@ -25,12 +25,12 @@ from reqsys.services import (
     own_locked,
     publish_pending,
     stage,
-    validate,
 )
 from shared.auth import Identity
 from shared.db import retry_on_race
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import EventType
+from shared.payloads import validate
 from shared.uploads import UploadPolicy, check_upload, delete_objects, presigned_post
 from shared.waitlist import CRITERION_CODE, CriterionStatus, Status, naive_utc
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import current_app
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import case, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -27,6 +27,7 @@ from shared.auth import Identity
 from shared.db import retry_on_race
 from shared.errors import ApiError, Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import FROM_CHILDSYS, Envelope, EventType
+from shared.payloads import validate
 from shared.waitlist import (
     ACTIVE,
     CHILD_ID,
@@ -62,9 +63,6 @@ SEED_FIELDS = frozenset({"child_id", "child_name", "child_birthday", "parent_nam
 MONTHS_AHEAD = 24  # how far ahead a desired start month may be
 SYSTEM = "system"  # the actor of what the schedule and the rules do by themselves
 
-Model = TypeVar("Model", bound=BaseModel)
-
-
 class LimitReached(ApiError):
     """409: the child already waits at as many daycares as allowed."""
 
@@ -97,22 +95,6 @@ class ApplicationIds(ApplicationRef):
     """Which of the parent's applications (cancel, confirm, decline); a user_id, if given, must be the parent."""
 
     user_id: str | None = Field(default=None, max_length=128)
-
-
-def validate(model: type[Model], data: Any) -> Model:
-    """`data` as `model`, or ValidationFailed naming each bad field (as shared.payloads.load_json)."""
-    if isinstance(data, model):
-        return data
-    if not isinstance(data, dict):
-        raise ValidationFailed({"body": "must be an object"})
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        fields: dict[str, str] = {}
-        for problem in err.errors():
-            name = ".".join(str(part) for part in problem["loc"]) or "body"
-            fields.setdefault(name, problem["msg"].removeprefix("Value error, "))
-        raise ValidationFailed(fields) from None
 
 
 def _check_user_id(identity: Identity, user_id: str | None) -> None:
@@ -485,11 +467,10 @@ def _apply_verification(application: Application, envelope: Envelope) -> str:
     """A criterion verified or rejected by the daycare: applied when it concerns the proof the parent
     sent last and is newer than the last decision; the score (and so the rank) follows."""
     try:
-        item = CriterionEvent.model_validate(envelope.application.get("criterion") or {})
-    except ValidationError as err:
+        item = validate(CriterionEvent, envelope.application.get("criterion") or {}, "application.criterion.")
+    except ValidationFailed:
         db.session.rollback()
-        raise ValidationFailed({"application.criterion." + ".".join(str(p) for p in e["loc"]): e["msg"]
-                                for e in err.errors()}) from None
+        raise
     criterion = application.criterion(item.code)
     occurred = naive_utc(envelope.occurred_at)
     if (criterion is None or item.status is CriterionStatus.PENDING or item.proof_key != criterion.proof_key

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from shared.errors import ApiError, Unauthorized, ValidationFailed
 from shared.events import Envelope, EventType
+from shared.payloads import field_errors
 from shared.signing import verify
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def signed_envelope(expected: EventType) -> Envelope:
     except ValidationError as err:
         if any(e["type"] == "json_invalid" for e in err.errors()):
             raise ApiError(400, "malformed_json", "The body must be a JSON event envelope") from None
-        raise ValidationFailed({".".join(str(p) for p in e["loc"]) or "body": e["msg"] for e in err.errors()}) from None
+        raise ValidationFailed(field_errors(err)) from None
     if envelope.type is not expected:
         raise ValidationFailed({"type": f"must be {expected} on this path"})
     return envelope

@@ -231,6 +231,21 @@ def test_bad_input_writes_and_publishes_nothing(client, staff, queue, sqs, app):
         assert db.session.query(OutboxEvent).count() == 0
 
 
+def test_a_bad_event_names_the_field_inside_the_envelope(client, sync):
+    body = seed_body(criteria=["DUAL_INCOME"])
+    sync("REQUEST", body)
+    bad_birthday = sync("CANCEL", {**body, "child_birthday": "2023-01-01"}, version=2)
+    proof = Envelope(type="PROOF", application={**body, "criterion": {"code": "not a code"}})
+    bad_code = sync("PROOF", body, envelope=proof)
+    not_an_object = sync("PROOF", body, envelope=Envelope(type="PROOF", application={**body, "criterion": "x"}))
+
+    assert bad_birthday.status_code == 400 and list(bad_birthday.json["error"]["fields"]) == [
+        "application.child_birthday"]
+    assert bad_code.status_code == 400 and list(bad_code.json["error"]["fields"]) == ["application.criterion.code"]
+    assert not_an_object.status_code == 400 and list(not_an_object.json["error"]["fields"]) == [
+        "application.criterion"]
+
+
 def test_staff_pages_list_open_and_accept(client, sync, make_user, sign_in, submit, queue):
     body = seed_body(child_name="박새싹")
     sync("REQUEST", body)
