@@ -3,11 +3,14 @@ childsys.capacity and childsys.audit."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from pydantic import BaseModel, ConfigDict, Field
 from wtforms import IntegerField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
@@ -17,8 +20,8 @@ from shared.auth import api_auth_required, login_required
 from shared.auth.forms import EmptyForm
 from shared.errors import ApiError, Conflict
 from shared.events import EventType
-from shared.payloads import load_json
-from shared.waitlist import EVENT_LABELS, CriterionStatus, Status
+from shared.payloads import load_json, load_query
+from shared.waitlist import EVENT_LABELS, NURSERY_ID, OLDEST_CLASS, CriterionStatus, Status
 
 bp = Blueprint("main", __name__)
 api = Blueprint("api", __name__)
@@ -77,9 +80,30 @@ def index():
 DAYCARE_PAGES = frozenset({"main.applications", "main.classes", "main.enrolled"})
 
 
+class DaycareQuery(BaseModel):
+    """The query string of every daycare page and list (400 naming a bad parameter)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    nursery_id: str | None = Field(default=None, max_length=10, pattern=NURSERY_ID)
+    page: int = Field(default=1, ge=1, le=100_000)
+
+
+class ListQuery(DaycareQuery):
+    status: str | None = None  # a status name (services.parse_status); the page also takes ALL
+    sort: Literal["rank", "newest"] = "rank"
+    klass: int | None = Field(default=None, alias="class", ge=0, le=OLDEST_CLASS)
+
+
+class AuditQuery(DaycareQuery):
+    type: str | None = Field(default=None, max_length=10)  # an event type (audit.list_audit)
+    q: str | None = Field(default=None, max_length=50)  # part of a child's name or a request id
+    actor: str | None = Field(default=None, max_length=254)
+
+
 def _nursery_id() -> str | None:
     """The daycare a page is about: a staff member's own; for an admin the one chosen (None until then)."""
-    chosen = request.args.get("nursery_id") or None
+    chosen = load_query(DaycareQuery).nursery_id
     if g.identity.is_admin and not chosen and not g.identity.daycare_id:
         return None
     g.nursery_id = services.staff_daycare(g.identity, chosen)
@@ -94,11 +118,6 @@ def _keep_daycare(endpoint: str, values: dict) -> None:
         values.setdefault("nursery_id", nursery_id)
 
 
-def _class_arg() -> int | None:
-    klass = request.args.get("class", type=int)
-    return klass if klass in capacity.CLASSES else None
-
-
 @bp.get("/applications")
 @login_required(*STAFF)
 def applications():
@@ -106,11 +125,9 @@ def applications():
     nursery_id = _nursery_id()
     if nursery_id is None:
         return redirect(url_for("home"))
-    status = request.args.get("status", "REQUESTED")
-    status = None if status == "ALL" else status
-    klass = _class_arg()
-    newest = request.args.get("sort") == "newest"
-    page = max(request.args.get("page", 1, type=int), 1)
+    query = load_query(ListQuery)
+    status = None if query.status == "ALL" else query.status or "REQUESTED"
+    klass, newest, page = query.klass, query.sort == "newest", query.page
     counts = services.status_counts(g.identity, nursery_id)
     known = None if klass is not None else (counts[status] if status else sum(counts.values()))
     rows, total = services.list_applications(g.identity, nursery_id, status, newest, page, klass, known)
@@ -264,14 +281,12 @@ def classes():
 @login_required(*STAFF)
 def audit_log():
     """Who did what to which application, and when; staff see their daycare's, admins everyone's."""
-    args = request.args
-    page = max(args.get("page", 1, type=int), 1)
-    nursery_id = args.get("nursery_id") or None
-    entries, total = audit.list_audit(g.identity, nursery_id, args.get("type") or None, args.get("q") or None,
-                                      args.get("actor") or None, page)
+    query = load_query(AuditQuery)
+    page = query.page
+    entries, total = audit.list_audit(g.identity, query.nursery_id, query.type, query.q, query.actor, page)
     nurseries = db.session.scalars(db.select(Nursery).order_by(Nursery.name)).all() if g.identity.is_admin else []
     return render_template("childsys/audit.html", entries=entries, total=total, page=page,
-                           pages=max((total + audit.PAGE_SIZE - 1) // audit.PAGE_SIZE, 1), filters=args,
+                           pages=max((total + audit.PAGE_SIZE - 1) // audit.PAGE_SIZE, 1), filters=request.args,
                            types=list(EVENT_LABELS), nurseries=nurseries, criteria=services.criteria())
 
 
@@ -282,9 +297,9 @@ def audit_log():
 @api_auth_required(*STAFF)
 def api_list():
     """One daycare's applications: waiting ones first in rank order (with `rank` and `score`)."""
-    rows, total = services.list_applications(
-        g.identity, request.args.get("nursery_id"), request.args.get("status") or None,
-        request.args.get("sort") == "newest", max(request.args.get("page", 1, type=int), 1), _class_arg())
+    query = load_query(ListQuery)
+    rows, total = services.list_applications(g.identity, query.nursery_id, query.status, query.sort == "newest",
+                                             query.page, query.klass)
     return jsonify(applications=[services.application_dict(a, rank) for a, rank in rows], total=total)
 
 
@@ -314,16 +329,15 @@ def api_verify():
 @api.get("/api/classes")
 @api_auth_required(*STAFF)
 def api_classes():
-    return jsonify(classes=[c.to_dict() for c in capacity.list_classes(g.identity, request.args.get("nursery_id"))])
+    classes = capacity.list_classes(g.identity, load_query(DaycareQuery).nursery_id)
+    return jsonify(classes=[c.to_dict() for c in classes])
 
 
 @api.get("/api/audit")
 @api_auth_required(*STAFF)
 def api_audit():
-    args = request.args
-    entries, total = audit.list_audit(g.identity, args.get("nursery_id") or None, args.get("type") or None,
-                                      args.get("q") or None, args.get("actor") or None,
-                                      max(args.get("page", 1, type=int), 1))
+    query = load_query(AuditQuery)
+    entries, total = audit.list_audit(g.identity, query.nursery_id, query.type, query.q, query.actor, query.page)
     return jsonify(entries=[audit.entry_dict(entry, application) for entry, application in entries], total=total,
                    page_size=audit.PAGE_SIZE)
 

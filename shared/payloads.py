@@ -1,4 +1,4 @@
-"""Request bodies and events validated by pydantic models into field-level 400 errors."""
+"""Request bodies, query strings and events validated by pydantic models into field-level 400 errors."""
 
 from __future__ import annotations
 
@@ -41,3 +41,8 @@ def load_json(model: type[Model]) -> Model:
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "The body must be a JSON object")
     return validate(model, data)
+
+
+def load_query(model: type[Model]) -> Model:
+    """The request's query string as `model` (empty parameters count as absent); 400 naming each bad one."""
+    return validate(model, {name: value for name, value in request.args.items() if value != ""})

@@ -231,6 +231,23 @@ def test_bad_input_writes_and_publishes_nothing(client, staff, queue, sqs, app):
         assert db.session.query(OutboxEvent).count() == 0
 
 
+@pytest.mark.parametrize(("path", "field"), [
+    ("/request?class=9", "class"), ("/request?class=one", "class"), ("/request?page=0", "page"),
+    ("/request?page=two", "page"), ("/request?sort=oldest", "sort"), ("/request?status=WAITING", "status"),
+    ("/request?nursery_id=A-17", "nursery_id"), ("/api/classes?nursery_id=../x", "nursery_id"),
+    ("/api/audit?page=-1", "page"), ("/api/audit?type=NOPE", "type"), ("/api/audit?q=" + "가" * 51, "q"),
+])
+def test_a_bad_query_parameter_is_a_400_naming_it(client, staff, path, field):
+    response = client.get(path, headers=staff)
+    assert response.status_code == 400 and list(response.json["error"]["fields"]) == [field]
+
+
+def test_the_staff_pages_name_a_bad_query_parameter_too(client, staff_browser):
+    page = client.get("/applications?class=9")
+    assert page.status_code == 400 and "class" in page.text
+    assert client.get("/applications?class=&page=").status_code == 200, "empty parameters are absent ones"
+
+
 def test_a_bad_event_names_the_field_inside_the_envelope(client, sync):
     body = seed_body(criteria=["DUAL_INCOME"])
     sync("REQUEST", body)
