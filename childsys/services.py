@@ -137,7 +137,8 @@ def list_applications(identity: Identity, nursery_id: str | None, status: str | 
     else:
         order = rank_order(Application) if queue else (Application.updated_at.desc(), Application.id.desc())
     rows = list(db.session.scalars(select(Application).where(*where).order_by(*order)
-                                   .options(selectinload(Application.criteria)).limit(PAGE_SIZE).offset(offset)))
+                                   .options(selectinload(Application.criteria), selectinload(Application.history))
+                                   .limit(PAGE_SIZE).offset(offset)))
     if queue and klass is None:  # the page is a slice of the whole queue: its place is its rank
         return [(application, offset + i + 1) for i, application in enumerate(rows)], total
     ranks = ranks_of(db.session, Application, nursery_id, (a.id for a in rows if a.status == WAITING.code))

@@ -361,6 +361,35 @@ def test_the_staff_page_lists_the_queue_in_rank_order(client, sync, staff, make_
     assert 'data-rank="1"' in page and "대기 순위" in page
 
 
+def test_the_staff_list_costs_the_same_queries_however_many_applications(app, client, sync, staff, staff_browser):
+    """No query per row (the JSON list once loaded each application's history one by one): a director's
+    page of 25 from a queue of hundreds costs what a page of 3 does."""
+    import sqlalchemy as sa
+
+    from childsys.models import db
+
+    with app.app_context():
+        engine = db.engine
+    statements = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+    def queries(path, headers=None) -> int:
+        statements.clear()
+        assert client.get(path, headers=headers or {}).status_code == 200
+        return len(statements)
+
+    def costs() -> list[int]:
+        return [queries("/request?status=REQUESTED", staff), queries("/request", staff),
+                queries("/applications"), queries("/applications?status=ALL&class=2")]
+
+    for i in range(3):
+        request_at(sync, seed_body(criteria=["ADOPTED"]), i)
+    few = costs()
+    for i in range(3, 40):
+        request_at(sync, seed_body(criteria=["ADOPTED"]), i)
+    assert costs() == few
+
+
 def set_places(client, submit, places: dict[int, int]):
     data = {f"class_{k}": str(v) for k, v in places.items()}
     response = submit(client, "/classes", data)
