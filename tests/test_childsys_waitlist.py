@@ -95,6 +95,28 @@ def test_requested_application_is_listed_offered_published_and_enrolled_on_confi
     assert enrolled() == 1
 
 
+@pytest.mark.parametrize("days", [None, 3])
+def test_an_offer_runs_to_the_end_of_the_configured_day_seven_by_default(make_app, staff, queue, days):
+    from dataclasses import replace
+
+    from shared.settings import Settings
+    from shared.waitlist import offer_deadline
+
+    settings = Settings.load("childsys")
+    app = make_app("childsys", {"SETTINGS": replace(settings, offer_days=days) if days else settings})
+    body = seed_body()
+    raw = Envelope(type="REQUEST", application=body).to_json().encode()
+    client = app.test_client()
+    client.post("/enterwait/request", data=raw, headers={**SECRET_HEADERS, **sign(settings.sync_secret, raw)})
+
+    before = datetime.now(UTC)
+    offered = client.post("/request/accept", json=body, headers=staff).json["application"]
+
+    expected = offer_deadline(before, days or 7)
+    assert offered["offer_expires_at"] == expected.isoformat() + "Z"
+    assert (expected - before.replace(tzinfo=None)).days in ((days or 7), (days or 7) + 1)
+
+
 def test_reject_needs_a_reason_and_a_rejected_application_cannot_be_accepted(client, sync, staff, queue, sqs):
     body = seed_body()
     sync("REQUEST", body)
