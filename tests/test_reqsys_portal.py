@@ -415,7 +415,8 @@ def test_a_proof_goes_to_s3_is_checked_and_told_to_childsys(app, client, parent,
     assert criterion["proof"]["filename"] == "재직증명서.pdf" and criterion["status"] == "PENDING"
     assert key.startswith(f"proofs/{parent.sub}/{request_id(body)}/DUAL_INCOME/")
     [event] = events_of(sqs, queue)
-    assert (event.type, event.application["criterion"]["proof_key"], event.actor) == ("PROOF", key + ".checked", parent.email)
+    assert (event.type, event.application["criterion"]["proof_key"], event.actor) == (
+        "PROOF", key + ".checked", parent.email)
     assert "proof_key" not in str(applications(client, parent)), "the key is never shown back"
 
     # a file that is not what it says is refused and removed; someone else's key is refused
