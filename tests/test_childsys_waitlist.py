@@ -302,8 +302,9 @@ def test_staff_pages_list_open_and_accept(client, sync, make_user, sign_in, subm
     assert 'data-status="ACCEPTED"' in client.get(detail).text, "offered, waiting for the parent"
     assert "박새싹" not in client.get("/enrolled").text
     conflict = submit(client, f"{detail}/reject", {"reason": "x"}, page=detail)
-    assert conflict.status_code in (200, 302)  # the page no longer offers it; a replayed post is refused
-    assert 'data-status="ACCEPTED"' in client.get(detail).text
+    assert conflict.status_code == 302, "the page no longer offers it; a replayed post is refused"
+    after = client.get(detail).text
+    assert "이 신청은 더 이상 대기 중이 아닙니다." in after and 'data-status="ACCEPTED"' in after
     assert sync("CONFIRM", body, version=3).json == {"status": "applied"}
     assert "박새싹" in client.get("/enrolled").text
 
