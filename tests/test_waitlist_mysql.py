@@ -87,3 +87,26 @@ def test_the_same_event_delivered_twice_at_once_applies_once(make_app, mysql_dat
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM application_history")).scalar_one() == 3
     engine.dispose()
+
+
+def test_the_limit_holds_when_applications_arrive_at_once(make_app, mysql_database, account, queue):
+    """A child waiting at one daycare sends three more applications at the same moment: two get in, the
+    third finds the limit of three reached."""
+    from tests.test_reqsys_waitlist import add_nurseries, applications, seed_body
+
+    url = mysql_database("test_reqsys_limit_at_once")
+    apps = [make_app("reqsys", {"SQLALCHEMY_DATABASE_URI": url}, migrate=not i) for i in range(3)]
+    add_nurseries(apps[0])
+    parent = account("parents")
+    for _ in range(2):
+        body = seed_body()
+        assert apps[0].test_client().post("/enterwait/request", json=body, headers=parent.headers).status_code == 201
+
+        answers = at_once(*(lambda app=app, n=n, body=body: app.test_client().post(
+            "/enterwait/request", json={**body, "nursery_id": n}, headers=parent.headers)
+            for app, n in zip(apps, ("A00018", "A00021", "B00102"), strict=True)))
+
+        assert sorted(a.status_code for a in answers) == [201, 201, 409]
+        assert [a.get_json()["error"]["code"] for a in answers if a.status_code == 409] == ["limit_reached"]
+        mine = [a for a in applications(apps[0].test_client(), parent) if a["child_id"] == body["child_id"]]
+        assert len(mine) == 3
