@@ -39,6 +39,7 @@ from shared.payloads import validate
 from shared.waitlist import (
     CLOSES_ON_TIE,
     CRITERION_CODE,
+    SYSTEM,
     TRANSITIONS,
     WAITING,
     ApplicationBody,
@@ -48,13 +49,15 @@ from shared.waitlist import (
     CriterionStatus,
     Status,
     class_for,
+    configured_criteria,
     declare_criteria,
     default_start,
-    load_criteria,
+    iso,
+    live_rank,
+    locked,
     naive_utc,
     next_status,
     offer_deadline,
-    rank_of,
     rank_order,
     ranks_of,
     should_apply,
@@ -64,7 +67,6 @@ from shared.waitlist import (
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 25
-SYSTEM = "system"
 
 
 class DecisionBody(ApplicationRef):
@@ -81,10 +83,6 @@ class VerifyBody(ApplicationRef):
     criterion: str = Field(pattern=CRITERION_CODE)
     status: CriterionStatus
     reason: str | None = Field(default=None, max_length=500)
-
-
-def criteria() -> dict[str, Criterion]:
-    return load_criteria(current_app.config["SETTINGS"].priority_criteria_path or None)
 
 
 def staff_daycare(identity: Identity, nursery_id: str | None) -> str:
@@ -163,10 +161,7 @@ def get_application(identity: Identity, request_id: str) -> Application:
 
 
 def rank_in_queue(application: Application) -> int | None:
-    """The application's rank at its daycare while it waits."""
-    if application.status != WAITING.code:
-        return None
-    return db.session.scalar(select(rank_of(Application)).where(Application.id == application.id))
+    return live_rank(db.session, Application, application)
 
 
 def list_enrollments(identity: Identity, nursery_id: str | None = None) -> list[Enrollment]:
@@ -188,7 +183,7 @@ def criterion_dict(criterion: ApplicationCriterion, config: dict[str, Criterion]
 
 def application_dict(application: Application, rank: int | None = None) -> dict[str, Any]:
     status = application.status_enum
-    config = criteria()
+    config = configured_criteria()
     return {
         "request_id": application.request_id, **application.body(),
         "status": status.name, "request_status": status.code, "version": application.version,
@@ -205,17 +200,7 @@ def application_dict(application: Application, rank: int | None = None) -> dict[
     }
 
 
-def iso(value: datetime | None) -> str | None:
-    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z") if value else None
-
-
 # --- staff decisions ---------------------------------------------------------------------------------
-
-
-def _locked(request_id: str) -> Application | None:
-    """The application, row-locked until the transaction ends, and read afresh (see reqsys.services._locked)."""
-    return db.session.scalars(select(Application).where(Application.request_id == request_id).with_for_update()
-                              .execution_options(populate_existing=True)).first()
 
 
 def _staff_locked(identity: Identity, ref: ApplicationRef) -> Application:
@@ -226,7 +211,7 @@ def _staff_locked(identity: Identity, ref: ApplicationRef) -> Application:
     whose id ends another's could act on that daycare's applications.
     """
     identity.require_daycare(ref.nursery_id)
-    application = _locked(ref.request_id)
+    application = locked(db.session, Application, ref.request_id)
     if application is None or (application.child_id, application.nursery_id) != (ref.child_id, ref.nursery_id):
         db.session.rollback()
         raise NotFound("No such application")
@@ -317,7 +302,7 @@ def verify(identity: Identity, data: VerifyBody | dict, now: datetime | None = N
     if application.status_enum is not WAITING:
         db.session.rollback()
         raise Conflict("Criteria can be verified only while the application is waiting")
-    config = criteria()
+    config = configured_criteria()
     known = config.get(criterion.code)
     if body.status is CriterionStatus.VERIFIED and known and known.proof_required and not criterion.proof_key:
         db.session.rollback()
@@ -377,7 +362,7 @@ def apply_sync(envelope: Envelope) -> str:
     if db.session.scalars(select(ApplicationHistory.id).where(
             ApplicationHistory.event_id == envelope.event_id)).first() is not None:
         return "ignored"
-    application = _locked(envelope.request_id)
+    application = locked(db.session, Application, envelope.request_id)
     if event_type == "PROOF":
         return _apply_proof(application, envelope)
     current = application.status_enum if application else None
@@ -430,7 +415,7 @@ def _renew(application: Application, body: ApplicationBody, occurred: datetime) 
     application.reason = application.decided_by = None
     application.offered_at = application.offer_expires_at = None
     declare_criteria(application, body.criteria, ApplicationCriterion)
-    update_priority(application, criteria())
+    update_priority(application, configured_criteria())
 
 
 def _default_actor(event_type: str, body: ApplicationBody) -> str:
@@ -458,7 +443,7 @@ def _apply_proof(application: Application | None, envelope: Envelope) -> str:
     criterion.proof_key, criterion.proof_name, criterion.proof_uploaded_at = item.proof_key, item.proof_name, occurred
     if criterion.status != CriterionStatus.PENDING:
         criterion.status, criterion.reason = CriterionStatus.PENDING.value, None
-    update_priority(application, criteria())
+    update_priority(application, configured_criteria())
     _record(application, envelope, envelope.actor or application.parent_email, item.proof_name, criterion=item.code)
     db.session.commit()
     return "applied"

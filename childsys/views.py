@@ -21,7 +21,7 @@ from shared.auth.forms import EmptyForm
 from shared.errors import ApiError, Conflict
 from shared.events import EventType
 from shared.payloads import load_json, load_query
-from shared.waitlist import EVENT_LABELS, NURSERY_ID, OLDEST_CLASS, CriterionStatus, Status
+from shared.waitlist import EVENT_LABELS, NURSERY_ID, OLDEST_CLASS, CriterionStatus, Status, configured_criteria
 
 bp = Blueprint("main", __name__)
 api = Blueprint("api", __name__)
@@ -137,7 +137,7 @@ def applications():
         newest=newest, klass_filter=klass, pages=max((total + services.PAGE_SIZE - 1) // services.PAGE_SIZE, 1),
         counts=counts, classes=classes,
         prompts=capacity.offer_prompts(nursery_id, classes), released=capacity.released_offers(nursery_id),
-        nursery=db.session.get(Nursery, nursery_id), nursery_id=nursery_id, criteria=services.criteria(),
+        nursery=db.session.get(Nursery, nursery_id), nursery_id=nursery_id, criteria=configured_criteria(),
         form=EmptyForm())
 
 
@@ -148,7 +148,7 @@ def _detail(application, offer_form=None, reject_form=None, full: bool = False, 
     return render_template(
         "childsys/detail.html", application=application, rank=services.rank_in_queue(application),
         places=places, full=full or (places is not None and places.free is not None and places.free <= 0),
-        criteria=services.criteria(), form=EmptyForm(), offer_form=offer_form or OfferForm(),
+        criteria=configured_criteria(), form=EmptyForm(), offer_form=offer_form or OfferForm(),
         reject_form=reject_form or RejectForm(), deadline_days=current_app.config["SETTINGS"].offer_days,
     ), status
 
@@ -287,7 +287,7 @@ def audit_log():
     nurseries = db.session.scalars(db.select(Nursery).order_by(Nursery.name)).all() if g.identity.is_admin else []
     return render_template("childsys/audit.html", entries=entries, total=total, page=page,
                            pages=max((total + audit.PAGE_SIZE - 1) // audit.PAGE_SIZE, 1), filters=request.args,
-                           types=list(EVENT_LABELS), nurseries=nurseries, criteria=services.criteria())
+                           types=list(EVENT_LABELS), nurseries=nurseries, criteria=configured_criteria())
 
 
 # --- JSON (bearer token) -----------------------------------------------------------------------------

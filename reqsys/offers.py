@@ -20,11 +20,9 @@ from sqlalchemy import select
 
 from reqsys.models import Application, db
 from reqsys.services import (
-    SYSTEM,
     ApplicationIds,
     actor,
     change,
-    iso,
     of_child,
     own_locked,
     publish_pending,
@@ -35,7 +33,7 @@ from shared.db import retry_on_race
 from shared.errors import Conflict
 from shared.events import EventType
 from shared.payloads import validate
-from shared.waitlist import ACTIVE, Status, naive_utc
+from shared.waitlist import ACTIVE, SYSTEM, Status, iso, naive_utc
 
 log = logging.getLogger(__name__)
 BATCH = 200  # offers handled per scheduled run (the next run takes the rest)

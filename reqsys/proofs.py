@@ -22,7 +22,6 @@ from reqsys.models import Application, ApplicationCriterion, db
 from reqsys.services import (
     ApplicationIds,
     actor,
-    criteria,
     get_application,
     own_locked,
     publish_pending,
@@ -34,7 +33,7 @@ from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import EventType
 from shared.payloads import validate
 from shared.uploads import StoredObject, UploadPolicy, delete_objects, presigned_post, take_upload
-from shared.waitlist import CRITERION_CODE, CriterionStatus, Status, naive_utc
+from shared.waitlist import CRITERION_CODE, CriterionStatus, Status, configured_criteria, naive_utc
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +138,7 @@ def _record(identity: Identity, body: Uploaded, stored: StoredObject, now: datet
     if criterion.status == CriterionStatus.REJECTED:  # a new proof is looked at again
         criterion.status, criterion.reason = CriterionStatus.PENDING.value, None
     stage(application, EventType.PROOF, actor(identity), now, note=stored.filename, about=criterion.code,
-          criterion=criterion.payload(criteria()))
+          criterion=criterion.payload(configured_criteria()))
     db.session.commit()
     publish_pending()
     return application, previous

@@ -43,9 +43,12 @@ from shared.waitlist import (
     age_class,
     application_limit,
     aware,
+    configured_criteria,
     declare_criteria,
     default_start,
-    load_criteria,
+    iso,
+    live_rank,
+    locked,
     naive_utc,
     next_status,
     offer_deadline,
@@ -61,7 +64,6 @@ log = logging.getLogger(__name__)
 SEED_FIELDS = frozenset({"child_id", "child_name", "child_birthday", "parent_name", "parent_tel", "parent_address",
                          "parent_postcode", "parent_email", "nursery_id"})
 MONTHS_AHEAD = 24  # how far ahead a desired start month may be
-SYSTEM = "system"  # the actor of what the schedule and the rules do by themselves
 
 class LimitReached(ApiError):
     """409: the child already waits at as many daycares as allowed."""
@@ -101,11 +103,6 @@ def _check_user_id(identity: Identity, user_id: str | None) -> None:
     """The parent is whoever the token or session says; a body naming anyone else is refused."""
     if user_id and user_id != identity.sub and (not identity.email or user_id.lower() != identity.email.lower()):
         raise Forbidden("user_id names another user")
-
-
-def criteria() -> dict[str, Criterion]:
-    """The configured priority criteria (shared/priority_criteria.json, or PRIORITY_CRITERIA_PATH)."""
-    return load_criteria(current_app.config["SETTINGS"].priority_criteria_path or None)
 
 
 def actor(identity: Identity) -> str:
@@ -175,17 +172,10 @@ def active_counts(identity: Identity, child_ids: list[str]) -> dict[str, tuple[i
 # --- applications ----------------------------------------------------------------------------------
 
 
-def _locked(request_id: str) -> Application | None:
-    """The application, row-locked until the transaction ends (MySQL; SQLite serialises writers), and
-    read afresh: a page that loaded it earlier in this request must not decide on what it saw then."""
-    return db.session.scalars(select(Application).where(Application.request_id == request_id).with_for_update()
-                              .execution_options(populate_existing=True)).first()
-
-
 def own_locked(identity: Identity, ids: ApplicationIds) -> Application:
     """One of the parent's own applications, locked; 404 for anyone else's (its existence stays private)."""
     _check_user_id(identity, ids.user_id)
-    application = _locked(ids.request_id)
+    application = locked(db.session, Application, ids.request_id)
     if application is None or application.parent_sub != identity.sub:
         db.session.rollback()
         raise NotFound("No such application")
@@ -259,14 +249,14 @@ def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None
     nursery = db.session.get(Nursery, body.nursery_id)
     if nursery is None:
         raise ValidationFailed({"nursery_id": "no daycare has this id"})
-    config = criteria()
+    config = configured_criteria()
     unknown = [code for code in body.criteria if code not in config]
     if unknown:
         raise ValidationFailed({"criteria": "unknown criteria: " + ", ".join(unknown)})
     now = now or datetime.now(UTC)
     desired_start, klass = _start_month(body, now)
 
-    application = _locked(body.request_id)
+    application = locked(db.session, Application, body.request_id)
     if application is not None and application.parent_sub != identity.sub:
         db.session.rollback()
         raise Conflict("This child already has an application at this daycare")
@@ -325,10 +315,7 @@ def list_applications(identity: Identity, everyone: bool = False) -> list[tuple[
 
 
 def rank_in_queue(application: Application) -> int | None:
-    """The application's live rank at its daycare (None unless it waits)."""
-    if application.status != WAITING.code:
-        return None
-    return db.session.scalar(select(rank_of(Application)).where(Application.id == application.id))
+    return live_rank(db.session, Application, application)
 
 
 def get_application(identity: Identity, request_id: str) -> Application:
@@ -363,7 +350,7 @@ def criterion_dict(criterion: ApplicationCriterion, config: dict[str, Criterion]
 
 def application_dict(application: Application, rank: int | None = None) -> dict[str, Any]:
     status = application.status_enum
-    config = criteria()
+    config = configured_criteria()
     return {
         "request_id": application.request_id,
         "child_id": application.child_id,
@@ -393,12 +380,6 @@ def application_dict(application: Application, rank: int | None = None) -> dict[
     }
 
 
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
-
-
 # --- decisions synced from childsys ----------------------------------------------------------------
 
 
@@ -416,7 +397,7 @@ def apply_sync(envelope: Envelope) -> str:
     seen = select(ApplicationHistory.id).where(ApplicationHistory.event_id == envelope.event_id)
     if db.session.scalars(seen).first() is not None:
         return "ignored"
-    application = _locked(envelope.request_id)
+    application = locked(db.session, Application, envelope.request_id)
     if application is None:
         db.session.rollback()
         log.error("sync %s %s: unknown application %s", envelope.type, envelope.event_id, envelope.request_id)
@@ -482,7 +463,7 @@ def _apply_verification(application: Application, envelope: Envelope) -> str:
     criterion.status = item.status.value
     criterion.reason = item.reason if item.status is CriterionStatus.REJECTED else None
     criterion.decided_by, criterion.decided_at = envelope.actor, occurred
-    update_priority(application, criteria())
+    update_priority(application, configured_criteria())
     record(application, envelope, note=criterion.reason, criterion=item.code)
     db.session.commit()
     return "applied"
