@@ -105,8 +105,9 @@ def retry_on_race(db: SQLAlchemy, attempts: int = 3) -> Callable[[Callable[..., 
                     db.session.rollback()
                     if isinstance(err, OperationalError) and (getattr(err.orig, "args", None) or (0,))[0] != DEADLOCK:
                         raise
-                    log.info("%s collided with another request (attempt %d of %d): %s", work.__qualname__,
-                             attempt, attempts, type(err.orig).__name__)
+                    log.log(logging.INFO if attempt < attempts else logging.WARNING,
+                            "%s collided with another request (attempt %d of %d): %s", work.__qualname__,
+                            attempt, attempts, type(err.orig).__name__)
             raise Conflict("The application changed at the same time; please try again")
 
         return wrapper
