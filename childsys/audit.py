@@ -10,10 +10,11 @@ from __future__ import annotations
 from sqlalchemy import func, or_, select
 
 from childsys.models import Application, ApplicationHistory, db
-from childsys.services import iso, staff_daycare
+from childsys.services import staff_daycare
 from shared.auth import Identity
 from shared.errors import ValidationFailed
 from shared.events import EventType
+from shared.waitlist import iso
 
 PAGE_SIZE = 50
 

@@ -16,9 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
-from pydantic import Field, ValidationError
+from pydantic import Field
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from childsys.models import (
@@ -33,12 +32,14 @@ from childsys.models import (
     utcnow,
 )
 from shared.auth import Identity
+from shared.db import retry_on_race
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import FROM_REQSYS, Envelope, EventType
-from shared.sync import commit_synced
+from shared.payloads import validate
 from shared.waitlist import (
     CLOSES_ON_TIE,
     CRITERION_CODE,
+    SYSTEM,
     TRANSITIONS,
     WAITING,
     ApplicationBody,
@@ -48,13 +49,15 @@ from shared.waitlist import (
     CriterionStatus,
     Status,
     class_for,
+    configured_criteria,
     declare_criteria,
     default_start,
-    load_criteria,
+    iso,
+    live_rank,
+    locked,
     naive_utc,
     next_status,
     offer_deadline,
-    rank_of,
     rank_order,
     ranks_of,
     should_apply,
@@ -64,12 +67,6 @@ from shared.waitlist import (
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 25
-SYSTEM = "system"
-
-
-def _fields(err: ValidationError, prefix: str = "") -> dict[str, str]:
-    return {prefix + (".".join(str(p) for p in e["loc"]) or "body"): e["msg"].removeprefix("Value error, ")
-            for e in err.errors()}
 
 
 class DecisionBody(ApplicationRef):
@@ -86,21 +83,6 @@ class VerifyBody(ApplicationRef):
     criterion: str = Field(pattern=CRITERION_CODE)
     status: CriterionStatus
     reason: str | None = Field(default=None, max_length=500)
-
-
-def validate(model, data: Any):
-    if isinstance(data, model):
-        return data
-    if not isinstance(data, dict):
-        raise ValidationFailed({"body": "must be an object"})
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        raise ValidationFailed(_fields(err)) from None
-
-
-def criteria() -> dict[str, Criterion]:
-    return load_criteria(current_app.config["SETTINGS"].priority_criteria_path or None)
 
 
 def staff_daycare(identity: Identity, nursery_id: str | None) -> str:
@@ -153,7 +135,8 @@ def list_applications(identity: Identity, nursery_id: str | None, status: str | 
     else:
         order = rank_order(Application) if queue else (Application.updated_at.desc(), Application.id.desc())
     rows = list(db.session.scalars(select(Application).where(*where).order_by(*order)
-                                   .options(selectinload(Application.criteria)).limit(PAGE_SIZE).offset(offset)))
+                                   .options(selectinload(Application.criteria), selectinload(Application.history))
+                                   .limit(PAGE_SIZE).offset(offset)))
     if queue and klass is None:  # the page is a slice of the whole queue: its place is its rank
         return [(application, offset + i + 1) for i, application in enumerate(rows)], total
     ranks = ranks_of(db.session, Application, nursery_id, (a.id for a in rows if a.status == WAITING.code))
@@ -178,10 +161,7 @@ def get_application(identity: Identity, request_id: str) -> Application:
 
 
 def rank_in_queue(application: Application) -> int | None:
-    """The application's rank at its daycare while it waits."""
-    if application.status != WAITING.code:
-        return None
-    return db.session.scalar(select(rank_of(Application)).where(Application.id == application.id))
+    return live_rank(db.session, Application, application)
 
 
 def list_enrollments(identity: Identity, nursery_id: str | None = None) -> list[Enrollment]:
@@ -203,7 +183,7 @@ def criterion_dict(criterion: ApplicationCriterion, config: dict[str, Criterion]
 
 def application_dict(application: Application, rank: int | None = None) -> dict[str, Any]:
     status = application.status_enum
-    config = criteria()
+    config = configured_criteria()
     return {
         "request_id": application.request_id, **application.body(),
         "status": status.name, "request_status": status.code, "version": application.version,
@@ -220,17 +200,22 @@ def application_dict(application: Application, rank: int | None = None) -> dict[
     }
 
 
-def iso(value: datetime | None) -> str | None:
-    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z") if value else None
-
-
 # --- staff decisions ---------------------------------------------------------------------------------
 
 
-def _locked(request_id: str) -> Application | None:
-    """The application, row-locked until the transaction ends, and read afresh (see reqsys.services._locked)."""
-    return db.session.scalars(select(Application).where(Application.request_id == request_id).with_for_update()
-                              .execution_options(populate_existing=True)).first()
+def _staff_locked(identity: Identity, ref: ApplicationRef) -> Application:
+    """The application a staff request names, locked: 403 for another daycare, 404 when there is none.
+
+    The seed's request_id (child_id + nursery_id) is ambiguous: child "1A" at "B01" and child "1" at
+    "AB01" share one. So the row found must be of the named child and daycare, else staff of a daycare
+    whose id ends another's could act on that daycare's applications.
+    """
+    identity.require_daycare(ref.nursery_id)
+    application = locked(db.session, Application, ref.request_id)
+    if application is None or (application.child_id, application.nursery_id) != (ref.child_id, ref.nursery_id):
+        db.session.rollback()
+        raise NotFound("No such application")
+    return application
 
 
 def _record(application: Application, envelope: Envelope, actor: str | None, note: str | None,
@@ -249,11 +234,7 @@ def _stage(application: Application, envelope: Envelope, note: str | None, crite
 
     _record(application, envelope, envelope.actor, note, criterion, override)
     add_event(db.session, OutboxEvent, envelope)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise Conflict("The application changed at the same time; please try again") from None
+    db.session.commit()
     publish_pending()
 
 
@@ -261,6 +242,7 @@ def _payload(application: Application, **extra) -> dict[str, Any]:
     return application.body() | {"nursery_name": nursery_name(application.nursery_id)} | extra
 
 
+@retry_on_race(db)
 def decide(identity: Identity, data: DecisionBody | dict, event_type: EventType,
            now: datetime | None = None) -> Application:
     """Offer a place (staff "accept") or reject (a reason is required); 409 for any other transition.
@@ -276,12 +258,8 @@ def decide(identity: Identity, data: DecisionBody | dict, event_type: EventType,
     reason = body.reason or None
     if event_type is EventType.REJECT and not reason:
         raise ValidationFailed({"reason": "Give a reason for the rejection"})
-    identity.require_daycare(body.nursery_id)
     now = now or datetime.now(UTC)
-    application = _locked(body.request_id)
-    if application is None:
-        db.session.rollback()
-        raise NotFound("No such application")
+    application = _staff_locked(identity, body)
     try:
         target = next_status(application.status_enum, event_type)
     except Conflict:
@@ -306,6 +284,7 @@ def decide(identity: Identity, data: DecisionBody | dict, event_type: EventType,
     return application
 
 
+@retry_on_race(db)
 def verify(identity: Identity, data: VerifyBody | dict, now: datetime | None = None) -> Application:
     """Verify or reject one declared criterion while the application waits; the score follows and
     reqsys learns of it (VERIFY). A criterion that needs a proof cannot be verified without one."""
@@ -314,12 +293,8 @@ def verify(identity: Identity, data: VerifyBody | dict, now: datetime | None = N
         raise ValidationFailed({"status": "must be VERIFIED or REJECTED"})
     if body.status is CriterionStatus.REJECTED and not body.reason:
         raise ValidationFailed({"reason": "Give a reason for rejecting the criterion"})
-    identity.require_daycare(body.nursery_id)
     now = now or datetime.now(UTC)
-    application = _locked(body.request_id)
-    if application is None:
-        db.session.rollback()
-        raise NotFound("No such application")
+    application = _staff_locked(identity, body)
     criterion = application.criterion(body.criterion)
     if criterion is None:
         db.session.rollback()
@@ -327,7 +302,7 @@ def verify(identity: Identity, data: VerifyBody | dict, now: datetime | None = N
     if application.status_enum is not WAITING:
         db.session.rollback()
         raise Conflict("Criteria can be verified only while the application is waiting")
-    config = criteria()
+    config = configured_criteria()
     known = config.get(criterion.code)
     if body.status is CriterionStatus.VERIFIED and known and known.proof_required and not criterion.proof_key:
         db.session.rollback()
@@ -372,6 +347,7 @@ def _unenroll(request_id: str) -> None:
     db.session.execute(db.delete(Enrollment).where(Enrollment.request_id == request_id))
 
 
+@retry_on_race(db)
 def apply_sync(envelope: Envelope) -> str:
     """Apply an event of the parent's side; "applied", or "ignored" for a repeat or an older event.
 
@@ -382,14 +358,11 @@ def apply_sync(envelope: Envelope) -> str:
     event_type = str(envelope.type)
     if event_type not in FROM_REQSYS:
         raise ValidationFailed({"type": "must be one of " + ", ".join(sorted(FROM_REQSYS))})
-    try:
-        body = ApplicationBody.model_validate(envelope.application)
-    except ValidationError as err:
-        raise ValidationFailed(_fields(err, "application.")) from None
+    body = validate(ApplicationBody, envelope.application, "application.")
     if db.session.scalars(select(ApplicationHistory.id).where(
             ApplicationHistory.event_id == envelope.event_id)).first() is not None:
         return "ignored"
-    application = _locked(envelope.request_id)
+    application = locked(db.session, Application, envelope.request_id)
     if event_type == "PROOF":
         return _apply_proof(application, envelope)
     current = application.status_enum if application else None
@@ -430,7 +403,8 @@ def apply_sync(envelope: Envelope) -> str:
     application.status = target.code
     application.version = envelope.version
     _record(application, envelope, actor=envelope.actor or _default_actor(event_type, body), note=note)
-    return commit_synced(db.session)
+    db.session.commit()
+    return "applied"
 
 
 def _renew(application: Application, body: ApplicationBody, occurred: datetime) -> None:
@@ -441,7 +415,7 @@ def _renew(application: Application, body: ApplicationBody, occurred: datetime) 
     application.reason = application.decided_by = None
     application.offered_at = application.offer_expires_at = None
     declare_criteria(application, body.criteria, ApplicationCriterion)
-    update_priority(application, criteria())
+    update_priority(application, configured_criteria())
 
 
 def _default_actor(event_type: str, body: ApplicationBody) -> str:
@@ -452,10 +426,10 @@ def _default_actor(event_type: str, body: ApplicationBody) -> str:
 def _apply_proof(application: Application | None, envelope: Envelope) -> str:
     """A proof the parent uploaded: recorded on its criterion, which awaits verification (again)."""
     try:
-        item = CriterionEvent.model_validate(envelope.application.get("criterion") or {})
-    except ValidationError as err:
+        item = validate(CriterionEvent, envelope.application.get("criterion") or {}, "application.criterion.")
+    except ValidationFailed:
         db.session.rollback()
-        raise ValidationFailed(_fields(err, "application.criterion.")) from None
+        raise
     criterion = application.criterion(item.code) if application else None
     if criterion is None:
         db.session.rollback()
@@ -469,9 +443,10 @@ def _apply_proof(application: Application | None, envelope: Envelope) -> str:
     criterion.proof_key, criterion.proof_name, criterion.proof_uploaded_at = item.proof_key, item.proof_name, occurred
     if criterion.status != CriterionStatus.PENDING:
         criterion.status, criterion.reason = CriterionStatus.PENDING.value, None
-    update_priority(application, criteria())
+    update_priority(application, configured_criteria())
     _record(application, envelope, envelope.actor or application.parent_email, item.proof_name, criterion=item.code)
-    return commit_synced(db.session)
+    db.session.commit()
+    return "applied"
 
 
 # --- the outbox --------------------------------------------------------------------------------------

@@ -3,11 +3,14 @@ childsys.capacity and childsys.audit."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from pydantic import BaseModel, ConfigDict, Field
 from wtforms import IntegerField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
@@ -17,8 +20,8 @@ from shared.auth import api_auth_required, login_required
 from shared.auth.forms import EmptyForm
 from shared.errors import ApiError, Conflict
 from shared.events import EventType
-from shared.payloads import load_json
-from shared.waitlist import EVENT_LABELS, CriterionStatus, Status
+from shared.payloads import load_json, load_query
+from shared.waitlist import EVENT_LABELS, NURSERY_ID, OLDEST_CLASS, CriterionStatus, Status, configured_criteria
 
 bp = Blueprint("main", __name__)
 api = Blueprint("api", __name__)
@@ -66,19 +69,53 @@ for _class in capacity.CLASSES:
 # served at "/" as the app's "home" endpoint (see create_app)
 @login_required()
 def index():
+    """Staff go to their daycare's applications; admins (of no daycare) choose a daycare first."""
     identity = g.identity
-    if not identity.in_any(*STAFF) or not (identity.daycare_id or identity.is_admin):
-        return render_template("childsys/index.html", nursery=None, counts=None)
-    return redirect(url_for("main.applications"))
+    if identity.in_any("staff") and identity.daycare_id:
+        return redirect(url_for("main.applications"))
+    nurseries = db.session.scalars(db.select(Nursery).order_by(Nursery.name)).all() if identity.is_admin else []
+    return render_template("childsys/index.html", nurseries=nurseries)
 
 
-def _nursery_id() -> str:
-    return services.staff_daycare(g.identity, request.args.get("nursery_id"))
+DAYCARE_PAGES = frozenset({"main.applications", "main.classes", "main.enrolled"})
 
 
-def _class_arg() -> int | None:
-    klass = request.args.get("class", type=int)
-    return klass if klass in capacity.CLASSES else None
+class DaycareQuery(BaseModel):
+    """The query string of every daycare page and list (400 naming a bad parameter)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    nursery_id: str | None = Field(default=None, max_length=10, pattern=NURSERY_ID)
+    page: int = Field(default=1, ge=1, le=100_000)
+
+
+class ListQuery(DaycareQuery):
+    status: str | None = None  # a status name (services.parse_status); the page also takes ALL
+    sort: Literal["rank", "newest"] = "rank"
+    klass: int | None = Field(default=None, alias="class", ge=0, le=OLDEST_CLASS)
+
+
+class AuditQuery(DaycareQuery):
+    type: str | None = Field(default=None, max_length=10)  # an event type (audit.list_audit)
+    q: str | None = Field(default=None, max_length=50)  # part of a child's name or a request id
+    actor: str | None = Field(default=None, max_length=254)
+
+
+def _nursery_id() -> str | None:
+    """The daycare a page is about: a staff member's own; for an admin the one chosen (None until then)."""
+    chosen = load_query(DaycareQuery).nursery_id
+    if g.identity.is_admin and not chosen and not g.identity.daycare_id:
+        return None
+    g.nursery_id = services.staff_daycare(g.identity, chosen)
+    return g.nursery_id
+
+
+@bp.url_defaults
+def _keep_daycare(endpoint: str, values: dict) -> None:
+    """An admin looking at one daycare stays on it from page to page (links, forms, redirects)."""
+    nursery_id = g.get("nursery_id") or (request.args.get("nursery_id") if request else None)
+    if endpoint in DAYCARE_PAGES and nursery_id and "identity" in g and g.identity.is_admin:
+        values.setdefault("nursery_id", nursery_id)
 
 
 @bp.get("/applications")
@@ -86,11 +123,11 @@ def _class_arg() -> int | None:
 def applications():
     """The waiting list in rank order (other statuses by tab), the places per class, and what to offer next."""
     nursery_id = _nursery_id()
-    status = request.args.get("status", "REQUESTED")
-    status = None if status == "ALL" else status
-    klass = _class_arg()
-    newest = request.args.get("sort") == "newest"
-    page = max(request.args.get("page", 1, type=int), 1)
+    if nursery_id is None:
+        return redirect(url_for("home"))
+    query = load_query(ListQuery)
+    status = None if query.status == "ALL" else query.status or "REQUESTED"
+    klass, newest, page = query.klass, query.sort == "newest", query.page
     counts = services.status_counts(g.identity, nursery_id)
     known = None if klass is not None else (counts[status] if status else sum(counts.values()))
     rows, total = services.list_applications(g.identity, nursery_id, status, newest, page, klass, known)
@@ -100,17 +137,18 @@ def applications():
         newest=newest, klass_filter=klass, pages=max((total + services.PAGE_SIZE - 1) // services.PAGE_SIZE, 1),
         counts=counts, classes=classes,
         prompts=capacity.offer_prompts(nursery_id, classes), released=capacity.released_offers(nursery_id),
-        nursery=db.session.get(Nursery, nursery_id), nursery_id=nursery_id, criteria=services.criteria(),
+        nursery=db.session.get(Nursery, nursery_id), nursery_id=nursery_id, criteria=configured_criteria(),
         form=EmptyForm())
 
 
 def _detail(application, offer_form=None, reject_form=None, full: bool = False, status: int = 200):
+    g.nursery_id = application.nursery_id  # its daycare's pages are one link away
     [places] = capacity.class_places(application.nursery_id, only=application.age_class) \
         if application.age_class is not None else [None]
     return render_template(
         "childsys/detail.html", application=application, rank=services.rank_in_queue(application),
         places=places, full=full or (places is not None and places.free is not None and places.free <= 0),
-        criteria=services.criteria(), form=EmptyForm(), offer_form=offer_form or OfferForm(),
+        criteria=configured_criteria(), form=EmptyForm(), offer_form=offer_form or OfferForm(),
         reject_form=reject_form or RejectForm(), deadline_days=current_app.config["SETTINGS"].offer_days,
     ), status
 
@@ -209,6 +247,8 @@ def proof(request_id: str, code: str):
 @login_required(*STAFF)
 def enrolled():
     nursery_id = _nursery_id()
+    if nursery_id is None:
+        return redirect(url_for("home"))
     return render_template("childsys/enrolled.html", enrollments=services.list_enrollments(g.identity, nursery_id),
                            nursery=db.session.get(Nursery, nursery_id))
 
@@ -218,13 +258,15 @@ def enrolled():
 def classes():
     """Places per class: free = places - enrolled - offered. Staff and admins may change the places."""
     nursery_id = _nursery_id()
+    if nursery_id is None:
+        return redirect(url_for("home"))
     form = PlacesForm()
     status = 200
     if form.validate_on_submit():
         capacity.set_places(g.identity, nursery_id,
                             {k: getattr(form, f"class_{k}").data for k in capacity.CLASSES})
         flash(_("The places are saved."), "success")
-        return redirect(url_for("main.classes", nursery_id=request.args.get("nursery_id")))
+        return redirect(url_for("main.classes"))
     if form.errors:
         status = 400
     rows = capacity.class_places(nursery_id)
@@ -239,15 +281,13 @@ def classes():
 @login_required(*STAFF)
 def audit_log():
     """Who did what to which application, and when; staff see their daycare's, admins everyone's."""
-    args = request.args
-    page = max(args.get("page", 1, type=int), 1)
-    nursery_id = args.get("nursery_id") or None
-    entries, total = audit.list_audit(g.identity, nursery_id, args.get("type") or None, args.get("q") or None,
-                                      args.get("actor") or None, page)
+    query = load_query(AuditQuery)
+    page = query.page
+    entries, total = audit.list_audit(g.identity, query.nursery_id, query.type, query.q, query.actor, page)
     nurseries = db.session.scalars(db.select(Nursery).order_by(Nursery.name)).all() if g.identity.is_admin else []
     return render_template("childsys/audit.html", entries=entries, total=total, page=page,
-                           pages=max((total + audit.PAGE_SIZE - 1) // audit.PAGE_SIZE, 1), filters=args,
-                           types=list(EVENT_LABELS), nurseries=nurseries, criteria=services.criteria())
+                           pages=max((total + audit.PAGE_SIZE - 1) // audit.PAGE_SIZE, 1), filters=request.args,
+                           types=list(EVENT_LABELS), nurseries=nurseries, criteria=configured_criteria())
 
 
 # --- JSON (bearer token) -----------------------------------------------------------------------------
@@ -257,9 +297,9 @@ def audit_log():
 @api_auth_required(*STAFF)
 def api_list():
     """One daycare's applications: waiting ones first in rank order (with `rank` and `score`)."""
-    rows, total = services.list_applications(
-        g.identity, request.args.get("nursery_id"), request.args.get("status") or None,
-        request.args.get("sort") == "newest", max(request.args.get("page", 1, type=int), 1), _class_arg())
+    query = load_query(ListQuery)
+    rows, total = services.list_applications(g.identity, query.nursery_id, query.status, query.sort == "newest",
+                                             query.page, query.klass)
     return jsonify(applications=[services.application_dict(a, rank) for a, rank in rows], total=total)
 
 
@@ -289,16 +329,15 @@ def api_verify():
 @api.get("/api/classes")
 @api_auth_required(*STAFF)
 def api_classes():
-    return jsonify(classes=[c.to_dict() for c in capacity.list_classes(g.identity, request.args.get("nursery_id"))])
+    classes = capacity.list_classes(g.identity, load_query(DaycareQuery).nursery_id)
+    return jsonify(classes=[c.to_dict() for c in classes])
 
 
 @api.get("/api/audit")
 @api_auth_required(*STAFF)
 def api_audit():
-    args = request.args
-    entries, total = audit.list_audit(g.identity, args.get("nursery_id") or None, args.get("type") or None,
-                                      args.get("q") or None, args.get("actor") or None,
-                                      max(args.get("page", 1, type=int), 1))
+    query = load_query(AuditQuery)
+    entries, total = audit.list_audit(g.identity, query.nursery_id, query.type, query.q, query.actor, query.page)
     return jsonify(entries=[audit.entry_dict(entry, application) for entry, application in entries], total=total,
                    page_size=audit.PAGE_SIZE)
 

@@ -20,21 +20,20 @@ from sqlalchemy import select
 
 from reqsys.models import Application, db
 from reqsys.services import (
-    SYSTEM,
     ApplicationIds,
     actor,
     change,
-    commit_or_conflict,
-    iso,
+    of_child,
     own_locked,
     publish_pending,
     stage,
-    validate,
 )
 from shared.auth import Identity
+from shared.db import retry_on_race
 from shared.errors import Conflict
 from shared.events import EventType
-from shared.waitlist import ACTIVE, Status, naive_utc
+from shared.payloads import validate
+from shared.waitlist import ACTIVE, SYSTEM, Status, iso, naive_utc
 
 log = logging.getLogger(__name__)
 BATCH = 200  # offers handled per scheduled run (the next run takes the rest)
@@ -46,6 +45,7 @@ class OfferExpired(Conflict):
         self.code = "offer_expired"
 
 
+@retry_on_race(db)
 def confirm(identity: Identity, data: ApplicationIds | dict, now: datetime | None = None
             ) -> tuple[Application, list[Application]]:
     """Accept the offer: the child is enrolled, and the child's other active applications are withdrawn.
@@ -57,7 +57,7 @@ def confirm(identity: Identity, data: ApplicationIds | dict, now: datetime | Non
     change(application, EventType.CONFIRM)
     stage(application, EventType.CONFIRM, actor(identity))
     withdrawn = db.session.scalars(select(Application).where(
-        Application.child_id == application.child_id, Application.id != application.id,
+        *of_child(application.parent_sub, application.child_id), Application.id != application.id,
         Application.status.in_([s.code for s in ACTIVE])).order_by(Application.id).with_for_update()
         .execution_options(populate_existing=True)).all()
     nursery_name = application.nursery.name if application.nursery else application.nursery_id
@@ -66,17 +66,18 @@ def confirm(identity: Identity, data: ApplicationIds | dict, now: datetime | Non
         other.reason = nursery_name  # where the child is enrolled (the pages and emails say so)
         stage(other, EventType.WITHDRAW, SYSTEM, note=nursery_name, reason=nursery_name,
               enrolled_nursery_name=nursery_name)
-    commit_or_conflict("The application changed at the same time; please try again")
+    db.session.commit()
     publish_pending()
     return application, list(withdrawn)
 
 
+@retry_on_race(db)
 def decline(identity: Identity, data: ApplicationIds | dict, now: datetime | None = None) -> Application:
     """Turn the offer down: the place goes back to the daycare for the next child in rank."""
     application = _open_offer(identity, data, now)
     change(application, EventType.DECLINE)
     stage(application, EventType.DECLINE, actor(identity))
-    commit_or_conflict("The application changed at the same time; please try again")
+    db.session.commit()
     publish_pending()
     return application
 
@@ -88,7 +89,7 @@ def _open_offer(identity: Identity, data, now: datetime | None) -> Application:
     if application.status_enum is Status.ACCEPTED and application.offer_expires_at <= now:
         deadline = application.offer_expires_at
         _expire(application)
-        commit_or_conflict("The application changed at the same time; please try again")
+        db.session.commit()
         publish_pending()
         raise OfferExpired(deadline)
     if application.status_enum is not Status.ACCEPTED:

@@ -4,12 +4,14 @@ The parent's browser posts the file straight to the UPLOADS_BUCKET with a presig
 (shared.uploads); then the server checks what arrived (size, type, content) and records it on
 the criterion, which goes back to PENDING if the daycare had rejected the previous proof. A
 PROOF event tells childsys, whose staff open proofs through short-lived links. Keys are scoped to
-the parent and the application: proofs/<parent sub>/<request id>/<criterion>/<random>.
+the parent and the application: proofs/<parent sub>/<request id>/<criterion>/<random>, and the
+checked file is kept at that key + ".checked", which no presigned POST can write.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -20,22 +22,22 @@ from reqsys.models import Application, ApplicationCriterion, db
 from reqsys.services import (
     ApplicationIds,
     actor,
-    commit_or_conflict,
-    criteria,
     get_application,
     own_locked,
     publish_pending,
     stage,
-    validate,
 )
 from shared.auth import Identity
+from shared.db import retry_on_race
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import EventType
-from shared.uploads import UploadPolicy, check_upload, delete_objects, presigned_post
-from shared.waitlist import CRITERION_CODE, CriterionStatus, Status, naive_utc
+from shared.payloads import validate
+from shared.uploads import StoredObject, UploadPolicy, delete_objects, presigned_post, take_upload
+from shared.waitlist import CRITERION_CODE, CriterionStatus, Status, configured_criteria, naive_utc
 
 log = logging.getLogger(__name__)
 
+UPLOAD_NAME = re.compile(r"[0-9a-f]{32}")  # what upload_form puts after the prefix (uuid4().hex)
 PROOF_POLICY = UploadPolicy(max_bytes=5 * 1024 * 1024,
                             content_types=frozenset({"application/pdf", "image/jpeg", "image/png"}))
 
@@ -93,23 +95,42 @@ def upload_form(identity: Identity, data: UploadRequest | dict) -> dict:
 
 
 def register(identity: Identity, data: Uploaded | dict, now: datetime | None = None) -> Application:
-    """Check the uploaded file and record it on the criterion; 400 naming `file` or `key` if it is not right."""
+    """Check the uploaded file and record it on the criterion; 400 naming `file` or `key` if it is not right.
+
+    The file is checked and kept at `<key>.checked`, where no browser can post (the presigned POST
+    for `<key>` stays valid for minutes after the check).
+    """
     body = validate(Uploaded, data)
     application = get_application(identity, body.request_id)
     if application.parent_sub != identity.sub:
         raise NotFound("No such application")
     prefix = _prefix(identity, application, body.criterion)
-    if not body.key.startswith(prefix) or "/" in body.key[len(prefix):] or ".." in body.key:
+    if not body.key.startswith(prefix) or not UPLOAD_NAME.fullmatch(body.key[len(prefix):]):
         raise ValidationFailed({"key": "is not an upload for this criterion"})
     _criterion(application, body.criterion)
-    stored = check_upload(_bucket(), body.key, PROOF_POLICY)  # before the row lock: S3 is slow
+    stored = take_upload(_bucket(), body.key, PROOF_POLICY, body.key + ".checked")  # before the row lock: S3 is slow
+    try:
+        application, previous = _record(identity, body, stored, now)
+    except (Conflict, ValidationFailed):
+        delete_objects(_bucket(), [stored.key])  # nothing will ever point at it
+        raise
+    if previous and previous != stored.key:
+        try:
+            delete_objects(_bucket(), [previous])
+        except Exception:  # an old proof left behind is harmless; the criterion points at the new one
+            log.warning("could not delete the replaced proof of %s/%s", application.request_id, body.criterion)
+    return application
 
+
+@retry_on_race(db)
+def _record(identity: Identity, body: Uploaded, stored: StoredObject, now: datetime | None
+            ) -> tuple[Application, str | None]:
+    """The checked proof on its criterion, with a PROOF event; the application and the proof it replaced."""
     application = own_locked(identity, body)
     try:
         criterion = _criterion(application, body.criterion)
     except (Conflict, ValidationFailed):
         db.session.rollback()
-        delete_objects(_bucket(), [body.key])  # nothing will ever point at it
         raise
     previous = criterion.proof_key
     criterion.proof_key, criterion.proof_name = stored.key, stored.filename
@@ -117,12 +138,7 @@ def register(identity: Identity, data: Uploaded | dict, now: datetime | None = N
     if criterion.status == CriterionStatus.REJECTED:  # a new proof is looked at again
         criterion.status, criterion.reason = CriterionStatus.PENDING.value, None
     stage(application, EventType.PROOF, actor(identity), now, note=stored.filename, about=criterion.code,
-          criterion=criterion.payload(criteria()))
-    commit_or_conflict("The application changed at the same time; please try again")
+          criterion=criterion.payload(configured_criteria()))
+    db.session.commit()
     publish_pending()
-    if previous and previous != stored.key:
-        try:
-            delete_objects(_bucket(), [previous])
-        except Exception:  # an old proof left behind is harmless; the criterion points at the new one
-            log.warning("could not delete the replaced proof of %s/%s", application.request_id, criterion.code)
-    return application
+    return application, previous

@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import current_app
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import case, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from reqsys.models import Application, ApplicationCriterion, ApplicationHistory, Child, Nursery, OutboxEvent, db, utcnow
 from shared.auth import Identity
+from shared.db import retry_on_race
 from shared.errors import ApiError, Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import FROM_CHILDSYS, Envelope, EventType
-from shared.sync import commit_synced
+from shared.payloads import validate
 from shared.waitlist import (
     ACTIVE,
     CHILD_ID,
@@ -42,9 +43,12 @@ from shared.waitlist import (
     age_class,
     application_limit,
     aware,
+    configured_criteria,
     declare_criteria,
     default_start,
-    load_criteria,
+    iso,
+    live_rank,
+    locked,
     naive_utc,
     next_status,
     offer_deadline,
@@ -60,10 +64,6 @@ log = logging.getLogger(__name__)
 SEED_FIELDS = frozenset({"child_id", "child_name", "child_birthday", "parent_name", "parent_tel", "parent_address",
                          "parent_postcode", "parent_email", "nursery_id"})
 MONTHS_AHEAD = 24  # how far ahead a desired start month may be
-SYSTEM = "system"  # the actor of what the schedule and the rules do by themselves
-
-Model = TypeVar("Model", bound=BaseModel)
-
 
 class LimitReached(ApiError):
     """409: the child already waits at as many daycares as allowed."""
@@ -99,31 +99,10 @@ class ApplicationIds(ApplicationRef):
     user_id: str | None = Field(default=None, max_length=128)
 
 
-def validate(model: type[Model], data: Any) -> Model:
-    """`data` as `model`, or ValidationFailed naming each bad field (as shared.payloads.load_json)."""
-    if isinstance(data, model):
-        return data
-    if not isinstance(data, dict):
-        raise ValidationFailed({"body": "must be an object"})
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        fields: dict[str, str] = {}
-        for problem in err.errors():
-            name = ".".join(str(part) for part in problem["loc"]) or "body"
-            fields.setdefault(name, problem["msg"].removeprefix("Value error, "))
-        raise ValidationFailed(fields) from None
-
-
 def _check_user_id(identity: Identity, user_id: str | None) -> None:
     """The parent is whoever the token or session says; a body naming anyone else is refused."""
     if user_id and user_id != identity.sub and (not identity.email or user_id.lower() != identity.email.lower()):
         raise Forbidden("user_id names another user")
-
-
-def criteria() -> dict[str, Criterion]:
-    """The configured priority criteria (shared/priority_criteria.json, or PRIORITY_CRITERIA_PATH)."""
-    return load_criteria(current_app.config["SETTINGS"].priority_criteria_path or None)
 
 
 def actor(identity: Identity) -> str:
@@ -173,11 +152,19 @@ def _usage(codes: list[int]) -> tuple[int, int]:
     return sum(s in ACTIVE for s in statuses), application_limit(Status.ENROLLED in statuses)
 
 
-def active_counts(child_ids: list[str]) -> dict[str, tuple[int, int]]:
+def of_child(parent_sub: str, *child_ids: str) -> tuple:
+    """Conditions selecting a child's applications: those its parent made. A child is known by the id
+    its parent gave (children are registered per parent, and nothing verifies an id across accounts),
+    so another account using the same id never counts against this child's limit, nor is withdrawn
+    when this child enrols."""
+    return Application.parent_sub == parent_sub, Application.child_id.in_(child_ids)
+
+
+def active_counts(identity: Identity, child_ids: list[str]) -> dict[str, tuple[int, int]]:
     """child_id -> (active applications, the child's limit), for the apply form."""
     found: dict[str, list[int]] = {child_id: [] for child_id in child_ids}
     for child_id, code in db.session.execute(select(Application.child_id, Application.status).where(
-            Application.child_id.in_(child_ids), Application.status.in_(COUNTED))):
+            *of_child(identity.sub, *child_ids), Application.status.in_(COUNTED))):
         found[child_id].append(code)
     return {child_id: _usage(codes) for child_id, codes in found.items()}
 
@@ -185,17 +172,10 @@ def active_counts(child_ids: list[str]) -> dict[str, tuple[int, int]]:
 # --- applications ----------------------------------------------------------------------------------
 
 
-def _locked(request_id: str) -> Application | None:
-    """The application, row-locked until the transaction ends (MySQL; SQLite serialises writers), and
-    read afresh: a page that loaded it earlier in this request must not decide on what it saw then."""
-    return db.session.scalars(select(Application).where(Application.request_id == request_id).with_for_update()
-                              .execution_options(populate_existing=True)).first()
-
-
 def own_locked(identity: Identity, ids: ApplicationIds) -> Application:
     """One of the parent's own applications, locked; 404 for anyone else's (its existence stays private)."""
     _check_user_id(identity, ids.user_id)
-    application = _locked(ids.request_id)
+    application = locked(db.session, Application, ids.request_id)
     if application is None or application.parent_sub != identity.sub:
         db.session.rollback()
         raise NotFound("No such application")
@@ -245,19 +225,20 @@ def _start_month(body: ApplicationBody, now: datetime) -> tuple[str, int]:
     return text, klass
 
 
-def _check_limit(child_id: str) -> None:
+def _check_limit(parent_sub: str, child_id: str) -> None:
     """409 when the child already has as many active applications as allowed (3, or 2 while enrolled).
 
     The child's applications are locked (next-key locks on MySQL's index), so two applications
     for one child at the same moment cannot both squeeze under the limit.
     """
     used, limit = _usage(list(db.session.scalars(select(Application.status).where(
-        Application.child_id == child_id, Application.status.in_(COUNTED)).with_for_update())))
+        *of_child(parent_sub, child_id), Application.status.in_(COUNTED)).with_for_update())))
     if used >= limit:
         db.session.rollback()
         raise LimitReached(limit, enrolled=limit < MAX_ACTIVE)
 
 
+@retry_on_race(db)
 def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None = None) -> Application:
     """A new application, or a new request after it closed (409 while it is active or over the limit).
 
@@ -268,14 +249,14 @@ def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None
     nursery = db.session.get(Nursery, body.nursery_id)
     if nursery is None:
         raise ValidationFailed({"nursery_id": "no daycare has this id"})
-    config = criteria()
+    config = configured_criteria()
     unknown = [code for code in body.criteria if code not in config]
     if unknown:
         raise ValidationFailed({"criteria": "unknown criteria: " + ", ".join(unknown)})
     now = now or datetime.now(UTC)
     desired_start, klass = _start_month(body, now)
 
-    application = _locked(body.request_id)
+    application = locked(db.session, Application, body.request_id)
     if application is not None and application.parent_sub != identity.sub:
         db.session.rollback()
         raise Conflict("This child already has an application at this daycare")
@@ -284,7 +265,7 @@ def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None
     except Conflict:
         db.session.rollback()
         raise
-    _check_limit(body.child_id)
+    _check_limit(identity.sub, body.child_id)
 
     fields = body.model_dump(include=SEED_FIELDS)
     fields.update(user_id=body.user_id or identity.sub, desired_start=desired_start, age_class=klass,
@@ -305,27 +286,20 @@ def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None
         db.session.add(Child(parent_sub=identity.sub, child_id=body.child_id, name=body.child_name,
                              birthday=body.birthday))
     stage(application, EventType.REQUEST, actor(identity), now)
-    commit_or_conflict("This child already has an application at this daycare")
+    db.session.commit()
     publish_pending()
     return application
 
 
+@retry_on_race(db)
 def cancel(identity: Identity, data: ApplicationIds | dict) -> Application:
     """Cancel one of the parent's own applications: waiting, offered, or enrolled (the place is freed)."""
     application = own_locked(identity, validate(ApplicationIds, data))
     change(application, EventType.CANCEL)
     stage(application, EventType.CANCEL, actor(identity))
-    commit_or_conflict("The application changed at the same time; please try again")
+    db.session.commit()
     publish_pending()
     return application
-
-
-def commit_or_conflict(message: str) -> None:
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise Conflict(message) from None
 
 
 def list_applications(identity: Identity, everyone: bool = False) -> list[tuple[Application, int | None]]:
@@ -341,10 +315,7 @@ def list_applications(identity: Identity, everyone: bool = False) -> list[tuple[
 
 
 def rank_in_queue(application: Application) -> int | None:
-    """The application's live rank at its daycare (None unless it waits)."""
-    if application.status != WAITING.code:
-        return None
-    return db.session.scalar(select(rank_of(Application)).where(Application.id == application.id))
+    return live_rank(db.session, Application, application)
 
 
 def get_application(identity: Identity, request_id: str) -> Application:
@@ -379,7 +350,7 @@ def criterion_dict(criterion: ApplicationCriterion, config: dict[str, Criterion]
 
 def application_dict(application: Application, rank: int | None = None) -> dict[str, Any]:
     status = application.status_enum
-    config = criteria()
+    config = configured_criteria()
     return {
         "request_id": application.request_id,
         "child_id": application.child_id,
@@ -409,15 +380,10 @@ def application_dict(application: Application, rank: int | None = None) -> dict[
     }
 
 
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
-
-
 # --- decisions synced from childsys ----------------------------------------------------------------
 
 
+@retry_on_race(db)
 def apply_sync(envelope: Envelope) -> str:
     """Apply a daycare's event from childsys; "applied", or "ignored" for a repeat or an older event.
 
@@ -431,7 +397,7 @@ def apply_sync(envelope: Envelope) -> str:
     seen = select(ApplicationHistory.id).where(ApplicationHistory.event_id == envelope.event_id)
     if db.session.scalars(seen).first() is not None:
         return "ignored"
-    application = _locked(envelope.request_id)
+    application = locked(db.session, Application, envelope.request_id)
     if application is None:
         db.session.rollback()
         log.error("sync %s %s: unknown application %s", envelope.type, envelope.event_id, envelope.request_id)
@@ -462,7 +428,8 @@ def apply_sync(envelope: Envelope) -> str:
     application.version = envelope.version
     application.reason = reason
     record(application, envelope, note=reason)
-    return commit_synced(db.session)
+    db.session.commit()
+    return "applied"
 
 
 def _deadline(envelope: Envelope) -> datetime:
@@ -481,11 +448,10 @@ def _apply_verification(application: Application, envelope: Envelope) -> str:
     """A criterion verified or rejected by the daycare: applied when it concerns the proof the parent
     sent last and is newer than the last decision; the score (and so the rank) follows."""
     try:
-        item = CriterionEvent.model_validate(envelope.application.get("criterion") or {})
-    except ValidationError as err:
+        item = validate(CriterionEvent, envelope.application.get("criterion") or {}, "application.criterion.")
+    except ValidationFailed:
         db.session.rollback()
-        raise ValidationFailed({"application.criterion." + ".".join(str(p) for p in e["loc"]): e["msg"]
-                                for e in err.errors()}) from None
+        raise
     criterion = application.criterion(item.code)
     occurred = naive_utc(envelope.occurred_at)
     if (criterion is None or item.status is CriterionStatus.PENDING or item.proof_key != criterion.proof_key
@@ -497,9 +463,10 @@ def _apply_verification(application: Application, envelope: Envelope) -> str:
     criterion.status = item.status.value
     criterion.reason = item.reason if item.status is CriterionStatus.REJECTED else None
     criterion.decided_by, criterion.decided_at = envelope.actor, occurred
-    update_priority(application, criteria())
+    update_priority(application, configured_criteria())
     record(application, envelope, note=criterion.reason, criterion=item.code)
-    return commit_synced(db.session)
+    db.session.commit()
+    return "applied"
 
 
 # --- the outbox --------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from shared.waitlist import (
     CriterionStatus,
     Status,
     add_months,
+    configured_criteria,
     default_start,
     this_month,
 )
@@ -209,7 +210,7 @@ def apply(nursery_id: str):
     if not kids:
         flash(_("Register your child first, then apply."), "info")
         return redirect(url_for("main.children"))
-    config = services.criteria()
+    config = configured_criteria()
     form = ApplyForm()
     form.child.choices = [(kid.id, f"{kid.name} ({kid.birthday:%Y-%m-%d})") for kid in kids]
     form.criteria.choices = [(code, code) for code in config]
@@ -253,7 +254,7 @@ def apply(nursery_id: str):
                                     "max": f"{add_months(first, services.MONTHS_AHEAD):%Y-%m}"}
     return render_template(
         "reqsys/apply.html", form=form, nursery=nursery, criteria=config, kids=kids,
-        counts=services.active_counts([kid.child_id for kid in kids]), max_active=MAX_ACTIVE,
+        counts=services.active_counts(g.identity, [kid.child_id for kid in kids]), max_active=MAX_ACTIVE,
         max_enrolled=MAX_ACTIVE_WHEN_ENROLLED), status
 
 
@@ -265,7 +266,7 @@ def applications():
     for application, _rank in rows:
         if application.status_enum in (Status.REQUESTED, Status.ACCEPTED):
             active[application.child_id] = active.get(application.child_id, 0) + 1
-    return render_template("reqsys/applications.html", applications=rows, criteria=services.criteria(),
+    return render_template("reqsys/applications.html", applications=rows, criteria=configured_criteria(),
                            form=EmptyForm(), active=active,
                            proof_types=sorted(proofs.PROOF_POLICY.content_types),
                            proof_max_mb=proofs.PROOF_POLICY.max_bytes // (1024 * 1024))
@@ -376,7 +377,7 @@ def api_nurseries():
 @bp.get("/api/criteria")
 def api_criteria():
     """The priority criteria a parent may declare, and the limits (public, like the portal's guide)."""
-    return jsonify(criteria=[item.model_dump() for item in services.criteria().values()],
+    return jsonify(criteria=[item.model_dump() for item in configured_criteria().values()],
                    limits={"active": MAX_ACTIVE, "active_when_enrolled": MAX_ACTIVE_WHEN_ENROLLED},
                    offer_days=current_app.config["SETTINGS"].offer_days)
 

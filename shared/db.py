@@ -7,11 +7,18 @@ connections) and recycled well before MySQL's wait_timeout.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
+
+log = logging.getLogger(__name__)
+Result = TypeVar("Result")
+DEADLOCK = 1213  # MySQL's ER_LOCK_DEADLOCK: the transaction was rolled back, and may simply be run again
 
 
 def engine_options(url: str) -> dict[str, Any]:
@@ -72,3 +79,37 @@ def scheduled_job(app_name: str, job):
             return job()
 
     return handler
+
+
+
+def retry_on_race(db: SQLAlchemy, attempts: int = 3) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+    """Run a unit of work again when a request running at the same moment made it fail.
+
+    Either MySQL rolled it back to break a deadlock (two requests locking the same rows in
+    different orders: a parent confirming offers at two daycares at once), or a row it inserts
+    was just committed by the other (a unique key: the child registered by the parent's other
+    application). Run again, it decides on what the other committed (the offer just withdrawn
+    is a 409, the child is there) instead of failing with a 500. After `attempts`, 409.
+    """
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from shared.errors import Conflict
+
+    def decorator(work: Callable[..., Result]) -> Callable[..., Result]:
+        @wraps(work)
+        def wrapper(*args, **kwargs) -> Result:
+            for attempt in range(1, attempts + 1):
+                try:
+                    return work(*args, **kwargs)
+                except (IntegrityError, OperationalError) as err:
+                    db.session.rollback()
+                    if isinstance(err, OperationalError) and (getattr(err.orig, "args", None) or (0,))[0] != DEADLOCK:
+                        raise
+                    log.log(logging.INFO if attempt < attempts else logging.WARNING,
+                            "%s collided with another request (attempt %d of %d): %s", work.__qualname__,
+                            attempt, attempts, type(err.orig).__name__)
+            raise Conflict("The application changed at the same time; please try again")
+
+        return wrapper
+
+    return decorator

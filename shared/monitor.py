@@ -211,13 +211,12 @@ def describe_body(body: str) -> BodyInfo:
     from pydantic import ValidationError
 
     from shared.events import Envelope
+    from shared.pipeline import validation_summary
 
     try:
         Envelope.model_validate(candidate)
     except ValidationError as err:
-        problem = "not a valid event envelope: " + "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ())) or 'body'}: {e.get('type')}"
-            for e in err.errors(include_input=False, include_url=False))
+        problem = "not a valid event envelope: " + validation_summary(err)
     return BodyInfo(wrapper=wrapper, type=_str_or_none(candidate.get("type")), request_id=_str_or_none(request_id),
                     event_id=_str_or_none(candidate.get("event_id")), version=candidate.get("version"),
                     occurred_at=_str_or_none(candidate.get("occurred_at")), problem=problem)

@@ -2,7 +2,9 @@
 
 The HMAC signature (shared.signing, SYNC_SECRET) is the only authentication of these
 machine-to-machine routes; they have no user and no CSRF token (their paths are JSON
-prefixes). Endpoints are idempotent: a repeated or older event answers {"status": "ignored"}.
+prefixes). Endpoints are idempotent: a repeated or older event answers {"status": "ignored"} (the same
+event delivered twice at once too: the apps run apply_sync again after the other delivery's commit,
+shared.db.retry_on_race, and then find its event id).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pydantic import ValidationError
 
 from shared.errors import ApiError, Unauthorized, ValidationFailed
 from shared.events import Envelope, EventType
+from shared.payloads import field_errors
 from shared.signing import verify
 
 log = logging.getLogger(__name__)
@@ -30,23 +33,10 @@ def signed_envelope(expected: EventType) -> Envelope:
     except ValidationError as err:
         if any(e["type"] == "json_invalid" for e in err.errors()):
             raise ApiError(400, "malformed_json", "The body must be a JSON event envelope") from None
-        raise ValidationFailed({".".join(str(p) for p in e["loc"]) or "body": e["msg"] for e in err.errors()}) from None
+        raise ValidationFailed(field_errors(err)) from None
     if envelope.type is not expected:
         raise ValidationFailed({"type": f"must be {expected} on this path"})
     return envelope
-
-
-def commit_synced(session) -> str:
-    """Commit a synced event's change: "applied", or "ignored" when the same event, delivered twice at
-    once, was committed by the other delivery first (its history row's event_id is unique)."""
-    from sqlalchemy.exc import IntegrityError
-
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        return "ignored"
-    return "applied"
 
 
 def sync_blueprint(prefix: str, event_types, apply_sync) -> Blueprint:

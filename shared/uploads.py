@@ -112,6 +112,19 @@ def check_upload(bucket: str, key: str, policy: UploadPolicy) -> StoredObject:
     return StoredObject(key=key, size=size, content_type=declared, filename=safe_filename(filename))
 
 
+def take_upload(bucket: str, key: str, policy: UploadPolicy, final_key: str) -> StoredObject:
+    """check_upload, on a copy the browser cannot change: the upload is copied to `final_key` (a key
+    no presigned POST names) and deleted, and the copy is checked. A presigned POST stays valid for
+    minutes, so a file checked where it was uploaded could be replaced with another after the check."""
+    s3 = client("s3")
+    try:
+        s3.copy_object(Bucket=bucket, Key=final_key, CopySource={"Bucket": bucket, "Key": key})
+    except s3.exceptions.ClientError:
+        raise ValidationFailed({"file": NOT_ARRIVED}) from None
+    s3.delete_object(Bucket=bucket, Key=key)
+    return check_upload(bucket, final_key, policy)
+
+
 def _content_matches(declared: str, first: bytes, complete: bool) -> bool:
     if declared in TEXT_TYPES:
         if b"\x00" in first:

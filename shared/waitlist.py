@@ -273,6 +273,13 @@ def load_criteria(path: str | None = None) -> dict[str, Criterion]:
     return {item.code: item for item in parsed.criteria}
 
 
+def configured_criteria() -> dict[str, Criterion]:
+    """The running app's criteria (PRIORITY_CRITERIA_PATH, else the repository's file)."""
+    from flask import current_app
+
+    return load_criteria(current_app.config["SETTINGS"].priority_criteria_path or None)
+
+
 def priority(verified_codes: Iterable[str], criteria: dict[str, Criterion]) -> tuple[int, int]:
     """(priority_tier, score) from the verified criteria: the score is the sum of their points, and
     the tier is 1 when any of them is a 1순위 item, else 2. Codes the configuration no longer has
@@ -295,6 +302,30 @@ def declare_criteria(application, codes: Iterable[str], model) -> None:
     have = {c.code for c in application.criteria}
     application.criteria.extend(model(code=code, status=CriterionStatus.PENDING.value)
                                 for code in wanted if code not in have)
+
+
+# --- rows of either app ---------------------------------------------------------------------------------
+
+SYSTEM = "system"  # the actor of what the schedule and the rules do by themselves
+
+
+def iso(value: datetime | None) -> str | None:
+    """A stored (naive UTC) time as ISO 8601 with a Z, for JSON and events."""
+    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def locked(session, model, request_id: str):
+    """The application, row-locked until the transaction ends (MySQL; SQLite serialises writers), and
+    read afresh: a page that loaded it earlier in this request must not decide on what it saw then."""
+    return session.scalars(select(model).where(model.request_id == request_id).with_for_update()
+                           .execution_options(populate_existing=True)).first()
+
+
+def live_rank(session, model, application) -> int | None:
+    """An application's rank at its daycare while it waits (None otherwise)."""
+    if application.status != WAITING.code:
+        return None
+    return session.scalar(select(rank_of(model)).where(model.id == application.id))
 
 
 # --- the rank order, in SQL -----------------------------------------------------------------------------

@@ -95,6 +95,28 @@ def test_requested_application_is_listed_offered_published_and_enrolled_on_confi
     assert enrolled() == 1
 
 
+@pytest.mark.parametrize("days", [None, 3])
+def test_an_offer_runs_to_the_end_of_the_configured_day_seven_by_default(make_app, staff, queue, days):
+    from dataclasses import replace
+
+    from shared.settings import Settings
+    from shared.waitlist import offer_deadline
+
+    settings = Settings.load("childsys")
+    app = make_app("childsys", {"SETTINGS": replace(settings, offer_days=days) if days else settings})
+    body = seed_body()
+    raw = Envelope(type="REQUEST", application=body).to_json().encode()
+    client = app.test_client()
+    client.post("/enterwait/request", data=raw, headers={**SECRET_HEADERS, **sign(settings.sync_secret, raw)})
+
+    before = datetime.now(UTC)
+    offered = client.post("/request/accept", json=body, headers=staff).json["application"]
+
+    expected = offer_deadline(before, days or 7)
+    assert offered["offer_expires_at"] == expected.isoformat() + "Z"
+    assert (expected - before.replace(tzinfo=None)).days in ((days or 7), (days or 7) + 1)
+
+
 def test_reject_needs_a_reason_and_a_rejected_application_cannot_be_accepted(client, sync, staff, queue, sqs):
     body = seed_body()
     sync("REQUEST", body)
@@ -122,6 +144,51 @@ def test_other_daycares_staff_and_parents_are_refused(client, sync, make_user, b
     assert client.post("/request/accept", json=body, headers=other).status_code == 403
     assert client.get("/request?nursery_id=A00017", headers=parent).status_code == 403
     assert client.get("/request?nursery_id=A00017").status_code == 401
+
+
+def test_staff_cannot_reach_another_daycares_application_through_the_ambiguous_request_id(
+        client, sync, staff, make_user, bearer, queue, sqs):
+    """request_id = child_id + nursery_id: child "X" at A00017 and child "XA" at "00017" share one.
+    Staff of a daycare whose id ends another's must not decide or verify that daycare's applications."""
+    body = seed_body(criteria=["SIBLING_ENROLLED"])
+    sync("REQUEST", body)
+    received(sqs, queue)
+    suffix_staff = bearer(make_user(groups=("staff",), daycare_id="00017").email, app_name="childsys")
+    same_id = {"child_id": body["child_id"] + "A", "nursery_id": "00017"}
+
+    offered = client.post("/request/accept", json=same_id, headers=suffix_staff)
+    rejected = client.post("/request/reject", json={**same_id, "reason": "x"}, headers=suffix_staff)
+    verified = client.post("/request/verify", json={**same_id, "criterion": "SIBLING_ENROLLED",
+                                                    "status": "VERIFIED"}, headers=suffix_staff)
+
+    assert (offered.status_code, rejected.status_code, verified.status_code) == (404, 404, 404)
+    [mine] = waiting(client, staff)
+    assert (mine["status"], mine["score"], len(mine["history"])) == ("REQUESTED", 0, 1)
+    assert received(sqs, queue) == [], "nothing was published"
+
+
+def test_an_admin_chooses_a_daycare_and_stays_on_it(client, app, sync, make_user, sign_in, submit, queue):
+    """Admins belong to no daycare: their home lists the daycares, and the pages of the one they open keep
+    to it (filters, the detail page's way back, the redirect after an offer)."""
+    from tests.test_reqsys_waitlist import add_nurseries
+
+    add_nurseries(app)
+    body = seed_body(child_name="무지개아이", nursery_id="B00102")
+    sync("REQUEST", body)
+    sign_in(client, make_user(groups=("admins",)).email)
+
+    home = client.get("/")
+    assert home.status_code == 200 and 'href="/applications?nursery_id=B00102"' in home.text
+    assert client.get("/applications").location == "/", "no daycare chosen yet: back to the choice"
+    listing = client.get("/applications?nursery_id=B00102")
+    assert listing.status_code == 200 and "무지개아이" in listing.text
+    assert "/applications?status=ACCEPTED&amp;nursery_id=B00102" in listing.text
+    assert 'href="/classes?nursery_id=B00102"' in listing.text
+    detail = f"/applications/{body['child_id']}B00102"
+    assert 'href="/applications?nursery_id=B00102"' in client.get(detail).text, "the way back keeps the daycare"
+    offered = submit(client, f"{detail}/accept", {}, page=detail)
+    assert offered.status_code == 302
+    assert "무지개아이" in client.get("/applications?status=ACCEPTED&nursery_id=B00102").text
 
 
 def test_sync_calls_must_be_signed_recently(client, app, sync):
@@ -186,6 +253,38 @@ def test_bad_input_writes_and_publishes_nothing(client, staff, queue, sqs, app):
         assert db.session.query(OutboxEvent).count() == 0
 
 
+@pytest.mark.parametrize(("path", "field"), [
+    ("/request?class=9", "class"), ("/request?class=one", "class"), ("/request?page=0", "page"),
+    ("/request?page=two", "page"), ("/request?sort=oldest", "sort"), ("/request?status=WAITING", "status"),
+    ("/request?nursery_id=A-17", "nursery_id"), ("/api/classes?nursery_id=../x", "nursery_id"),
+    ("/api/audit?page=-1", "page"), ("/api/audit?type=NOPE", "type"), ("/api/audit?q=" + "가" * 51, "q"),
+])
+def test_a_bad_query_parameter_is_a_400_naming_it(client, staff, path, field):
+    response = client.get(path, headers=staff)
+    assert response.status_code == 400 and list(response.json["error"]["fields"]) == [field]
+
+
+def test_the_staff_pages_name_a_bad_query_parameter_too(client, staff_browser):
+    page = client.get("/applications?class=9")
+    assert page.status_code == 400 and "class" in page.text
+    assert client.get("/applications?class=&page=").status_code == 200, "empty parameters are absent ones"
+
+
+def test_a_bad_event_names_the_field_inside_the_envelope(client, sync):
+    body = seed_body(criteria=["DUAL_INCOME"])
+    sync("REQUEST", body)
+    bad_birthday = sync("CANCEL", {**body, "child_birthday": "2023-01-01"}, version=2)
+    proof = Envelope(type="PROOF", application={**body, "criterion": {"code": "not a code"}})
+    bad_code = sync("PROOF", body, envelope=proof)
+    not_an_object = sync("PROOF", body, envelope=Envelope(type="PROOF", application={**body, "criterion": "x"}))
+
+    assert bad_birthday.status_code == 400 and list(bad_birthday.json["error"]["fields"]) == [
+        "application.child_birthday"]
+    assert bad_code.status_code == 400 and list(bad_code.json["error"]["fields"]) == ["application.criterion.code"]
+    assert not_an_object.status_code == 400 and list(not_an_object.json["error"]["fields"]) == [
+        "application.criterion"]
+
+
 def test_staff_pages_list_open_and_accept(client, sync, make_user, sign_in, submit, queue):
     body = seed_body(child_name="박새싹")
     sync("REQUEST", body)
@@ -203,8 +302,9 @@ def test_staff_pages_list_open_and_accept(client, sync, make_user, sign_in, subm
     assert 'data-status="ACCEPTED"' in client.get(detail).text, "offered, waiting for the parent"
     assert "박새싹" not in client.get("/enrolled").text
     conflict = submit(client, f"{detail}/reject", {"reason": "x"}, page=detail)
-    assert conflict.status_code in (200, 302)  # the page no longer offers it; a replayed post is refused
-    assert 'data-status="ACCEPTED"' in client.get(detail).text
+    assert conflict.status_code == 302, "the page no longer offers it; a replayed post is refused"
+    after = client.get(detail).text
+    assert "이 신청은 더 이상 대기 중이 아닙니다." in after and 'data-status="ACCEPTED"' in after
     assert sync("CONFIRM", body, version=3).json == {"status": "applied"}
     assert "박새싹" in client.get("/enrolled").text
 
@@ -282,6 +382,35 @@ def test_the_staff_page_lists_the_queue_in_rank_order(client, sync, staff, make_
     order = [body["child_id"] + "A00017" for body in (bodies[2], bodies[0], bodies[1])]
     assert [page.index(f'id="row-{rid}"') for rid in order] == sorted(page.index(f'id="row-{rid}"') for rid in order)
     assert 'data-rank="1"' in page and "대기 순위" in page
+
+
+def test_the_staff_list_costs_the_same_queries_however_many_applications(app, client, sync, staff, staff_browser):
+    """No query per row (the JSON list once loaded each application's history one by one): a director's
+    page of 25 from a queue of hundreds costs what a page of 3 does."""
+    import sqlalchemy as sa
+
+    from childsys.models import db
+
+    with app.app_context():
+        engine = db.engine
+    statements = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+    def queries(path, headers=None) -> int:
+        statements.clear()
+        assert client.get(path, headers=headers or {}).status_code == 200
+        return len(statements)
+
+    def costs() -> list[int]:
+        return [queries("/request?status=REQUESTED", staff), queries("/request", staff),
+                queries("/applications"), queries("/applications?status=ALL&class=2")]
+
+    for i in range(3):
+        request_at(sync, seed_body(criteria=["ADOPTED"]), i)
+    few = costs()
+    for i in range(3, 40):
+        request_at(sync, seed_body(criteria=["ADOPTED"]), i)
+    assert costs() == few
 
 
 def set_places(client, submit, places: dict[int, int]):

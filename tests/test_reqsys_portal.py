@@ -112,6 +112,26 @@ def test_a_third_application_is_refused_for_an_enrolled_child(app, client, paren
     assert by_id(client, parent)[request_id(body)]["status"] == "ENROLLED"
 
 
+def test_another_account_using_the_same_child_id_neither_blocks_nor_withdraws_the_child(app, client, parent, account,
+                                                                                       queue):
+    """A child is known by the id its parent gave; nothing verifies it across accounts. Someone else applying
+    under the same id must not use up this child's limit, and their confirmation must not withdraw it."""
+    body = seed_body()
+    apply(client, parent, body)  # A00017
+    stranger, copied = account("parents"), {**body, "parent_email": "someone@example.com"}
+    for nursery in ("A00018", "A00021", "B00102"):
+        apply(client, stranger, {**copied, "nursery_id": nursery})
+
+    assert apply(client, parent, {**body, "nursery_id": "B00215"})["status"] == "REQUESTED", "not the stranger's limit"
+    offer(client, app, {**copied, "nursery_id": "A00018"})
+    confirmed = client.post("/enterwait/confirm", json={**copied, "nursery_id": "A00018"}, headers=stranger.headers)
+
+    assert confirmed.status_code == 200 and confirmed.get_json()["withdrawn"] == [
+        body["child_id"] + n for n in ("A00021", "B00102")], "only the stranger's own"
+    assert {a["nursery_id"]: a["status"] for a in applications(client, parent)} == {
+        "A00017": "REQUESTED", "B00215": "REQUESTED"}
+
+
 def test_the_apply_form_states_the_limit_before_the_parent_tries(app, client, parent, make_user, sign_in, submit):
     from tests.test_reqsys_pages import CHILD
 
@@ -395,7 +415,8 @@ def test_a_proof_goes_to_s3_is_checked_and_told_to_childsys(app, client, parent,
     assert criterion["proof"]["filename"] == "재직증명서.pdf" and criterion["status"] == "PENDING"
     assert key.startswith(f"proofs/{parent.sub}/{request_id(body)}/DUAL_INCOME/")
     [event] = events_of(sqs, queue)
-    assert (event.type, event.application["criterion"]["proof_key"], event.actor) == ("PROOF", key, parent.email)
+    assert (event.type, event.application["criterion"]["proof_key"], event.actor) == (
+        "PROOF", key + ".checked", parent.email)
     assert "proof_key" not in str(applications(client, parent)), "the key is never shown back"
 
     # a file that is not what it says is refused and removed; someone else's key is refused
@@ -410,6 +431,37 @@ def test_a_proof_goes_to_s3_is_checked_and_told_to_childsys(app, client, parent,
         "content_type": "application/pdf", "filename": "x.pdf"}, headers=parent.headers)
     assert undeclared.status_code == 400 and "criterion" in undeclared.get_json()["error"]["fields"]
     assert pending(app) == []
+
+
+def test_a_proof_cannot_be_swapped_after_it_was_checked(app, client, parent, queue, sqs, resources):
+    """The presigned POST stays valid for minutes: posting another file to the same key after the check
+    must not change what the daycare opens. The checked file is kept where no browser can write."""
+    from shared.aws import client as aws_client
+
+    body = seed_body(criteria=["DUAL_INCOME"])
+    apply(client, parent, body)
+    receive_all(sqs, queue)
+    ids = {"child_id": body["child_id"], "nursery_id": body["nursery_id"], "criterion": "DUAL_INCOME"}
+    upload = client.post("/enterwait/proofs/upload", json={**ids, "content_type": "application/pdf",
+                                                           "filename": "재직증명서.pdf"}, headers=parent.headers)
+    upload = upload.get_json()["upload"]
+
+    def post(content: bytes) -> None:
+        files = {"file": ("재직증명서.pdf", content, "application/pdf")}
+        assert requests.post(upload["url"], data=upload["fields"], files=files, timeout=10).status_code == 204
+
+    post(PDF)
+    registered = client.post("/enterwait/proofs", json={**ids, "key": upload["key"]}, headers=parent.headers)
+    assert registered.status_code == 200, registered.get_data(as_text=True)
+    post(b"MZ\x90\x00" + b"\x00" * 64)  # the same form again, with a program in it
+
+    [event] = events_of(sqs, queue)
+    recorded = event.application["criterion"]["proof_key"]
+    stored = aws_client("s3").get_object(Bucket=resources["UPLOADS_BUCKET"], Key=recorded)["Body"].read()
+    assert stored == PDF and recorded.startswith(f"proofs/{parent.sub}/{request_id(body)}/DUAL_INCOME/")
+    for key in (recorded, upload["key"] + "x", upload["key"] + "/x"):
+        again = client.post("/enterwait/proofs", json={**ids, "key": key}, headers=parent.headers)
+        assert again.status_code == 400 and "key" in again.get_json()["error"]["fields"], key
 
 
 def test_a_verified_criterion_takes_no_new_proof(app, client, parent, queue):
