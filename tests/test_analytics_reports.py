@@ -167,7 +167,7 @@ def test_bad_requests_name_the_field():
     assert "report" in bad.value.fields
     with pytest.raises(ValidationFailed) as backwards:
         parse(ReportRequest, {"report": "overdue", "from_day": "2025-03-10", "to_day": "2025-03-01"})
-    assert backwards.value.fields
+    assert "to_day" in backwards.value.fields
     with pytest.raises(ValidationFailed) as extra:
         parse(ReportRequest, {"report": "overdue", "user_sub": "someone-else"})
     assert "user_sub" in extra.value.fields
