@@ -294,3 +294,19 @@ def test_a_failed_report_page_gives_the_reason_and_a_retry_button(api, alice, ta
     assert pump(taskapp_runner, finished(api, alice, report["report_id"]))
     ready = web.get(f"/reports/{report['report_id']}").get_data(as_text=True)
     assert 'data-status="ready"' in ready and "이 기간에 완료된 업무가 없습니다" in ready
+
+
+def test_figures_are_read_back_typed_and_cut_at_the_limit(analytics_env):
+    from taskapp.analytics.figures import FiguresGone, read_figures
+
+    body = ("\ufefftask_id,title,days_overdue,p50_days\r\n" + 't1,"여러 줄\r\n제목",3,1.5\r\n' +
+            "".join(f"t{i},일 {i},{i},\r\n" for i in range(2, 6))).encode()
+    client("s3").put_object(Bucket=analytics_env.bucket, Key="reports/x/r.csv", Body=body)
+
+    columns, rows, truncated = read_figures(analytics_env.bucket, "reports/x/r.csv", limit=3)
+
+    assert columns == ["task_id", "title", "days_overdue", "p50_days"] and truncated is True
+    assert rows == [["t1", "여러 줄\r\n제목", 3, 1.5], ["t2", "일 2", 2, None], ["t3", "일 3", 3, None]]
+    assert read_figures(analytics_env.bucket, "reports/x/r.csv", limit=5)[2] is False
+    with pytest.raises(FiguresGone):
+        read_figures(analytics_env.bucket, "reports/x/gone.csv")

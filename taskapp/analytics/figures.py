@@ -29,7 +29,8 @@ DECIMAL = {"p50_days", "p85_days", "p95_days"}
 STATUSES = ("TODO", "IN_PROGRESS", "DONE")
 COLUMN_LABELS = {
     "day": _l("Day"), "week_start": _l("Week starting"), "completed": _l("Completed"), "measure": _l("Measure"),
-    "tasks": _l("Number of tasks"), "p50_days": _l("p50 (days)"), "p85_days": _l("p85 (days)"), "p95_days": _l("p95 (days)"),
+    "tasks": _l("Number of tasks"), "p50_days": _l("p50 (days)"), "p85_days": _l("p85 (days)"),
+    "p95_days": _l("p95 (days)"),
     "task_id": _l("Task"), "title": _l("Title"), "status": _l("Status"), "priority": _l("Priority"),
     "due_date": _l("Due date"), "days_overdue": _l("Days overdue"), "owner_email": _l("Owner"),
     "assignee_email": _l("Assignee"), "assignee": _l("Assignee"), "todo": _l("To do"),

@@ -145,6 +145,5 @@ def public(job: dict) -> dict:
         period = {"as_of": parameters.get("today"), "data_exported": parameters.get("snapshot_dt")}
         if REPORTS[request.report].window_days:  # the others are "as of today"
             period.update(from_day=parameters.get("from_day"), to_day=parameters.get("to_day"))
-        report.update(period=period, columns=result.get("columns"), rows=result.get("rows"),
-                      summary=result.get("summary"))
+        report.update(period=period, rows_total=result.get("rows"), summary=result.get("summary"))
     return report
