@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from taskapp.analytics import export
-from tests.taskapp_helpers import new_task, pump
+from tests.taskapp_helpers import browser_sign_in, new_task, pump
 
 pytestmark = pytest.mark.browser
 
@@ -24,11 +24,7 @@ def test_ask_for_a_report_and_see_its_chart(analytics_env, make_app, live_server
     context = chromium.new_context(locale="ko-KR", viewport={"width": 1024, "height": 900})
     page = context.new_page()
     page.set_default_timeout(10_000)
-    page.goto(f"{base}/auth/login")
-    page.locator("#email").fill(alice.email)
-    page.locator("#password").fill(alice.password)
-    with page.expect_navigation():
-        page.locator("main form button[type=submit]").click()
+    browser_sign_in(page, base, alice)
 
     with page.expect_navigation():
         page.get_by_role("link", name="보고서", exact=True).click()

@@ -18,7 +18,7 @@ from taskapp.analytics import service
 from taskapp.analytics.figures import present
 from taskapp.analytics.reports import MAX_WINDOW_DAYS, REPORTS, ReportRequest
 from taskapp.services import parse
-from taskapp.views import page_args
+from taskapp.views import page_args, show_errors
 
 bp = Blueprint("reports", __name__)
 STATUS_LABELS = {"queued": _l("Queued"), "running": _l("Running"), "ready": _l("Ready"), "failed": _l("Failed")}
@@ -36,14 +36,6 @@ class ReportForm(FlaskForm):
     to_day = DateField(_l("End date"), validators=[Optional()], format="%Y-%m-%d")
     all_tasks = BooleanField(_l("Everyone's tasks, not only mine"))
 
-    def show_errors(self, err: ValidationFailed) -> None:
-        for name, problem in err.fields.items():
-            field = getattr(self, name, None)
-            if field is not None:
-                field.errors = [*field.errors, FIELD_MESSAGES.get(name, problem)]
-            else:
-                flash(problem, "error")
-
 
 @bp.context_processor
 def _report_words():
@@ -60,7 +52,7 @@ def page():
                                           "to_day": form.to_day.data, "all_tasks": form.all_tasks.data})
             report = service.request_report(g.identity, asked)
         except ValidationFailed as err:
-            form.show_errors(err)
+            show_errors(form, err, FIELD_MESSAGES)
         else:
             return redirect(url_for("reports.detail", report_id=report["report_id"]))
     limit, cursor = page_args()
