@@ -10,17 +10,17 @@ How a job kind works (all a new kind needs to know)
         model_config = ConfigDict(extra="forbid")
         month: str
 
-    @job_kind("report", ReportParams, title=_l("Monthly report"))
+    @job_kind("monthly_report", ReportParams, title=_l("Monthly report"))
     def monthly_report(job: Job, params: ReportParams) -> dict:
         ...
         return {"rows": 12, "download": "<key in TASK_FILES_BUCKET>", "filename": "report-2026-01.csv"}
 
 - Registering: decorate the function in a module listed in KIND_MODULES (imported before a job is
   enqueued or run). `title` names the kind on the jobs page and in notifications: a lazy_gettext
-  string, or a function of the parsed params returning one (a report names itself). Optional:
+  string, or a function of the parsed params returning one (an analytics report names itself). Optional:
   `retryable=True` lets the owner retry a failed job (`retry`), and `page` gives the URL of a
   kind's own page for one job (a function of the job id; the jobs page and notifications lead there).
-- Enqueuing: `enqueue(identity, "report", {"month": "2026-01"})` validates the params with the
+- Enqueuing: `enqueue(identity, "monthly_report", {"month": "2026-01"})` validates the params with the
   model (400 naming each bad field, like every JSON body), stores the job as `queued` and sends
   one message to TASK_JOBS; it returns the job as `public` shows it (202 material for a route).
 - Running: the handler calls the function with `job` (id, kind, attempt, and `owner`, the
