@@ -11,16 +11,18 @@ def create_app(config: dict | None = None) -> Flask:
 
     app = build_app("taskapp", config, title="Tasks", nav=[
         ("main.tasks", _l("Tasks")), ("main.board", _l("Board")), ("main.create", _l("New task")),
-        ("jobs.page", _l("Import & export"))],
+        ("reports.page", _l("Reports")), ("jobs.page", _l("Import & export"))],
         admin_nav=[("analytics.status", _l("Analytics export"))])
     # the profile page is taskapp's (preferences too), the navigation shows the bell
     app.config.update(PROFILE_ENDPOINT="profile.page", NAV_INCLUDE="taskapp/_bell.html")
 
     from taskapp import file_views, job_views, notification_views, profile_views
+    from taskapp.analytics.report_views import bp as reports
     from taskapp.analytics.views import bp as analytics
     from taskapp.views import api, bp, index
 
-    for blueprint in (bp, api, file_views.bp, job_views.bp, notification_views.bp, profile_views.bp, analytics):
+    for blueprint in (bp, api, file_views.bp, job_views.bp, notification_views.bp, profile_views.bp, analytics,
+                      reports):
         app.register_blueprint(blueprint)
     app.add_url_rule("/", endpoint="home", view_func=index)
 

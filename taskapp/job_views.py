@@ -35,7 +35,8 @@ def describe(problem: dict) -> str:
 
 @bp.context_processor
 def _job_words():
-    return {"job_status_labels": STATUS_LABELS, "field_labels": FIELD_LABELS, "describe": describe}
+    return {"job_status_labels": STATUS_LABELS, "field_labels": FIELD_LABELS, "describe": describe,
+            "job_title": jobs.title}
 
 
 def render_jobs(upload_error: str | None = None, status: int = 200):
@@ -43,7 +44,7 @@ def render_jobs(upload_error: str | None = None, status: int = 200):
     items, next_cursor = jobs.list_jobs(g.identity, limit, cursor)
     upload = transfer.start_import_upload(g.identity, redirect=url_for("jobs.import_uploaded", _external=True))
     busy = any(job["status"] in (jobs.JobStatus.QUEUED, jobs.JobStatus.RUNNING) for job in items)
-    return render_template("taskapp/jobs.html", jobs=items, kinds=jobs.kinds(), upload=upload, busy=busy,
+    return render_template("taskapp/jobs.html", jobs=items, upload=upload, busy=busy,
                            upload_error=upload_error, form=EmptyForm(),
                            next_url=url_for("jobs.page", cursor=next_cursor) if next_cursor else None), status
 
@@ -87,7 +88,10 @@ def template():
 @login_required()
 def detail(job_id: str):
     job = jobs.get_job(g.identity, job_id)
-    return render_template("taskapp/job.html", job=job, kinds=jobs.kinds())
+    spec = jobs.kinds().get(job["kind"])
+    if spec and spec.page:  # a kind with a page of its own (a report)
+        return redirect(spec.page(job_id))
+    return render_template("taskapp/job.html", job=job)
 
 
 @bp.get("/jobs/<job_id>/download")

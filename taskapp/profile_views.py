@@ -16,6 +16,7 @@ from shared.errors import ValidationFailed
 from shared.payloads import load_json
 from taskapp import profiles
 from taskapp.services import parse
+from taskapp.views import show_errors
 
 bp = Blueprint("profile", __name__)
 FIELD_MESSAGES = {
@@ -55,10 +56,7 @@ def page():
         try:
             saved = profiles.update_profile(g.identity, parse(profiles.ProfileUpdate, data))
         except ValidationFailed as err:
-            for name, problem in err.fields.items():
-                field = getattr(form, "name" if name == "display_name" else name, None)
-                if field is not None:
-                    field.errors = [*field.errors, FIELD_MESSAGES.get(name, problem)]
+            show_errors(form, err, FIELD_MESSAGES, aliases={"display_name": "name"})
         else:
             start_session(replace(g.identity, name=saved["display_name"]))
             flash(_("Your profile is saved."), "success")

@@ -8,7 +8,8 @@ own access patterns next to its code; this is the map:
     attachment           TASK#<task_id>     FILE#<file_id>          -                              (files.py)
     profile              USER#<sub>         PROFILE                 -                              (profiles.py)
     notification         USER#<sub>         NOTE#<note_id>          gsi1: UNREAD#<sub> while unread (notifications.py)
-    job                  JOB#<job_id>       JOB                     gsi3: JOBS#<sub>               (jobs.py)
+    job                  JOB#<job_id>       JOB                     gsi3: JOBS#<sub>, gsi2: JOBKIND#<sub>#<kind>
+                                                                    (jobs.py)
 
 A task and its attachments share a partition, so one Query finds a task's files and one
 transaction deletes them with it. A user's profile, unread count and notifications share one
@@ -65,12 +66,23 @@ def ddb():
     return client("dynamodb")
 
 
+def _numbers(value: Any) -> Any:
+    """Floats as Decimal (DynamoDB's numbers; boto3 refuses floats), inside dicts and lists too."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_numbers(v) for v in value]
+    return value
+
+
 def dump(item: dict) -> dict:
-    """A plain dict as DynamoDB attribute values (None values are left out)."""
+    """A plain dict as DynamoDB attribute values (None values are left out; floats become numbers)."""
     from boto3.dynamodb.types import TypeSerializer
 
     ser = TypeSerializer()
-    return {k: ser.serialize(v) for k, v in item.items() if v is not None}
+    return {k: ser.serialize(_numbers(v)) for k, v in item.items() if v is not None}
 
 
 def _plain(value: Any) -> Any:

@@ -142,12 +142,19 @@ class TaskForm(FlaskForm):
         }
 
     def show_errors(self, err: ValidationFailed) -> None:
-        for name in err.fields:
-            field = getattr(self, name, None)
-            if field is not None:
-                field.errors = [*field.errors, FIELD_MESSAGES.get(name, err.fields[name])]
-            else:
-                flash(err.fields[name], "error")
+        show_errors(self, err, FIELD_MESSAGES)
+
+
+def show_errors(form: FlaskForm, err: ValidationFailed, messages: dict, aliases: dict | None = None) -> None:
+    """A service's field errors (ValidationFailed) next to the form's fields, in the page's words
+    (`messages`, else the service's); `aliases` maps a service field to the form's name for it.
+    An error no field shows is flashed."""
+    for name, problem in err.fields.items():
+        field = getattr(form, (aliases or {}).get(name, name), None)
+        if field is not None:
+            field.errors = [*field.errors, messages.get(name, problem)]
+        else:
+            flash(problem, "error")
 
 
 # served at "/" as the app's "home" endpoint (see create_app)

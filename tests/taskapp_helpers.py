@@ -87,6 +87,15 @@ def taskapp_runner(resources, tmp_path):
     return Runner(load_event_sources(path, "test"), failed_visibility=0)
 
 
+def browser_sign_in(page, base: str, user) -> None:
+    """Sign in through the login page of the app served at `base`, in a real browser."""
+    page.goto(f"{base}/auth/login")
+    page.locator("#email").fill(user.email)
+    page.locator("#password").fill(user.password)
+    with page.expect_navigation():
+        page.locator("main form button[type=submit]").click()
+
+
 def pump(runner, done, passes: int = 40) -> bool:
     """Run the event sources until `done()` or the passes run out."""
     for _ in range(passes):

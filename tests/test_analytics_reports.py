@@ -167,7 +167,7 @@ def test_bad_requests_name_the_field():
     assert "report" in bad.value.fields
     with pytest.raises(ValidationFailed) as backwards:
         parse(ReportRequest, {"report": "overdue", "from_day": "2025-03-10", "to_day": "2025-03-01"})
-    assert backwards.value.fields
+    assert "to_day" in backwards.value.fields
     with pytest.raises(ValidationFailed) as extra:
         parse(ReportRequest, {"report": "overdue", "user_sub": "someone-else"})
     assert "user_sub" in extra.value.fields
@@ -195,7 +195,9 @@ def test_the_engine_follows_the_settings(analytics_env, resources):
     assert isinstance(engine_for(analytics_env.settings), EmulatorEngine)
     in_aws = engine_for(replace(analytics_env.settings, endpoint_url=None))
     assert isinstance(in_aws, AthenaEngine) and in_aws.workgroup == resources["ATHENA_WORKGROUP"]
-    assert in_aws.database == resources["GLUE_DATABASE"]
+    assert in_aws.database == resources["GLUE_DATABASE"] and in_aws.timeout == 600
+    # a report job stops waiting for Athena before Lambda stops the job
+    assert engine_for(replace(analytics_env.settings, endpoint_url=None), timeout=25).timeout == 25
 
 
 # --- the SQL itself -------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.taskapp_helpers import PDF, pump
+from tests.taskapp_helpers import PDF, browser_sign_in, pump
 
 pytestmark = pytest.mark.browser
 
@@ -16,11 +16,7 @@ def test_a_days_work_in_the_browser(make_app, live_server, alice, bob, chromium,
     page = chromium.new_context(locale="ko-KR").new_page()
     page.set_default_timeout(10_000)
 
-    page.goto(f"{base}/auth/login")
-    page.locator("#email").fill(alice.email)
-    page.locator("#password").fill(alice.password)
-    with page.expect_navigation():
-        page.locator("main form button[type=submit]").click()
+    browser_sign_in(page, base, alice)
 
     page.goto(f"{base}/tasks/new")
     page.locator("#title").fill("학부모 상담 일정 정리")

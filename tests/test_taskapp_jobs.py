@@ -14,6 +14,7 @@ import requests
 from pydantic import BaseModel, ConfigDict
 
 from shared.aws import client
+from shared.errors import Conflict, NotFound
 from shared.provision import MAX_RECEIVES
 from taskapp import jobs, services
 from tests.conftest import csrf_token_in
@@ -179,6 +180,40 @@ def test_a_permanent_failure_fails_at_once(api, alice, taskapp_runner, resources
     assert failed["status"] == "failed" and failed["attempts"] == 1 and "title" in failed["error"]
     kept = client("s3").list_objects_v2(Bucket=resources["TASK_FILES_BUCKET"], Prefix=f"imports/{alice.sub}/")
     assert kept["KeyCount"] == 0, "a file that can never be imported is not kept"
+
+
+def test_only_a_failed_job_of_a_retryable_kind_is_retried_and_jobs_list_by_kind(api, alice, bob, taskapp_runner,
+                                                                               failing_kind):
+    with api.application.app_context():
+        failed = jobs.enqueue(_identity(alice), "test_bad_input", {})
+        assert pump(taskapp_runner, finished(api, alice, failed["job_id"]))
+        with pytest.raises(Conflict):  # its kind is not retryable: retrying cannot help bad input
+            jobs.retry(_identity(alice), failed["job_id"])
+        with pytest.raises(NotFound):
+            jobs.retry(_identity(bob), failed["job_id"])
+        export = jobs.enqueue(_identity(alice), "export_tasks", {})
+        assert [j["job_id"] for j in jobs.list_jobs(_identity(alice), kind="export_tasks")[0]] == [export["job_id"]]
+        assert [j["job_id"] for j in jobs.list_jobs(_identity(alice))[0]] == [export["job_id"], failed["job_id"]]
+        assert jobs.list_jobs(_identity(bob), kind="export_tasks")[0] == []
+
+
+def test_a_job_knows_how_long_lambda_gives_it(api, alice, taskapp_runner):
+    seen = []
+
+    @jobs.job_kind("test_time_left", NothingParams, title="Time left")
+    def time_left(job, params):
+        seen.append(job.seconds_left())
+        return {}
+
+    try:
+        with api.application.app_context():
+            job = jobs.enqueue(_identity(alice), "test_time_left", {})
+        assert pump(taskapp_runner, finished(api, alice, job["job_id"]))
+    finally:
+        jobs._KINDS.pop("test_time_left")
+    # the runner's context, like Lambda's, counts down from the stage's timeout_seconds (30)
+    assert len(seen) == 1 and 20 < seen[0] <= 30
+    assert jobs.Job("j", "k", _identity(alice), 1).seconds_left() is None  # no Lambda, no limit
 
 
 def _identity(user):

@@ -185,7 +185,7 @@ def test_preferences_make_and_remove_filtered_email_and_sms_subscriptions(api, a
                                                       Username=alice.email)["UserAttributes"]
     assert {"Name": "phone_number", "Value": e164} in attributes
 
-    new_phone = "010-9" + phone[5:]
+    new_phone = "010-" + ("8" if phone[4] == "9" else "9") + phone[5:]  # always another number
     moved = api.patch("/api/profile", json={"phone": new_phone, "notify_email": False}, headers=alice.headers)
     assert moved.status_code == 200 and moved.get_json()["subscriptions"] == {"email": False, "sms": True}
     assert subscriptions(resources, alice.email) == [] and subscriptions(resources, e164) == []

@@ -27,6 +27,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from flask_babel import lazy_gettext as _l
+
 from shared.aws import client
 from shared.settings import Settings
 from taskapp.analytics.catalog import EXPORT_PREFIX, TABLES
@@ -38,7 +40,8 @@ _PARAMETER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
 
 class ReportFailed(RuntimeError):
-    """A report could not be produced; `str()` is a reason fit to show the user (never SQL or SDK text)."""
+    """A report could not be produced; `str()` is a reason fit to show the user (never SQL or SDK text).
+    Reasons are lazy_gettext strings: English where they are stored, translated on the page."""
 
 
 @dataclass
@@ -82,10 +85,10 @@ def _plain(value: Any) -> Any:
 # --- Athena -----------------------------------------------------------------------------------------
 
 # what a user is told for Athena's error types (AthenaError.ErrorType, from Athena's error catalog)
-_EXHAUSTED = "The report needed more resources than Athena gives one query; try a shorter period."
-_TIMED_OUT = "The report took too long in Athena; please try again later."
+_EXHAUSTED = _l("The report needed more resources than Athena gives one query; try a shorter period.")
+_TIMED_OUT = _l("The report took too long in Athena; please try again later.")
 _ATHENA_REASONS = {**dict.fromkeys(range(9), _EXHAUSTED), 206: _TIMED_OUT, 210: _TIMED_OUT}
-_SCAN_LIMIT = "The report needed to read more data than the reports workgroup allows one query."
+_SCAN_LIMIT = _l("The report needed to read more data than the reports workgroup allows one query.")
 ATHENA_TYPES = {"tinyint": int, "smallint": int, "integer": int, "bigint": int, "double": float, "real": float,
                 "float": float, "decimal": float, "boolean": lambda v: v == "true"}
 
@@ -100,11 +103,11 @@ def athena_literal(value: str | bool | int | date) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def failure_reason(execution: dict) -> str:
+def failure_reason(execution: dict) -> Any:
     """A user-fit reason from a GetQueryExecution answer that ended FAILED or CANCELLED."""
     status = execution.get("Status", {})
     if status.get("State") == "CANCELLED":
-        return "The report query was cancelled."
+        return _l("The report query was cancelled.")
     error = status.get("AthenaError") or {}
     reason = str(status.get("StateChangeReason", "")).lower()
     if "scanned" in reason and "limit" in reason:  # the workgroup's BytesScannedCutoffPerQuery
@@ -112,8 +115,8 @@ def failure_reason(execution: dict) -> str:
     if error.get("ErrorType") in _ATHENA_REASONS:
         return _ATHENA_REASONS[error["ErrorType"]]
     if error.get("Retryable") or error.get("ErrorCategory") == 1:  # 1: SYSTEM, Athena's own trouble
-        return "Athena could not run the report just now; please try again."
-    return "The report query failed in Athena."
+        return _l("Athena could not run the report just now; please try again.")
+    return _l("The report query failed in Athena.")
 
 
 class AthenaEngine:
@@ -158,7 +161,7 @@ class AthenaEngine:
                 athena.stop_query_execution(QueryExecutionId=query_id)
                 log.warning("Athena query %s still %s after %ss: stopped", query_id, execution["Status"]["State"],
                             self.timeout)
-                raise ReportFailed("The report took too long and was stopped; please try again later.")
+                raise ReportFailed(_l("The report took too long and was stopped; please try again later."))
             time.sleep(wait)
             wait = min(wait * 1.5, self.max_wait)
 
@@ -234,7 +237,7 @@ class DuckDBEngine:
                 rows = [tuple(_plain(v) for v in row) for row in cursor.fetchall()]
         except duckdb.Error as err:  # e.g. a damaged file: the details go to the log, not to the user
             log.warning("DuckDB report query failed: %s", err)
-            raise ReportFailed("The report could not be computed from the exported data.") from err
+            raise ReportFailed(_l("The report could not be computed from the exported data.")) from err
         return QueryResult(columns, rows, self._bytes_read() if self.profile else None)
 
     def _bytes_read(self) -> int | None:
@@ -266,10 +269,11 @@ class EmulatorEngine:
             return DuckDBEngine(Path(root)).run(sql, params)
 
 
-def engine_for(settings: Settings) -> Engine:
-    """Athena in AWS; DuckDB on the emulator, whose Athena accepts queries but runs none."""
+def engine_for(settings: Settings, timeout: float | None = None) -> Engine:
+    """Athena in AWS; DuckDB on the emulator, whose Athena accepts queries but runs none. `timeout`:
+    how long Athena may take before the query is stopped (a job gives up before Lambda stops it)."""
     bucket = settings.resource("ANALYTICS_BUCKET")
     if settings.is_local:
         return EmulatorEngine(bucket)
     return AthenaEngine(settings.resource("GLUE_DATABASE"), settings.resource("ATHENA_WORKGROUP"),
-                        f"s3://{bucket}/athena-results/")
+                        f"s3://{bucket}/athena-results/", **({"timeout": timeout} if timeout is not None else {}))

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from flask_babel import lazy_gettext as _l
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from shared.auth import Identity
 from shared.aws import client
@@ -108,14 +108,16 @@ class ReportRequest(BaseModel):
     to_day: date | None = None
     all_tasks: bool = False
 
-    @model_validator(mode="after")
-    def _window(self):
-        if self.from_day and self.to_day:
-            if self.from_day > self.to_day:
-                raise ValueError("from_day must not be after to_day")
-            if (self.to_day - self.from_day).days >= MAX_WINDOW_DAYS:
+    @field_validator("to_day")
+    @classmethod
+    def _window(cls, to_day: date | None, info: ValidationInfo):
+        from_day = info.data.get("from_day")  # validated first (declared first); absent if it was bad
+        if from_day and to_day:
+            if from_day > to_day:
+                raise ValueError("Must not be before from_day")
+            if (to_day - from_day).days >= MAX_WINDOW_DAYS:
                 raise ValueError(f"The period can be at most {MAX_WINDOW_DAYS} days")
-        return self
+        return to_day
 
 
 @dataclass(frozen=True)
@@ -190,8 +192,8 @@ def run_report(request: ReportRequest, scope: Scope, report_id: str, *, settings
     bucket = settings.resource("ANALYTICS_BUCKET")
     snapshots = partition_days(bucket, SNAPSHOTS)
     if not snapshots:
-        raise ReportFailed("No task data has been exported yet. Exports run every hour; an administrator "
-                           "can also start one now.")
+        raise ReportFailed(_l("No task data has been exported yet. Exports run every hour; an administrator "
+                              "can also start one now."))
     report = REPORTS[request.report]
     params = parameters(request, scope, snapshots[-1], local_today(now))
     engine = engine or engine_for(settings)

@@ -3,7 +3,7 @@
 SELECT coalesce(assignee_email, owner_email) AS assignee,
        count_if(status = 'TODO') AS todo,
        count_if(status = 'IN_PROGRESS') AS in_progress,
-       count_if(due_date < CAST(:today AS date)) AS overdue,
+       count_if(coalesce(due_date < CAST(:today AS date), false)) AS overdue,  -- DuckDB's count_if of only NULLs is NULL
        count(*) AS open_tasks
 FROM task_snapshots
 WHERE dt = :snapshot_dt
