@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint bench translations clean
+.PHONY: install run test lint bench translations package check-package deploy smoke clean
 
 install: $(STAMP)
 
@@ -24,9 +24,26 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
-# Benchmarks print figures; they assert nothing. Analytics: every report over 1,000,000 generated tasks.
+# Benchmarks print figures; they assert nothing: cold start, package sizes, throughput, the pipeline,
+# then analytics (every report over 1,000,000 generated tasks).
 bench: install
+	$(BIN)/python -m tests.bench_apps
+	$(BIN)/python -m tests.bench_pipeline
 	$(BIN)/python -m tests.bench_analytics
+
+# Shipping (README, "Deploying"). STAGE is dev or prod; deploy and smoke need AWS credentials.
+STAGE ?= dev
+package: install
+	$(BIN)/python -m shared.deploy package --stage $(STAGE)
+
+check-package: install
+	$(BIN)/python -m shared.deploy check-package --stage $(STAGE)
+
+deploy: install
+	$(BIN)/python -m shared.deploy deploy --stage $(STAGE)
+
+smoke: install
+	$(BIN)/python -m shared.deploy smoke --stage $(STAGE)
 
 # Extract UI strings, merge them into the catalogues, and compile (edit shared/translations/*/LC_MESSAGES/messages.po in between).
 translations: install
@@ -36,4 +53,4 @@ translations: install
 	$(BIN)/pybabel compile -d shared/translations
 
 clean:
-	rm -rf .local .pytest_cache
+	rm -rf .local .pytest_cache dist
