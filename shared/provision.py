@@ -538,7 +538,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="after a Zappa deploy: fix the functions' event source mappings")
     args = parser.parse_args(argv)
     if args.wire:
-        print("\n".join(wire_event_sources(args.stage)) or "mappings already as wanted")
+        from shared.deploy.stages import rendered_path
+
+        changes = wire_event_sources(args.stage, settings_path=rendered_path(args.stage))
+        print("\n".join(changes) or "mappings already as wanted")
         return 0
     result = apply(args.stage)
     print("\n".join(f"  {change}" for change in result.changes) or "  no changes")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,32 @@ def _load_outputs(stage: str) -> dict[str, str]:
     if path.is_file():
         return json.loads(path.read_text())
     return {}
+
+
+@cache
+def _parameters(path: str) -> dict[str, str]:
+    """The function's SSM parameters (secrets, and URLs known only after a deploy), once per cold start.
+
+    `/daycare/prod/reqsys/SECRET_KEY` becomes SECRET_KEY. The Lambda environment carries only the
+    path, so no secret is visible in the function's configuration; IAM lets each function read
+    only its own path (shared/deploy/iam.py).
+    """
+    from shared.aws import client
+
+    pages = client("ssm").get_paginator("get_parameters_by_path").paginate(
+        Path=path.rstrip("/"), Recursive=False, WithDecryption=True)
+    return {p["Name"].rsplit("/", 1)[-1]: p["Value"] for page in pages for p in page["Parameters"]}
+
+
+def _with_parameters(env: dict[str, str], into_environ: bool) -> dict[str, str]:
+    path = env.get("SSM_PARAMETER_PATH")
+    if not path or env.get("AWS_ENDPOINT_URL"):
+        return env
+    parameters = _parameters(path)
+    if into_environ:  # for code that reads os.environ directly (the forward handler's target URLs)
+        for name, value in parameters.items():
+            os.environ.setdefault(name, value)
+    return {**parameters, **env}  # an explicit environment variable wins
 
 
 def _days(env: dict[str, str], name: str, default: int) -> int:
@@ -80,7 +107,7 @@ class Settings:
 
     @classmethod
     def load(cls, app_name: str, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
+        env = _with_parameters(dict(os.environ if env is None else env), into_environ=env is None)
         endpoint = env.get("AWS_ENDPOINT_URL") or None
         stage = env.get("STAGE", "local")
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "ap-northeast-2"
