@@ -56,6 +56,10 @@ CHECK_VENV = DEPLOY_DIR / "checkenv"
 LAYER_DIR = DEPLOY_DIR / "layer" / "python"
 MAX_BYTES = 10 * 1024 * 1024
 LAMBDA_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
+# cryptography (with cffi, pycparser) is 4.7 MiB of a 15 MiB zip and only python-jose's optional backend:
+# without it python-jose verifies Cognito's RS256 tokens with its pure-Python `rsa` backend (a dependency).
+# PyMySQL needs it only for caching_sha2_password over plain TCP: RDS URLs use TLS (README, "Deploying").
+LEFT_OUT = ("cryptography", "cffi", "pycparser")
 # The zip-root handler.py imports zappa.handler, which needs these (zappa's other dependencies are tooling)
 HANDLER_NEEDS = ("durationpy", "werkzeug")
 PROJECT_PACKAGES = ("reqsys", "childsys", "taskapp", "shared")
@@ -89,9 +93,9 @@ def _pin(name: str) -> str:
     raise KeyError(f"{name} is not pinned in pyproject.toml")
 
 
-def _venv(path: Path, requirements: list[str], extra: str = "") -> Path:
+def _venv(path: Path, requirements: list[str], strip: bool = False) -> Path:
     """A venv at `path` with exactly `requirements`, rebuilt only when they (or pyproject.toml) change."""
-    digest = hashlib.sha256(((ROOT / "pyproject.toml").read_bytes() + "\n".join(requirements + [extra]).encode()))
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + "\n".join(requirements + [str(strip)]).encode())
     stamp = path / f".installed-{digest.hexdigest()[:12]}"
     if stamp.is_file():
         return path
@@ -100,9 +104,12 @@ def _venv(path: Path, requirements: list[str], extra: str = "") -> Path:
     _run([base_python, "-m", "venv", str(path)])
     site = next((path / "lib").glob("python3*/site-packages"))
     (site / "_manylinux.py").write_text(_MANYLINUX)
-    _run([str(path / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", "--prefer-binary",
+    _run([str(path / "bin" / "pip"), "install", "-qq", "--disable-pip-version-check", "--prefer-binary",
           *requirements])
     _check_wheels(site)
+    if strip and shutil.which("strip"):
+        # symbol tables are for debuggers: -2.1 MiB compressed (SQLAlchemy's and greenlet's extensions)
+        _run(["strip", "--strip-unneeded", *map(str, site.rglob("*.so"))])
     stamp.touch()
     return path
 
@@ -125,7 +132,7 @@ def _check_wheels(site: Path) -> None:
 
 def runtime_venv() -> Path:
     """The project's runtime dependencies plus zappa (which must run in the venv it zips)."""
-    return _venv(RUNTIME_VENV, _pyproject()["dependencies"] + [_pin("zappa")])
+    return _venv(RUNTIME_VENV, _pyproject()["dependencies"] + [_pin("zappa")], strip=True)
 
 
 def check_venv() -> Path:
@@ -138,7 +145,7 @@ def layer_dir() -> Path:
     stamp = LAYER_DIR / f".installed-{_pin('pyarrow')}"
     if not stamp.is_file():
         shutil.rmtree(LAYER_DIR, ignore_errors=True)
-        _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--only-binary=:all:",
+        _run([sys.executable, "-m", "pip", "install", "-qq", "--disable-pip-version-check", "--only-binary=:all:",
               "--target", str(LAYER_DIR), _pin("pyarrow")])
         stamp.touch()
     return LAYER_DIR
@@ -178,7 +185,7 @@ def allowed_top_level(venv: Path) -> dict[str, list[str]]:
     """distribution -> its top-level names in site-packages, for the runtime closure the zips carry."""
     roots = [r for r in _pyproject()["dependencies"] if r.split("==")[0] not in LAMBDA_PROVIDED]
     roots += ["zappa", *HANDLER_NEEDS]
-    out = _run([str(venv / "bin" / "python"), "-c", _CLOSURE, json.dumps(roots), json.dumps(LAMBDA_PROVIDED),
+    out = _run([str(venv / "bin" / "python"), "-c", _CLOSURE, json.dumps(roots), json.dumps(LAMBDA_PROVIDED + LEFT_OUT),
                 json.dumps(["zappa"])], capture_output=True, text=True).stdout
     return json.loads(out)
 
@@ -295,7 +302,9 @@ def emulator(outputs_dir: Path) -> Iterator[dict[str, str]]:
     server.start()
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
            "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "ap-northeast-2", "AWS_DEFAULT_REGION": "ap-northeast-2",
-           "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "AWS_OUTPUTS_DIR": str(outputs_dir)}
+           "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "AWS_OUTPUTS_DIR": str(outputs_dir),
+           # the same user pool and client ids in every emulator: the ones a zip was rendered with
+           "MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY": "HASH", "MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY": "HASH"}
     saved = {key: os.environ.get(key) for key in [*env, "AWS_PROFILE", "AWS_SESSION_TOKEN"]}
     os.environ.update(env)
     os.environ.pop("AWS_PROFILE", None)
