@@ -68,7 +68,7 @@ LOCALES = ("root", "ko", "en")  # shared/web.py LANGUAGES, and the parent of bot
 # pydantic's EmailStr checks email-validator's version with importlib.metadata when a model is built
 KEEP_METADATA = ("email_validator",)
 MAX_GLIBC = (2, 26)  # Lambda python3.11 runs on Amazon Linux 2
-_MANYLINUX = f'''"""PEP 600: the wheels pip may pick here must run on Lambda python3.11 (glibc {MAX_GLIBC[0]}.{MAX_GLIBC[1]})."""
+_MANYLINUX = f'''"""PEP 600: pip here picks only wheels Lambda python3.11 runs (glibc {MAX_GLIBC[0]}.{MAX_GLIBC[1]})."""
 
 
 def manylinux_compatible(major, minor, arch):
