@@ -82,6 +82,7 @@ class Scan:
     # (importer, never-in-Lambda module, names imported from it)
     skipped_imports: set[tuple[str, str, tuple[str, ...]]] = field(default_factory=set)
     unresolved: list[str] = field(default_factory=list)  # what the scanner could not follow, with where
+    clients_made: set[tuple[str, int]] = field(default_factory=set)  # (path, line) of each client(...) followed
 
     def actions(self) -> dict[str, list[Call]]:
         found: dict[str, list[Call]] = {}
@@ -273,6 +274,7 @@ class _Analysis:
         self.params: dict[int, dict[str, set[str]]] = {}  # id(function) -> parameter -> services
         self.calls: list[Call] = []
         self.unresolved: list[str] = []
+        self.clients_made: set[tuple[str, int]] = set()  # (path, line) of every client(...) followed
         self.changed = False
 
     def run(self) -> None:
@@ -301,6 +303,7 @@ class _Analysis:
         is_client = (isinstance(func, ast.Name) and func.id == "client") or (
             isinstance(func, ast.Attribute) and func.attr == "client")
         if is_client and (service := _literal(node.args[0] if node.args else None)):
+            self.clients_made.add((mod.path, node.lineno))
             return {service}
         return self.factories.get(mod.qualified(func, cls), set())
 
@@ -469,6 +472,7 @@ def scan(roots: list[str]) -> Scan:
     analysis.run()
     result.calls = sorted(set(analysis.calls))
     result.unresolved += analysis.unresolved
+    result.clients_made = analysis.clients_made
     for module in sorted(parents):  # calls in a parent's top-level code (there are none today)
         mod = _Module(module)
         own, _ = _own_nodes(mod.tree)

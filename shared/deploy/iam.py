@@ -85,22 +85,25 @@ def _queue_keys(outputs: Mapping[str, str]) -> list[str]:
     return sorted(k.removesuffix("_QUEUE_ARN") for k in outputs if k.endswith("_QUEUE_ARN"))
 
 
-def event_sources(app: str, stage: str, outputs: Mapping[str, str]) -> tuple[list[str], list[str]]:
+def event_sources(app: str, outputs: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """(SQS queue ARNs, DynamoDB stream ARN patterns) of the function's event sources: the local
-    stage's wiring (the one list), with each local resource name taken to the stage's ARN."""
+    stage's wiring (the one list), each local resource found in the outputs by its name."""
+    prefix = f"daycare-{outputs.get('STAGE', LOCAL)}-"  # the provisioned stage's resource names
     queues, streams = [], []
     for event in local_stages()[app].get("events") or []:
         source = (event.get("event_source") or {}).get("arn")
         if not source:
             continue
-        name = source.split(":")[5].replace(f"daycare-{LOCAL}-", f"daycare-{stage}-")
+        name = source.split(":")[5].replace(f"daycare-{LOCAL}-", prefix)
         if source.startswith("arn:aws:sqs:"):
-            queues.append(next(arn for key, arn in outputs.items()
-                               if key.endswith("_QUEUE_ARN") and arn.endswith(f":{name}")))
-        elif source.startswith("arn:aws:dynamodb:"):
+            found = [arn for key, arn in outputs.items() if key.endswith("_QUEUE_ARN") and arn.endswith(f":{name}")]
+        else:
             table = name.split("/")[1]
-            streams.append(next(arn.split("/stream/")[0] + "/stream/*" for key, arn in outputs.items()
-                                if key.endswith("_STREAM_ARN") and arn.split("/")[1] == table))
+            found = [arn.split("/stream/")[0] + "/stream/*" for key, arn in outputs.items()
+                     if key.endswith("_STREAM_ARN") and arn.split("/")[1] == table]
+        if not found:
+            raise KeyError(f"{app}: no provisioning output for its event source {name}; provision first")
+        (queues if source.startswith("arn:aws:sqs:") else streams).append(found[0])
     return queues, streams
 
 
@@ -130,7 +133,7 @@ def policy(app: str, stage: str, *, account_id: str, region: str, outputs: Mappi
         _statement("OwnParameters", PARAMETER_ACTIONS, [arn("ssm", f"parameter{path}"),
                                                         arn("ssm", f"parameter{path}/*")]),
     ]
-    queues, streams = event_sources(app, stage, outputs)
+    queues, streams = event_sources(app, outputs)
     if queues:
         statements.append(_statement("EventSourceQueues", SQS_SOURCE_ACTIONS, queues))
     if streams:
