@@ -457,8 +457,11 @@ def scan(roots: list[str]) -> Scan:
         module, explicit = todo.pop()
         if not module_path(module) or module in used or (module in parents and not explicit):
             continue
-        (used if explicit else parents).add(module)
-        parents.discard(module) if explicit else None
+        if explicit:
+            used.add(module)
+            parents.discard(module)
+        else:
+            parents.add(module)
         todo += [(parent, False) for parent in _with_parents(module)[:-1]]
         found, unresolved = imports_of(module, top_level_only=not explicit)
         result.unresolved += unresolved
