@@ -161,23 +161,27 @@ def test_command_line(aws_endpoint, monkeypatch, capsys):
 # --- the CodeBuild role's policy ------------------------------------------------------------------
 
 
-def _allows(policy: dict, action: str, resource: str | None = None) -> bool:
-    for statement in policy["Statement"]:
-        if statement["Effect"] != "Allow":
-            continue
-        if not any(fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in statement["Action"]):
-            continue
-        if resource is None or any(fnmatch.fnmatchcase(resource, pattern) for pattern in statement["Resource"]):
-            return True
-    return False
+def _allows_action(policy: dict, action: str) -> bool:
+    """Whether some Allow statement names the action (whatever the resource)."""
+    allowed = [pattern for statement in policy["Statement"] if statement["Effect"] == "Allow"
+               for pattern in statement["Action"]]
+    return any(fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in allowed)
+
+
+def _permitted(policy: dict, action: str, resource: str, conditions: dict | None = None) -> bool:
+    """moto's IAM policy evaluator: the action on that resource (with those request conditions)."""
+    from moto.iam.access_control import IAMPolicy
+
+    return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource, None, conditions).name == "PERMITTED"
 
 
 def test_the_deploy_role_may_make_every_call_provisioning_makes(aws_endpoint, monkeypatch):
-    """Every AWS operation `make deploy`'s provisioning performs (recorded on the emulator) is an action
-    the CodeBuild role allows: a new kind of resource in shared/provision.py fails here first."""
+    """Every AWS operation `make deploy`'s provisioning and secrets steps perform (recorded on the emulator)
+    is an action the CodeBuild role allows: a new kind of resource in shared/provision.py fails here first."""
     from botocore.client import BaseClient
 
     from shared import provision
+    from shared.deploy import release
 
     calls: set[str] = set()
     original = BaseClient._make_api_call
@@ -189,28 +193,39 @@ def test_the_deploy_role_may_make_every_call_provisioning_makes(aws_endpoint, mo
     monkeypatch.setattr(BaseClient, "_make_api_call", record)
     stage = new_stage()
     provision.apply(stage)
-    assert {call.split(":")[0] for call in calls} >= {"sqs", "dynamodb", "events", "sns", "s3", "cognito-idp"}
+    release.ensure_secrets(stage, {f"DATABASE_URL_{app}": f"mysql+pymysql://app:pw@db.internal/{app.lower()}"
+                                   for app in ("REQSYS", "CHILDSYS")})
+    assert release.api_url("reqsys", stage) is None  # not deployed: the lookup is made all the same
+    assert {call.split(":")[0] for call in calls} >= {"sqs", "dynamodb", "events", "sns", "s3", "cognito-idp",
+                                                       "ssm", "cloudformation"}
     account = aws.client("sts").get_caller_identity()["Account"]
     policy = pipeline.build_policy(stage, account, aws.region(), names(stage))
     free = {"sts:GetCallerIdentity"}  # needs no permission
-    assert sorted(call for call in calls - free if not _allows(policy, call)) == []
+    assert sorted(call for call in calls - free if not _allows_action(policy, call)) == []
 
 
 def test_the_deploy_role_cannot_change_its_own_permissions():
-    n = pipeline.names("prod", "111122223333")
-    policy = pipeline.build_policy("prod", "111122223333", "ap-northeast-2", n)
+    account, region = "111122223333", "ap-northeast-2"
+    n = pipeline.names("prod", account)
+    policy = pipeline.build_policy("prod", account, region, n)
+    lambda_service = {"iam:PassedToService": "lambda.amazonaws.com"}
     for role in (n.build_role, n.pipeline_role, "daycare-dev-reqsys-lambda"):
-        arn = f"arn:aws:iam::111122223333:role/{role}"
-        for action in ("iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PassRole", "iam:CreateRole"):
-            assert not _allows(policy, action, arn), (action, role)
-    mine = "arn:aws:iam::111122223333:role/daycare-prod-reqsys-lambda"
-    assert _allows(policy, "iam:PutRolePolicy", mine) and _allows(policy, "iam:PassRole", mine)
-    passing = next(s for s in policy["Statement"] if "iam:PassRole" in s["Action"])
-    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+        arn = f"arn:aws:iam::{account}:role/{role}"
+        for action in ("iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:CreateRole"):
+            assert not _permitted(policy, action, arn), (action, role)
+        assert not _permitted(policy, "iam:PassRole", arn, lambda_service), role
+    mine = f"arn:aws:iam::{account}:role/daycare-prod-reqsys-lambda"
+    assert _permitted(policy, "iam:PutRolePolicy", mine)
+    assert _permitted(policy, "iam:PassRole", mine, lambda_service)
+    assert not _permitted(policy, "iam:PassRole", mine, {"iam:PassedToService": "ec2.amazonaws.com"})
     # another stage's resources are out of reach
-    assert not _allows(policy, "sqs:SendMessage", "arn:aws:sqs:ap-northeast-2:111122223333:daycare-dev-email")
-    assert _allows(policy, "sqs:SendMessage", "arn:aws:sqs:ap-northeast-2:111122223333:daycare-prod-email")
-    assert not _allows(policy, "lambda:UpdateFunctionCode",
-                       "arn:aws:lambda:ap-northeast-2:111122223333:function:daycare-reqsys-dev")
-    assert _allows(policy, "lambda:UpdateFunctionCode",
-                   "arn:aws:lambda:ap-northeast-2:111122223333:function:daycare-reqsys-prod")
+    stage_resources = {
+        "sqs:SendMessage": "arn:aws:sqs:{r}:{a}:daycare-{s}-email",
+        "lambda:UpdateFunctionCode": "arn:aws:lambda:{r}:{a}:function:daycare-reqsys-{s}",
+        "ssm:PutParameter": "arn:aws:ssm:{r}:{a}:parameter/daycare/{s}/reqsys/DATABASE_URL",
+        "s3:PutObject": "arn:aws:s3:::daycare-{s}-{a}-uploads/x",
+        "cloudformation:UpdateStack": "arn:aws:cloudformation:{r}:{a}:stack/daycare-pipeline-{s}/1",
+    }
+    for action, resource in stage_resources.items():
+        assert _permitted(policy, action, resource.format(r=region, a=account, s="prod")), action
+        assert not _permitted(policy, action, resource.format(r=region, a=account, s="dev")), action

@@ -119,7 +119,8 @@ def build_policy(stage: str, account_id: str, region_name: str, n: Names, zappa_
         # the functions' own roles (shared/deploy/iam.py), handed only to Lambda
         _allow("FunctionRoles", ["iam:GetRole", "iam:CreateRole", "iam:UpdateAssumeRolePolicy", "iam:TagRole",
                                  "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy",
-                                 "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"], [function_roles]),
+                                 "iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:DetachRolePolicy"],
+               [function_roles]),
         _allow("PassFunctionRoles", ["iam:PassRole"], [function_roles],
                {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}),
         # zappa deploy / update: the functions, their CloudFormation stacks (API Gateway), their layers
