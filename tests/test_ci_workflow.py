@@ -83,10 +83,10 @@ def shell_problems(scripts: list[tuple[str, str]]) -> list[str]:
 
 
 def dry_run_problem(call: str, target: str, makefile: Path = MAKEFILE) -> str | None:
-    """`make -n` of one call: the Makefile must have a rule with commands for it (a name left in .PHONY
-    without its rule only says "Nothing to be done", with status 0)."""
+    """`make -n -B` of one call: the Makefile must have a rule with commands for it (a name left in .PHONY
+    without its rule only says "Nothing to be done", with status 0; -B so an up-to-date stamp does not)."""
     variables = [word.replace("$STAGE", "dev") for word in call.split()[1:] if "=" in word]
-    done = subprocess.run(["make", "-n", "-f", str(makefile), target, *variables], cwd=ROOT, capture_output=True,
+    done = subprocess.run(["make", "-n", "-B", "-f", str(makefile), target, *variables], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     if done.returncode or "Nothing to be done" in done.stdout or not done.stdout.strip():
         return f"`{call}`: make -n {target}: {(done.stderr or done.stdout).strip()}"

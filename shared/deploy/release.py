@@ -223,9 +223,11 @@ def deploy_main(argv: list[str] | None = None) -> int:
 
     def run(command: list[str]) -> None:
         print("  $ " + " ".join(command), flush=True)
-        subprocess.run(command, check=True)  # noqa: S603 - our own zappa with fixed arguments
+        if subprocess.run(command).returncode:  # noqa: S603 - our own zappa with fixed arguments
+            raise SystemExit(f"failed: {' '.join(command[1:3])} (Zappa's output above); the deploy is safe to re-run")
 
     deploy(args.stage, dict(os.environ), run)
+    print(f"deployed {args.stage}; next: make smoke STAGE={args.stage}")
     return 0
 
 

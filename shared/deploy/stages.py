@@ -127,7 +127,7 @@ def render_stage(app: str, local: dict, stage: str, *, account_id: str, region: 
         events.append(entry)
     if events:
         rendered["events"] = events
-    if local.get("layers"):
+    if local.get("layers") and not env.get("AWS_ENDPOINT_URL"):  # AWS's public layers: an emulator has none
         rendered["layers"] = [_arn(layer, stage, layer.split(":")[4], region, outputs) for layer in local["layers"]]
     if app in VPC_APPS:
         subnets, groups = _split(env.get("VPC_SUBNET_IDS")), _split(env.get("VPC_SECURITY_GROUP_IDS"))
