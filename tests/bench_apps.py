@@ -350,11 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench_apps", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs and requests (a smoke run)")
     parser.add_argument("--runs", type=int, help="cold-start processes per app (default 5, quick 2)")
-    parser.add_argument("--requests", type=int, help="requests per route (default 300, quick 50)")
+    parser.add_argument("--requests", type=int, help="requests per route (default 200, quick 50)")
     parser.add_argument("--only", choices=("coldstart", "size", "throughput"), help="run one part only")
     args = parser.parse_args(argv)
     runs = args.runs or (2 if args.quick else 5)
-    requests = args.requests or (50 if args.quick else 300)
+    requests = args.requests or (50 if args.quick else 200)
     import logging
 
     logging.basicConfig(level=logging.WARNING)

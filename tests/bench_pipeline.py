@@ -1,7 +1,7 @@
 """Benchmark of the sync pipeline: `make bench` (or `python -m tests.bench_pipeline [--quick] [--events N]`).
 Prints figures, asserts nothing.
 
-N REQUEST events (default 500) are published to the integrated-events queue, then each hop is
+N REQUEST events (default 300) are published to the integrated-events queue, then each hop is
 drained in turn by the local event-source runner (shared.runner: the batches Lambda sends, with
 the batch sizes of zappa_settings.json's pipeline stage, on the provisioned emulator):
 
@@ -111,10 +111,10 @@ def drain(name: str, runner: Runner, clock: HandlerClock, expected: int, batch_s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench_pipeline", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="100 events instead of 500")
-    parser.add_argument("--events", type=int, help="events to push through (default 500; quick 100)")
+    parser.add_argument("--quick", action="store_true", help="100 events instead of 300")
+    parser.add_argument("--events", type=int, help="events to push through (default 300; quick 100)")
     args = parser.parse_args(argv)
-    count = args.events or (100 if args.quick else 500)
+    count = args.events or (100 if args.quick else 300)
     import logging
 
     logging.basicConfig(level=logging.ERROR)  # the handlers log every event at INFO
