@@ -95,6 +95,34 @@ def runner_settings(resources, tmp_path, *local_stages: str):
 
 
 @pytest.fixture
+def own_emulator(aws_endpoint, monkeypatch):
+    """A moto server process of its own: once it holds a Lambda function, moto's /moto-api/data.json
+    (which the local mailbox reads) fails, so these functions must not reach the shared emulator."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from shared import aws
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        assert time.monotonic() < deadline and server.poll() is None, "moto server did not start"
+        time.sleep(0.1)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    yield
+    server.terminate()
+    server.wait(timeout=10)
+    monkeypatch.undo()
+    aws.clear_cache()
+
+
+@pytest.fixture
 def sqs(aws_endpoint):
     return aws.client("sqs")
 

@@ -16,6 +16,7 @@ from shared.settings import ROOT
 from taskapp.analytics import export
 from taskapp.analytics.catalog import EVENTS, SNAPSHOTS, TABLES, local_today
 from tests.analytics_data import ALICE, NOW, TASKS, put_tasks, task
+from tests.test_pipeline_flow import deployed_stages
 
 
 def objects(bucket: str, prefix: str) -> list[str]:
@@ -131,8 +132,9 @@ def test_the_schedule_in_zappa_settings_runs_the_export(analytics_env):
                if isinstance(s, ScheduleSource) and s.function == "taskapp.analytics.export.handler"]
     assert [(s.interval, s.lambda_name) for s in sources] == [(3600, "daycare-analytics-local")]
     stages = json.loads((ROOT / "zappa_settings.json").read_text())
+    deployed = deployed_stages()
     for env in ("dev", "prod"):  # the same schedule in AWS, in the function that has pyarrow (a layer)
-        stage = stages[f"analytics_{env}"]
+        stage = deployed[f"analytics_{env}"]
         assert {"function": "taskapp.analytics.export.handler", "expression": "rate(1 hour)"} in stage["events"]
         assert any(":layer:AWSSDKPandas-Python311:" in layer for layer in stage["layers"])
         assert stage["apigateway_enabled"] is False

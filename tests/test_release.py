@@ -14,8 +14,6 @@ from shared.aws import client
 from shared.deploy import release, stages
 from shared.runner import SqsSource, StreamSource, load_event_sources
 
-STAGE = "test"  # what the `resources` fixture provisioned
-
 
 @pytest.fixture
 def stage_name(resources):
@@ -79,30 +77,32 @@ def _function_zip() -> bytes:
     return buffer.getvalue()
 
 
-def test_wiring_makes_every_mapping_zappa_cannot(resources, tmp_path, monkeypatch):
+def test_wiring_makes_every_mapping_zappa_cannot(own_emulator, tmp_path, monkeypatch):
+    stage = "wiring"
+    outputs = provision.apply(stage).outputs
     monkeypatch.setattr(stages, "LOCAL_DIR", tmp_path)
-    path = stages.write(STAGE, account_id="123456789012", outputs=resources, env={})
+    path = stages.write(stage, account_id="123456789012", outputs=outputs, env={})
     iam, lam = client("iam"), client("lambda")
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                      "Principal": {"Service": "lambda.amazonaws.com"}}]}
     role = iam.create_role(RoleName="wiring-test", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    sources = [s for s in load_event_sources(path, env=STAGE) if isinstance(s, SqsSource | StreamSource)]
+    sources = [s for s in load_event_sources(path, env=stage) if isinstance(s, SqsSource | StreamSource)]
     for name in {s.lambda_name for s in sources}:
         lam.create_function(FunctionName=name, Runtime="python3.11", Role=role, Handler="handler.lambda_handler",
                             Code={"ZipFile": _function_zip()})
     # as `zappa deploy` leaves a queue mapping: no ReportBatchItemFailures, so failures would be ignored
     email = next(s for s in sources if s.arn.endswith("-email"))
     lam.create_event_source_mapping(FunctionName=email.lambda_name, EventSourceArn=email.arn, BatchSize=10)
-    assert any("-email" in failure for failure in release.mapping_failures(STAGE))
+    assert any("-email" in failure for failure in release.mapping_failures(stage))
 
-    changes = provision.wire_event_sources(STAGE, settings_path=path)
+    changes = provision.wire_event_sources(stage, settings_path=path)
     assert f"enabled ReportBatchItemFailures on {email.arn} -> {email.lambda_name}" in changes
     stream = next(s for s in sources if isinstance(s, StreamSource))
     mapping = lam.list_event_source_mappings(FunctionName=stream.lambda_name,
                                              EventSourceArn=stream.arn)["EventSourceMappings"]
     assert len(mapping) == 1 and mapping[0]["StartingPosition"] == "TRIM_HORIZON"
-    assert release.mapping_failures(STAGE) == []
-    assert provision.wire_event_sources(STAGE, settings_path=path) == []  # a re-deploy changes nothing
+    assert release.mapping_failures(stage) == []
+    assert provision.wire_event_sources(stage, settings_path=path) == []  # a re-deploy changes nothing
 
 
 @pytest.fixture

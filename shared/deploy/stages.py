@@ -106,6 +106,8 @@ def render_stage(app: str, local: dict, stage: str, *, account_id: str, region: 
         # off by default: a ping every 4 minutes keeps one instance warm, not the concurrent ones, and the
         # cold start is measured small (README, "Benchmarks"); KEEP_WARM=true turns it on for the web apps
         "keep_warm": app in WEB_APPS and env.get("KEEP_WARM", "").lower() == "true",
+           # after a deploy Zappa requests the new public URL; an emulator's API has none (a rehearsal)
+        "touch": app in WEB_APPS and not env.get("AWS_ENDPOINT_URL"),
     })
     variables = {
         "STAGE": stage,
