@@ -8,6 +8,7 @@ connections) and recycled well before MySQL's wait_timeout.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -42,10 +43,17 @@ def init_db(app: Flask, db: SQLAlchemy, migrations: Path) -> None:
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
     app.config["MIGRATIONS_DIR"] = str(migrations)
     db.init_app(app)
+    # Flask-Migrate imports Alembic, a sixth of a cold start; Lambda runs no `flask db` command, so
+    # there (AWS_LAMBDA_FUNCTION_NAME is set in every function) upgrade_schema registers it on first use
+    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        _register_migrate(app)
 
-    from flask_migrate import Migrate
 
-    Migrate(app, db, directory=str(migrations), render_as_batch=True)
+def _register_migrate(app: Flask) -> None:
+    if "migrate" not in app.extensions:
+        from flask_migrate import Migrate
+
+        Migrate(app, app.extensions["sqlalchemy"], directory=app.config["MIGRATIONS_DIR"], render_as_batch=True)
 
 
 def upgrade_schema(app: Flask) -> str:
@@ -56,6 +64,7 @@ def upgrade_schema(app: Flask) -> str:
     from alembic.migration import MigrationContext
     from flask_migrate import upgrade
 
+    _register_migrate(app)
     with app.app_context():
         upgrade(directory=app.config["MIGRATIONS_DIR"])
         db = app.extensions["sqlalchemy"]
