@@ -180,3 +180,12 @@ def test_admin_init_needs_the_csrf_token(make_app, make_user, sign_in):
     sign_in(client, admin.email)
     assert client.post("/admin/init").status_code == 400
     assert "nurseries" not in tables(app), "nothing ran"
+
+
+def test_in_lambda_alembic_waits_until_the_schema_is_upgraded(make_app, monkeypatch, tmp_path):
+    """Lambda runs no `flask db` command: Flask-Migrate is registered by the first upgrade_schema."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "daycare-reqsys-test")
+    app = make_app("reqsys", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'lambda.db'}"}, migrate=False)
+    assert "migrate" not in app.extensions
+    assert upgrade_schema(app) == head_of(app)
+    assert "migrate" in app.extensions and EXPECTED_TABLES["reqsys"] <= tables(app)
