@@ -13,7 +13,7 @@ CI variables (all optional except where a deploy needs them):
     ZAPPA_BUCKET               bucket for Zappa's uploads (default daycare-<stage>-<account>-zappa)
     VPC_SUBNET_IDS             comma-separated private subnets for reqsys/childsys (RDS MySQL)
     VPC_SECURITY_GROUP_IDS     comma-separated security groups for reqsys/childsys
-    KEEP_WARM                  "true" to let Zappa ping the web apps every 4 minutes (default off)
+    KEEP_WARM                  "false" to stop Zappa pinging the web apps every 4 minutes (default on)
 Secrets never pass through here: they are SSM parameters under /daycare/<stage>/<app>/ (see release.py).
 """
 
@@ -103,9 +103,10 @@ def render_stage(app: str, local: dict, stage: str, *, account_id: str, region: 
         # our own least-privilege role per function (shared/deploy/iam.py), never Zappa's broad one
         "role_arn": f"arn:aws:iam::{account_id}:role/{role_name(app, stage)}",
         "manage_roles": False,
-        # off by default: a ping every 4 minutes keeps one instance warm, not the concurrent ones, and the
-        # cold start is measured small (README, "Benchmarks"); KEEP_WARM=true turns it on for the web apps
-        "keep_warm": app in WEB_APPS and env.get("KEEP_WARM", "").lower() == "true",
+        # on for the web apps: a cold start imports (and, with no bytecode in the zip, compiles) Flask and
+        # SQLAlchemy, seconds a parent would wait (README, "Benchmarks"), and a ping every 4 minutes costs
+        # cents; the queue and schedule handlers have no one waiting. KEEP_WARM=false turns it off.
+        "keep_warm": app in WEB_APPS and env.get("KEEP_WARM", "true").lower() != "false",
            # after a deploy Zappa requests the new public URL; an emulator's API has none (a rehearsal)
         "touch": app in WEB_APPS and not env.get("AWS_ENDPOINT_URL"),
     })
