@@ -76,6 +76,30 @@ app.add_url_rule("/auth/login", "login", lambda: render_template_string(
     "<form method=post><input name=email value='{{ email }}'><button>Sign in</button></form>", email=""))
 """
 
+# the floor of any app on an ORM and validated payloads: the same two routes, one model, one query
+BARE_DATABASE_APP = """
+import os
+from flask import Flask, render_template_string
+from flask_sqlalchemy import SQLAlchemy
+from pydantic import BaseModel
+from sqlalchemy.orm import Mapped, mapped_column
+db = SQLAlchemy()
+class Item(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+class Login(BaseModel):
+    email: str = ""
+app = Flask("hello")
+app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+db.init_app(app)
+def healthz():
+    return {"status": "ok", "items": db.session.query(Item).count()}
+app.add_url_rule("/healthz", "healthz", healthz)
+app.add_url_rule("/auth/login", "login", lambda: render_template_string(
+    "<form method=post><input name=email value='{{ email }}'><button>Sign in</button></form>", email=Login().email))
+with app.app_context():
+    db.create_all()
+"""
+
 # Zappa's handler: import the app_function's module, then getattr the WSGI app (create_app runs there)
 ZAPPA_APP = "import importlib\napp = getattr(importlib.import_module({module!r}), 'app')"
 
@@ -116,6 +140,7 @@ def cold_start(outputs: dict[str, str], runs: int) -> None:
     work = Path(outputs["WORK_DIR"])
     cases = {
         "bare Flask hello-world": (BARE_FLASK, WSGI_FIRST),
+        "bare Flask + SQLAlchemy + pydantic": (BARE_DATABASE_APP, WSGI_FIRST),
         "bare boto3 handler (one put_item)": ("", BARE_BOTO3_FIRST.format(table=outputs["EVENTS_TABLE"])),
         "reqsys": (ZAPPA_APP.format(module="reqsys"), WSGI_FIRST),
         "childsys": (ZAPPA_APP.format(module="childsys"), WSGI_FIRST),
