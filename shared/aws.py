@@ -28,6 +28,14 @@ def _client(service: str, region_name: str, endpoint_url: str | None):
         return boto3.session.Session().client(service, region_name=region_name, config=config)
 
 
+def emulator_environment(endpoint: str) -> dict[str, str]:
+    """The variables that point boto3 at the emulator as if it were AWS: any credentials do, and
+    DynamoDB Streams there need the account-id endpoint mode off (DESIGN.md section 4)."""
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_REGION": "ap-northeast-2", "AWS_DEFAULT_REGION": "ap-northeast-2",
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled"}
+
+
 def client(service: str):
     """A cached client for `service`; a new endpoint (tests) gets a new client."""
     return _client(service, region(), os.environ.get("AWS_ENDPOINT_URL"))

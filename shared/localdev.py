@@ -16,21 +16,13 @@ import subprocess
 import sys
 import time
 
+from shared.aws import emulator_environment
 from shared.settings import LOCAL_DIR, LOCAL_ENDPOINT, outputs_path
 
 APPS = {"reqsys": 8001, "childsys": 8002, "taskapp": 8003}
 EMULATOR_PORT = 4566
 
-LOCAL_ENV = {
-    "AWS_ENDPOINT_URL": LOCAL_ENDPOINT,
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
-    "AWS_REGION": "ap-northeast-2",
-    "AWS_DEFAULT_REGION": "ap-northeast-2",
-    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-    "STAGE": "local",
-    "PYTHONUNBUFFERED": "1",
-}
+LOCAL_ENV = {**emulator_environment(LOCAL_ENDPOINT), "STAGE": "local", "PYTHONUNBUFFERED": "1"}
 
 
 def port_open(port: int) -> bool:

@@ -51,14 +51,13 @@ def emulator() -> Iterator[dict[str, str]]:
                               stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_for_port(port, server)
-        os.environ.update({
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "ap-northeast-2", "AWS_DEFAULT_REGION": "ap-northeast-2",
-            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "STAGE": STAGE, "AWS_OUTPUTS_DIR": str(work),
-        })
+        from shared import aws
+
+        os.environ.update({**aws.emulator_environment(f"http://127.0.0.1:{port}"), "STAGE": STAGE,
+                           "AWS_OUTPUTS_DIR": str(work)})
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "DATABASE_URL"):
             os.environ.pop(name, None)
-        from shared import aws, provision
+        from shared import provision
 
         aws.clear_cache()
         outputs = provision.apply(STAGE).outputs

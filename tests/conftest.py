@@ -33,12 +33,7 @@ def aws_endpoint(tmp_path_factory):
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     env = {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": "ap-northeast-2",
-        "AWS_DEFAULT_REGION": "ap-northeast-2",
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        **aws.emulator_environment(endpoint),
         "STAGE": "test",
         "AWS_OUTPUTS_DIR": str(tmp_path_factory.mktemp("aws")),
     }

@@ -300,9 +300,7 @@ def emulator(outputs_dir: Path) -> Iterator[dict[str, str]]:
         port = sock.getsockname()[1]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "ap-northeast-2", "AWS_DEFAULT_REGION": "ap-northeast-2",
-           "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "AWS_OUTPUTS_DIR": str(outputs_dir),
+    env = {**aws.emulator_environment(f"http://127.0.0.1:{port}"), "AWS_OUTPUTS_DIR": str(outputs_dir),
            # the same user pool and client ids in every emulator: the ones a zip was rendered with
            "MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY": "HASH", "MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY": "HASH"}
     saved = {key: os.environ.get(key) for key in [*env, "AWS_PROFILE", "AWS_SESSION_TOKEN"]}
