@@ -23,6 +23,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -33,7 +34,8 @@ from shared.deploy import stages
 
 WEB_APPS = stages.WEB_APPS
 EVENT_APPS = ("pipeline", "analytics")
-SYNC_APPS = ("reqsys", "childsys", "pipeline")  # share the secret that signs machine-to-machine calls
+SYNC_APPS = ("reqsys", "childsys", "pipeline")
+ROLE_PROPAGATION_SECONDS = 15  # share the secret that signs machine-to-machine calls
 
 
 def _parameter(name: str) -> str | None:
@@ -129,6 +131,8 @@ def deploy(stage: str, env: Mapping[str, str], run: Callable[[list[str]], None],
     print(f"1. provisioning {stage}", flush=True)
     result = provision.apply(stage)
     iam.ensure_roles(stage, result)
+    if any(change.startswith("created role") for change in result.changes) and not env.get("AWS_ENDPOINT_URL"):
+        time.sleep(ROLE_PROPAGATION_SECONDS)  # a new role is not usable by Lambda at once (IAM is eventual)
     if env.get("PIPELINE") == "1":
         from shared.deploy.pipeline import ensure_pipeline
 
