@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 run: install
-	$(BIN)/python -m shared.localdev
+	$(BIN)/python -m shared.tools.localdev
 
 test: install
 	$(BIN)/pytest
@@ -34,23 +34,23 @@ bench: install
 # Shipping (README, "Deploying"). STAGE is dev or prod; deploy and smoke need AWS credentials.
 STAGE ?= dev
 package: install
-	$(BIN)/python -m shared.deploy package --stage $(STAGE)
+	$(BIN)/python -m shared.tools.deploy package --stage $(STAGE)
 
 check-package: install
-	$(BIN)/python -m shared.deploy check-package --stage $(STAGE)
+	$(BIN)/python -m shared.tools.deploy check-package --stage $(STAGE)
 
 deploy: install
-	$(BIN)/python -m shared.deploy deploy --stage $(STAGE)
+	$(BIN)/python -m shared.tools.deploy deploy --stage $(STAGE)
 
 smoke: install
-	$(BIN)/python -m shared.deploy smoke --stage $(STAGE)
+	$(BIN)/python -m shared.tools.deploy smoke --stage $(STAGE)
 
-# Extract UI strings, merge them into the catalogues, and compile (edit shared/translations/*/LC_MESSAGES/messages.po in between).
+# Extract UI strings, merge them into the catalogues, and compile (edit shared/platform/translations/*/LC_MESSAGES/messages.po in between).
 translations: install
 	mkdir -p .local
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs='.venv .local tests' -o .local/messages.pot .
-	$(BIN)/pybabel update -i .local/messages.pot -d shared/translations --width 120
-	$(BIN)/pybabel compile -d shared/translations
+	$(BIN)/pybabel update -i .local/messages.pot -d shared/platform/translations --width 120
+	$(BIN)/pybabel compile -d shared/platform/translations
 
 clean:
 	rm -rf .local .pytest_cache dist

@@ -10,11 +10,11 @@ from __future__ import annotations
 from sqlalchemy import func, or_, select
 
 from childsys.models import Application, ApplicationHistory, db
-from childsys.services import staff_daycare
-from shared.auth import Identity
-from shared.errors import ValidationFailed
-from shared.events import EventType
-from shared.waitlist import iso
+from shared.platform.auth import Identity
+from shared.platform.clock import iso
+from shared.platform.errors import ValidationFailed
+from shared.platform.events import EventType
+from shared.waitlist.rules import staff_daycare
 
 PAGE_SIZE = 50
 

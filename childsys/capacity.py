@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, union_all
 
 from childsys.models import Application, ApplicationHistory, ClassCapacity, Enrollment, db, utcnow
-from childsys.services import staff_daycare
-from shared.auth import Identity
-from shared.errors import ApiError, ValidationFailed
-from shared.waitlist import OLDEST_CLASS, WAITING, Status, rank_order
+from shared.platform.auth import Identity
+from shared.platform.errors import ApiError, ValidationFailed
+from shared.waitlist.calendar import OLDEST_CLASS
+from shared.waitlist.ranking import rank_order
+from shared.waitlist.rules import WAITING, Status, staff_daycare
 
 CLASSES = tuple(range(OLDEST_CLASS + 1))
 MAX_PLACES = 300

@@ -8,8 +8,10 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from shared.outbox import OutboxMixin
-from shared.waitlist import CriterionMixin, RankedApplicationMixin, Status, queue_indexes
+from shared.platform.outbox import OutboxMixin
+from shared.waitlist.models import CriterionMixin, RankedApplicationMixin
+from shared.waitlist.ranking import queue_indexes
+from shared.waitlist.rules import Status
 
 
 class Base(DeclarativeBase):

@@ -1,5 +1,7 @@
-"""The scheduled outbox relay of childsys (a Zappa `expression` event, rate(1 minute); see shared.outbox)."""
+"""The scheduled outbox relay of childsys (a Zappa `expression` event, rate(1 minute); see shared.platform.outbox)."""
 
-from shared.outbox import scheduled_relay
+from childsys import create_app
+from childsys.models import OutboxEvent, db
+from shared.platform.outbox import scheduled_relay
 
-handler = scheduled_relay("childsys")
+handler = scheduled_relay(create_app, db, OutboxEvent)

@@ -20,6 +20,7 @@ from pydantic import Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from childsys.capacity import check_free_place
 from childsys.models import (
     BODY_FIELDS,
     Application,
@@ -31,37 +32,34 @@ from childsys.models import (
     db,
     utcnow,
 )
-from shared.auth import Identity
-from shared.db import retry_on_race
-from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from shared.events import FROM_REQSYS, Envelope, EventType
-from shared.payloads import validate
-from shared.waitlist import (
-    CLOSES_ON_TIE,
+from shared.platform.auth import Identity
+from shared.platform.clock import iso, naive_utc
+from shared.platform.db import retry_on_race
+from shared.platform.errors import Conflict, NotFound, ValidationFailed
+from shared.platform.events import FROM_REQSYS, Envelope, EventType
+from shared.platform.payloads import validate
+from shared.waitlist.body import ApplicationBody, ApplicationRef
+from shared.waitlist.calendar import class_for, default_start, offer_deadline
+from shared.waitlist.criteria import (
     CRITERION_CODE,
-    SYSTEM,
-    TRANSITIONS,
-    WAITING,
-    ApplicationBody,
-    ApplicationRef,
     Criterion,
     CriterionEvent,
     CriterionStatus,
-    Status,
-    class_for,
     configured_criteria,
     declare_criteria,
-    default_start,
-    iso,
-    live_rank,
-    locked,
-    naive_utc,
-    next_status,
-    offer_deadline,
-    rank_order,
-    ranks_of,
-    should_apply,
     update_priority,
+)
+from shared.waitlist.ranking import live_rank, locked, rank_order, ranks_of
+from shared.waitlist.rules import (
+    CLOSES_ON_TIE,
+    SYSTEM,
+    TRANSITIONS,
+    WAITING,
+    Status,
+    next_status,
+    require_daycare,
+    should_apply,
+    staff_daycare,
 )
 
 log = logging.getLogger(__name__)
@@ -83,15 +81,6 @@ class VerifyBody(ApplicationRef):
     criterion: str = Field(pattern=CRITERION_CODE)
     status: CriterionStatus
     reason: str | None = Field(default=None, max_length=500)
-
-
-def staff_daycare(identity: Identity, nursery_id: str | None) -> str:
-    """The daycare a request is about: the staff member's own by default; others only for admins."""
-    nursery_id = nursery_id or identity.daycare_id
-    if not nursery_id:
-        raise Forbidden("Your account is not linked to a daycare")
-    identity.require_daycare(nursery_id)
-    return nursery_id
 
 
 def nursery_name(nursery_id: str) -> str:
@@ -156,7 +145,7 @@ def get_application(identity: Identity, request_id: str) -> Application:
     application = db.session.scalars(select(Application).where(Application.request_id == request_id)).first()
     if application is None:
         raise NotFound("No such application")
-    identity.require_daycare(application.nursery_id)
+    require_daycare(identity, application.nursery_id)
     return application
 
 
@@ -210,7 +199,7 @@ def _staff_locked(identity: Identity, ref: ApplicationRef) -> Application:
     "AB01" share one. So the row found must be of the named child and daycare, else staff of a daycare
     whose id ends another's could act on that daycare's applications.
     """
-    identity.require_daycare(ref.nursery_id)
+    require_daycare(identity, ref.nursery_id)
     application = locked(db.session, Application, ref.request_id)
     if application is None or (application.child_id, application.nursery_id) != (ref.child_id, ref.nursery_id):
         db.session.rollback()
@@ -230,7 +219,7 @@ def _record(application: Application, envelope: Envelope, actor: str | None, not
 def _stage(application: Application, envelope: Envelope, note: str | None, criterion: str | None = None,
            override: bool = False) -> None:
     """Audit row and outbox event of a staff decision, then commit and publish."""
-    from shared.outbox import add_event
+    from shared.platform.outbox import add_event
 
     _record(application, envelope, envelope.actor, note, criterion, override)
     add_event(db.session, OutboxEvent, envelope)
@@ -250,8 +239,6 @@ def decide(identity: Identity, data: DecisionBody | dict, event_type: EventType,
     An offer needs a free place in the child's class unless an override reason is given (409
     `class_full` otherwise); it runs until offer_deadline(now, OFFER_DAYS), which the event carries.
     """
-    from childsys.capacity import check_free_place
-
     body = validate(DecisionBody, data)
     if event_type is EventType.ACCEPT:
         event_type = EventType.OFFER  # staff acceptance is an offer now
@@ -319,7 +306,7 @@ def verify(identity: Identity, data: VerifyBody | dict, now: datetime | None = N
 
 def proof_link(identity: Identity, request_id: str, code: str) -> str:
     """A download link (2 minutes) for a criterion's proof: staff of that daycare and admins only."""
-    from shared.uploads import presigned_get
+    from shared.platform.uploads import presigned_get
 
     application = get_application(identity, request_id)  # 404, then 403 for another daycare
     criterion = application.criterion(code)
@@ -454,6 +441,6 @@ def _apply_proof(application: Application | None, envelope: Envelope) -> str:
 
 def publish_pending() -> int:
     """Publish this request's events now if SQS answers (else the scheduled relay does)."""
-    from shared.outbox import publish_after_commit
+    from shared.platform.outbox import publish_after_commit
 
     return publish_after_commit(db.session, OutboxEvent, current_app.config["SETTINGS"])

@@ -16,12 +16,15 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from childsys import audit, capacity, services
 from childsys.models import Nursery, db
-from shared.auth import api_auth_required, login_required
-from shared.auth.forms import EmptyForm
-from shared.errors import ApiError, Conflict
-from shared.events import EventType
-from shared.payloads import load_json, load_query
-from shared.waitlist import EVENT_LABELS, NURSERY_ID, OLDEST_CLASS, CriterionStatus, Status, configured_criteria
+from shared.platform.auth import api_auth_required, login_required
+from shared.platform.auth.forms import EmptyForm
+from shared.platform.errors import ApiError, Conflict
+from shared.platform.events import EventType
+from shared.platform.payloads import load_json, load_query
+from shared.waitlist.body import NURSERY_ID
+from shared.waitlist.calendar import OLDEST_CLASS
+from shared.waitlist.criteria import CriterionStatus, configured_criteria
+from shared.waitlist.rules import EVENT_LABELS, Status, staff_daycare
 
 bp = Blueprint("main", __name__)
 api = Blueprint("api", __name__)
@@ -106,7 +109,7 @@ def _nursery_id() -> str | None:
     chosen = load_query(DaycareQuery).nursery_id
     if g.identity.is_admin and not chosen and not g.identity.daycare_id:
         return None
-    g.nursery_id = services.staff_daycare(g.identity, chosen)
+    g.nursery_id = staff_daycare(g.identity, chosen)
     return g.nursery_id
 
 

@@ -10,9 +10,9 @@ from flask_babel import lazy_gettext as _l
 
 def create_app(config: dict | None = None) -> Flask:
     from reqsys.models import db
-    from shared.db import init_db
-    from shared.waitlist import load_criteria
-    from shared.web import build_app
+    from shared.platform.db import init_db
+    from shared.platform.web import build_app
+    from shared.waitlist.criteria import load_criteria
 
     app = build_app(
         "reqsys",
@@ -30,7 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
     from reqsys.monitor import bp as monitor_bp
     from reqsys.sync import bp as sync_bp
     from reqsys.views import api, bp, index
-    from shared.admin import bp as admin_bp
+    from shared.platform.admin import bp as admin_bp
 
     app.register_blueprint(bp)
     app.register_blueprint(api)

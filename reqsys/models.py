@@ -8,8 +8,10 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from shared.outbox import OutboxMixin
-from shared.waitlist import CriterionMixin, RankedApplicationMixin, Status, queue_indexes
+from shared.platform.outbox import OutboxMixin
+from shared.waitlist.models import CriterionMixin, RankedApplicationMixin
+from shared.waitlist.ranking import queue_indexes
+from shared.waitlist.rules import Status
 
 
 class Base(DeclarativeBase):
@@ -123,7 +125,7 @@ class ApplicationHistory(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), index=True)
     event_id: Mapped[str] = mapped_column(String(36), unique=True)
-    type: Mapped[str] = mapped_column(String(10))  # shared.events.EventType
+    type: Mapped[str] = mapped_column(String(10))  # shared.platform.events.EventType
     status: Mapped[int] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer)
     occurred_at: Mapped[datetime] = mapped_column(DateTime)

@@ -2,7 +2,7 @@
 
 Pages under /admin/monitor (admins' session): queue depths, a DLQ's messages with redrive,
 an application's event timeline, and locally the emails SES sent. JSON for ops scripts:
-GET /api/admin/queues (admins' bearer token). The data and actions live in shared.monitor.
+GET /api/admin/queues (admins' bearer token). The data and actions live in shared.pipeline.monitor.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import Length, Optional, Regexp
 
-from shared import monitor
-from shared.auth import api_auth_required, login_required
-from shared.waitlist import EVENT_LABELS
+from shared.pipeline import monitor
+from shared.platform.auth import api_auth_required, login_required
+from shared.waitlist.rules import EVENT_LABELS
 
 bp = Blueprint("monitor", __name__, url_prefix="/admin/monitor")
 
@@ -127,7 +127,7 @@ def dead_letters(slug: str):
 @login_required("admins")
 def redrive(slug: str):
     """Move the DLQ's messages (all, or the one named by the form's message_id) to the source queue.
-    The CSRF token is checked for every non-API POST by shared.web."""
+    The CSRF token is checked for every non-API POST by shared.platform.web."""
     pair = _pair_or_404(slug)
     message_id = (request.form.get("message_id") or "").strip() or None
     if message_id is not None and not MESSAGE_ID.match(message_id):

@@ -28,12 +28,13 @@ from reqsys.services import (
     publish_pending,
     stage,
 )
-from shared.auth import Identity
-from shared.db import retry_on_race
-from shared.errors import Conflict
-from shared.events import EventType
-from shared.payloads import validate
-from shared.waitlist import ACTIVE, SYSTEM, Status, iso, naive_utc
+from shared.platform.auth import Identity
+from shared.platform.clock import iso, naive_utc
+from shared.platform.db import retry_on_race
+from shared.platform.errors import Conflict
+from shared.platform.events import EventType
+from shared.platform.payloads import validate
+from shared.waitlist.rules import ACTIVE, SYSTEM, Status
 
 log = logging.getLogger(__name__)
 BATCH = 200  # offers handled per scheduled run (the next run takes the rest)

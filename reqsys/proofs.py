@@ -1,7 +1,7 @@
 """Proof documents for declared priority criteria (재직증명서, 수급자 증명서...).
 
 The parent's browser posts the file straight to the UPLOADS_BUCKET with a presigned POST
-(shared.uploads); then the server checks what arrived (size, type, content) and records it on
+(shared.platform.uploads); then the server checks what arrived (size, type, content) and records it on
 the criterion, which goes back to PENDING if the daycare had rejected the previous proof. A
 PROOF event tells childsys, whose staff open proofs through short-lived links. Keys are scoped to
 the parent and the application: proofs/<parent sub>/<request id>/<criterion>/<random>, and the
@@ -27,13 +27,15 @@ from reqsys.services import (
     publish_pending,
     stage,
 )
-from shared.auth import Identity
-from shared.db import retry_on_race
-from shared.errors import Conflict, NotFound, ValidationFailed
-from shared.events import EventType
-from shared.payloads import validate
-from shared.uploads import StoredObject, UploadPolicy, delete_objects, presigned_post, take_upload
-from shared.waitlist import CRITERION_CODE, CriterionStatus, Status, configured_criteria, naive_utc
+from shared.platform.auth import Identity
+from shared.platform.clock import naive_utc
+from shared.platform.db import retry_on_race
+from shared.platform.errors import Conflict, NotFound, ValidationFailed
+from shared.platform.events import EventType
+from shared.platform.payloads import validate
+from shared.platform.uploads import StoredObject, UploadPolicy, delete_objects, presigned_post, take_upload
+from shared.waitlist.criteria import CRITERION_CODE, CriterionStatus, configured_criteria
+from shared.waitlist.rules import Status
 
 log = logging.getLogger(__name__)
 

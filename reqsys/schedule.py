@@ -1,7 +1,8 @@
 """The offer deadline schedule of reqsys (a Zappa `expression` event, rate(10 minutes); see reqsys.offers):
 expires unanswered offers and sends the reminders before their deadline."""
 
-from shared.db import scheduled_job
+from reqsys import create_app
+from shared.platform.db import scheduled_job
 
 
 def _run():
@@ -10,4 +11,4 @@ def _run():
     return run_deadlines()
 
 
-handler = scheduled_job("reqsys", _run)
+handler = scheduled_job(create_app, _run)

@@ -23,41 +23,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from reqsys.models import Application, ApplicationCriterion, ApplicationHistory, Child, Nursery, OutboxEvent, db, utcnow
-from shared.auth import Identity
-from shared.db import retry_on_race
-from shared.errors import ApiError, Conflict, Forbidden, NotFound, ValidationFailed
-from shared.events import FROM_CHILDSYS, Envelope, EventType
-from shared.payloads import validate
-from shared.waitlist import (
-    ACTIVE,
-    CHILD_ID,
-    MAX_ACTIVE,
-    WAITING,
-    ApplicationBody,
-    ApplicationRef,
+from shared.platform.auth import Identity
+from shared.platform.clock import aware, iso, naive_utc
+from shared.platform.db import retry_on_race
+from shared.platform.errors import ApiError, Conflict, Forbidden, NotFound, ValidationFailed
+from shared.platform.events import FROM_CHILDSYS, Envelope, EventType
+from shared.platform.payloads import validate
+from shared.waitlist.body import CHILD_ID, ApplicationBody, ApplicationRef
+from shared.waitlist.calendar import add_months, age_class, default_start, offer_deadline, parse_month, this_month
+from shared.waitlist.criteria import (
     Criterion,
     CriterionEvent,
     CriterionStatus,
-    Status,
-    add_months,
-    age_class,
-    application_limit,
-    aware,
     configured_criteria,
     declare_criteria,
-    default_start,
-    iso,
-    live_rank,
-    locked,
-    naive_utc,
-    next_status,
-    offer_deadline,
-    parse_month,
-    rank_of,
-    should_apply,
-    this_month,
     update_priority,
 )
+from shared.waitlist.ranking import live_rank, locked, rank_of
+from shared.waitlist.rules import ACTIVE, MAX_ACTIVE, WAITING, Status, application_limit, next_status, should_apply
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +177,7 @@ def stage(application: Application, event_type: EventType, by: str, now: datetim
           note: str | None = None, about: str | None = None, **extra) -> Envelope:
     """History row and outbox event of a change made here, in the current transaction; `extra` joins
     the event's application body, `about` names the criterion it concerns."""
-    from shared.outbox import add_event
+    from shared.platform.outbox import add_event
 
     envelope = Envelope(type=event_type, version=application.version, application=application.body() | extra,
                         actor=by, **({"occurred_at": aware(now)} if now else {}))
@@ -474,6 +457,6 @@ def _apply_verification(application: Application, envelope: Envelope) -> str:
 
 def publish_pending() -> int:
     """Publish this request's events now if SQS answers (else the scheduled relay does)."""
-    from shared.outbox import publish_after_commit
+    from shared.platform.outbox import publish_after_commit
 
     return publish_after_commit(db.session, OutboxEvent, current_app.config["SETTINGS"])

@@ -29,21 +29,14 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from reqsys import offers, proofs, services
 from reqsys.models import Nursery, db
-from shared.auth import api_auth_required, login_required
-from shared.auth.forms import EmptyForm, from_e164
-from shared.errors import Conflict, ValidationFailed
-from shared.payloads import load_json
-from shared.waitlist import (
-    MAX_ACTIVE,
-    MAX_ACTIVE_WHEN_ENROLLED,
-    ApplicationBody,
-    CriterionStatus,
-    Status,
-    add_months,
-    configured_criteria,
-    default_start,
-    this_month,
-)
+from shared.platform.auth import api_auth_required, login_required
+from shared.platform.auth.forms import EmptyForm, from_e164
+from shared.platform.errors import Conflict, ValidationFailed
+from shared.platform.payloads import load_json
+from shared.waitlist.body import ApplicationBody
+from shared.waitlist.calendar import add_months, default_start, this_month
+from shared.waitlist.criteria import CriterionStatus, configured_criteria
+from shared.waitlist.rules import MAX_ACTIVE, MAX_ACTIVE_WHEN_ENROLLED, Status
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +184,7 @@ def _prefill(form: ApplyForm) -> None:
     form.parent_name.data = identity.name
     form.parent_email.data = identity.email
     try:
-        from shared.auth import cognito
+        from shared.platform.auth import cognito
 
         profile = cognito.get_profile(current_app.config["SETTINGS"].cognito_userpool_id, identity.email)
         if profile.get("phone_number"):

@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 
 
 def create_app(config: dict | None = None) -> Flask:
-    from shared.web import build_app
+    from shared.platform.web import build_app
 
     app = build_app("taskapp", config, title="Tasks", nav=[
         ("main.tasks", _l("Tasks")), ("main.board", _l("Board")), ("main.create", _l("New task")),
@@ -28,7 +28,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     @app.context_processor
     def _me():
-        from shared.auth import session_identity
+        from shared.platform.auth import session_identity
         from taskapp.profiles import page_profile
 
         return {"me": page_profile(session_identity())}
@@ -39,7 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
         from datetime import datetime
         from zoneinfo import ZoneInfo
 
-        from shared.auth import session_identity
+        from shared.platform.auth import session_identity
         from taskapp.profiles import DEFAULT_TIME_ZONE, page_profile
 
         if not value:

@@ -6,11 +6,11 @@ from flask import Blueprint, flash, g, jsonify, redirect, request, url_for
 from flask_babel import gettext as _
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared import uploads
-from shared.auth import api_auth_required, login_required
-from shared.auth.forms import EmptyForm
-from shared.errors import ValidationFailed
-from shared.payloads import load_json
+from shared.platform import uploads
+from shared.platform.auth import api_auth_required, login_required
+from shared.platform.auth.forms import EmptyForm
+from shared.platform.errors import ValidationFailed
+from shared.platform.payloads import load_json
 from taskapp import files
 
 bp = Blueprint("files", __name__)

@@ -4,9 +4,9 @@
     DynamoDB (TASKS_TABLE)   pk = "TASK#<task_id>"  sk = "FILE#<file_id>"   one Query lists a task's files
 
 1. `start_upload`: the caller may see the task; a presigned POST for a new key under the task and
-   the caller, limited to MAX_BYTES and TYPES (shared.uploads).
+   the caller, limited to MAX_BYTES and TYPES (shared.platform.uploads).
 2. The browser (or a client) POSTs the file to S3; a page's form is redirected back by S3.
-3. `complete_upload(key)`: the key must be the caller's, for this task; shared.uploads.check_upload
+3. `complete_upload(key)`: the key must be the caller's, for this task; shared.platform.uploads.check_upload
    then checks the object's size, type and content (a bad object is deleted: 400 naming `file`) and
    the metadata is recorded. Completing twice records once.
 
@@ -20,9 +20,10 @@ from __future__ import annotations
 import re
 import uuid
 
-from shared.auth import Identity
-from shared.errors import Forbidden, NotFound, ValidationFailed
-from shared.uploads import UploadPolicy, check_upload, delete_objects, presigned_get, presigned_post
+from shared.platform.auth import Identity
+from shared.platform.aws import client
+from shared.platform.errors import Forbidden, NotFound, ValidationFailed
+from shared.platform.uploads import UploadPolicy, check_upload, delete_objects, presigned_get, presigned_post
 from taskapp import services, store
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -137,10 +138,26 @@ def delete_file(identity: Identity, task_id: str, file_id: str) -> None:
     store.ddb().delete_item(TableName=store.table(), Key=store.key(f"TASK#{task_id}", f"FILE#{file_id}"))
 
 
+def delete_task(identity: Identity, task_id: str) -> None:
+    """The owner deletes a task with its files: the objects first, then the task and the files'
+    records in one transaction (MAX_FILES keeps it within DynamoDB's limit)."""
+    task = services.visible(identity, task_id)
+    if task["owner_sub"] != identity.sub:
+        raise Forbidden("Only the owner can delete a task")
+    file_keys = remove_task_objects(task_id)
+    pk = f"TASK#{task_id}"
+    ddb = store.ddb()
+    try:
+        ddb.transact_write_items(TransactItems=[
+            {"Delete": {"TableName": store.table(), "Key": store.key(pk, "TASK"),
+                        "ConditionExpression": "attribute_exists(pk)"}},
+            *({"Delete": {"TableName": store.table(), "Key": store.key(pk, sk)}} for sk in file_keys)])
+    except ddb.exceptions.TransactionCanceledException:
+        raise NotFound("Task not found") from None
+
+
 def remove_task_objects(task_id: str) -> list[str]:
     """Delete every object under the task's prefix; the sort keys of its file records (to delete with it)."""
-    from shared.aws import client
-
     s3, bucket = client("s3"), _bucket()
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"tasks/{task_id}/"):
         delete_objects(bucket, [obj["Key"] for obj in page.get("Contents", [])])

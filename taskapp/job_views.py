@@ -7,10 +7,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel, ConfigDict
 
-from shared.auth import api_auth_required, login_required
-from shared.auth.forms import EmptyForm
-from shared.errors import ValidationFailed
-from shared.payloads import load_json
+from shared.platform.auth import api_auth_required, login_required
+from shared.platform.auth.forms import EmptyForm
+from shared.platform.errors import ValidationFailed
+from shared.platform.payloads import load_json
 from taskapp import jobs, transfer
 from taskapp.file_views import UploadDone, UploadRequest, upload_message
 from taskapp.views import FIELD_MESSAGES, page_args

@@ -37,7 +37,7 @@ How a job kind works (all a new kind needs to know)
 - Failing for now: any other exception. The message is reported as a batch item failure, so SQS
   delivers it again after the visibility timeout; the user sees the job queued again with its
   attempts and a generic reason (the exception goes to the log only). The attempt that reaches the
-  queue's maxReceiveCount (shared.provision.MAX_RECEIVES) marks the job `failed` and
+  queue's maxReceiveCount (shared.platform.aws.MAX_RECEIVES) marks the job `failed` and
   `dead_lettered`, and SQS then moves the message to the dead-letter queue for an operator; a
   message redriven from there runs the job again.
 - Either way the owner gets an in-app notification when the job ends (taskapp.notifications).
@@ -67,11 +67,10 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel
 
-from shared.auth import Identity
-from shared.aws import client
-from shared.errors import ApiError, Conflict, NotFound, ValidationFailed
-from shared.pipeline import MalformedMessage, RecordFailed, process_sqs_batch
-from shared.provision import MAX_RECEIVES
+from shared.platform.auth import Identity
+from shared.platform.aws import MAX_RECEIVES, client
+from shared.platform.batch import MalformedMessage, RecordFailed, process_sqs_batch
+from shared.platform.errors import ApiError, Conflict, NotFound, ValidationFailed
 from taskapp import store
 
 log = logging.getLogger(__name__)
@@ -241,7 +240,7 @@ def list_jobs(identity: Identity, limit: int = 20, cursor: str | None = None,
 
 def download_url(identity: Identity, job_id: str) -> str:
     """A short-lived link to a finished job's file, for its owner only (anyone else: 404)."""
-    from shared.uploads import presigned_get
+    from shared.platform.uploads import presigned_get
 
     job = _owned(identity, job_id)
     result = job.get("result") or {}

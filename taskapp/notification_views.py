@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, url_for
 from flask_babel import gettext as _
 
-from shared.auth import api_auth_required, login_required
-from shared.auth.forms import EmptyForm
+from shared.platform.auth import api_auth_required, login_required
+from shared.platform.auth.forms import EmptyForm
 from taskapp import notifications, profiles
 from taskapp.views import page_args
 

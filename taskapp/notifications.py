@@ -35,10 +35,10 @@ from enum import StrEnum
 from flask import has_request_context, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.auth import Identity
-from shared.aws import client
-from shared.errors import NotFound
-from shared.pipeline import MalformedMessage, process_sqs_batch, validation_summary
+from shared.platform.auth import Identity
+from shared.platform.aws import client
+from shared.platform.batch import MalformedMessage, process_sqs_batch, validation_summary
+from shared.platform.errors import NotFound
 from taskapp import store
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, SelectField
 
-from shared.auth import api_auth_required, login_required, start_session
-from shared.auth.forms import ProfileForm, from_e164
-from shared.errors import ValidationFailed
-from shared.payloads import load_json
+from shared.platform.auth import api_auth_required, login_required, start_session
+from shared.platform.auth.forms import ProfileForm, from_e164
+from shared.platform.errors import ValidationFailed
+from shared.platform.payloads import load_json
 from taskapp import profiles
 from taskapp.services import parse
 from taskapp.views import show_errors
@@ -44,7 +44,7 @@ def page():
     if request.method == "GET":
         profile = profiles.get_profile(g.identity.sub)
         if not profile["display_name"]:  # never saved here: start from what the account has
-            from shared.auth import cognito
+            from shared.platform.auth import cognito
 
             attributes = cognito.get_profile(current_app.config["SETTINGS"].cognito_userpool_id, g.identity.email)
             profile.update(display_name=attributes.get("name", ""), phone=attributes.get("phone_number") or None)

@@ -6,7 +6,7 @@
     unread (the bell's count; only taskapp.notifications changes it, with ADD)
 
 The display name and phone also live in Cognito, where the tokens and the shared sign-in pages
-read them; saving a profile writes them there through shared.auth.cognito, the same call the
+read them; saving a profile writes them there through shared.platform.auth.cognito, the same call the
 shared profile page makes, and taskapp's profile page replaces that page (one form edits them).
 
 Preferences drive the user's SNS subscriptions to the task topic: email to their sign-in address,
@@ -25,9 +25,9 @@ from functools import cache
 from flask import g, has_app_context
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.auth import Identity
-from shared.aws import client
-from shared.errors import ApiError, ValidationFailed
+from shared.platform.auth import Identity
+from shared.platform.aws import client
+from shared.platform.errors import ApiError, ValidationFailed
 from taskapp import store
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def normalise_phone(value: str) -> str:
     """010-1234-5678 or +821012345678 -> +821012345678; ValueError otherwise."""
     value = re.sub(r"[\s()]", "", value)
     if KOREAN_MOBILE.match(value):
-        from shared.auth.forms import to_e164
+        from shared.platform.auth.forms import to_e164
 
         return to_e164(value)
     if E164.match(value):
@@ -150,8 +150,8 @@ def update_profile(identity: Identity, changes: ProfileUpdate) -> dict:
 
 
 def _save_in_cognito(identity: Identity, name: str, phone: str | None) -> None:
-    from shared.auth import cognito
-    from shared.auth.cognito import AuthError
+    from shared.platform.auth import cognito
+    from shared.platform.auth.cognito import AuthError
 
     try:
         cognito.update_profile(store.settings().cognito_userpool_id, identity.email, name, phone)

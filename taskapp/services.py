@@ -1,6 +1,6 @@
 """Tasks: validation, permissions, optimistic concurrency and listing, over one DynamoDB table.
 
-Key design (table TASKS_TABLE, every key attribute a string; see shared/provision.py)
+Key design (table TASKS_TABLE, every key attribute a string; see shared/tools/provision.py)
 ----------------------------------------------------------------------------------
 Single table (the map of all its key spaces: taskapp/store.py). The task itself is one item:
 
@@ -47,9 +47,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from shared.auth import Identity
-from shared.aws import client
-from shared.errors import ApiError, Conflict, Forbidden, NotFound, ValidationFailed
+from shared.platform.auth import Identity
+from shared.platform.aws import client
+from shared.platform.errors import ApiError, Conflict, NotFound, ValidationFailed
 from taskapp import notifications, store
 from taskapp.store import decode_cursor, dump, encode_cursor, load, now_iso, without_keys
 
@@ -133,7 +133,7 @@ class TaskPatch(BaseModel):
 
 
 def parse(model: type[BaseModel], data: dict) -> Any:
-    """`data` as `model`, or ValidationFailed naming each bad field (as shared.payloads does)."""
+    """`data` as `model`, or ValidationFailed naming each bad field (as shared.platform.payloads does)."""
     try:
         return model.model_validate(data)
     except ValidationError as err:
@@ -285,26 +285,6 @@ def update_task(identity: Identity, task_id: str, changes: TaskPatch, version: i
         raise Conflict("The task was changed by someone else; reload it and try again") from None
     notifications.task_changed(identity, task, item)
     return public(item)
-
-
-def delete_task(identity: Identity, task_id: str) -> None:
-    """The owner deletes a task with its files: the objects first, then the task and the files'
-    records in one transaction (files.MAX_FILES keeps it within DynamoDB's limit)."""
-    from taskapp import files
-
-    task = visible(identity, task_id)
-    if task["owner_sub"] != identity.sub:
-        raise Forbidden("Only the owner can delete a task")
-    file_keys = files.remove_task_objects(task_id)
-    pk = f"TASK#{task_id}"
-    ddb = store.ddb()
-    try:
-        ddb.transact_write_items(TransactItems=[
-            {"Delete": {"TableName": store.table(), "Key": store.key(pk, "TASK"),
-                        "ConditionExpression": "attribute_exists(pk)"}},
-            *({"Delete": {"TableName": store.table(), "Key": store.key(pk, sk)}} for sk in file_keys)])
-    except ddb.exceptions.TransactionCanceledException:
-        raise NotFound("Task not found") from None
 
 
 # --- listing ---------------------------------------------------------------------------------------

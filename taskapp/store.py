@@ -34,9 +34,9 @@ from typing import Any
 
 from flask import current_app, has_app_context
 
-from shared.aws import client
-from shared.errors import ValidationFailed
-from shared.settings import Settings
+from shared.platform.aws import client
+from shared.platform.errors import ValidationFailed
+from shared.platform.settings import Settings
 
 _handler_settings: ContextVar[Settings | None] = ContextVar("taskapp_handler_settings", default=None)
 

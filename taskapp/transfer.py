@@ -12,7 +12,7 @@ The CSV: UTF-8 (Excel's "CSV UTF-8" too, BOM and all), a header row, then one ta
   so an export imports back; any other unknown column is reported (row 1) and ignored.
 
 Import: the file is uploaded to TASK_FILES_BUCKET under imports/<sub>/ like an attachment
-(presigned POST, then shared.uploads.check_upload), and `start_import` queues the job. The job
+(presigned POST, then shared.platform.uploads.check_upload), and `start_import` queues the job. The job
 checks every row; each bad one is reported as {row, field, reason}, with the row number a
 spreadsheet shows (the header is row 1), and every good one is created as the job's owner. A
 row's task id derives from the job and the row, so a retried job never creates a row twice.
@@ -34,10 +34,10 @@ from datetime import date
 from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.auth import Identity
-from shared.aws import client
-from shared.errors import Conflict, ValidationFailed
-from shared.uploads import UploadPolicy, check_upload, delete_objects, presigned_post
+from shared.platform.auth import Identity
+from shared.platform.aws import client
+from shared.platform.errors import Conflict, ValidationFailed
+from shared.platform.uploads import UploadPolicy, check_upload, delete_objects, presigned_post
 from taskapp import jobs, services, store
 from taskapp.jobs import Job, JobFailed, job_kind
 from taskapp.notifications import Kind, notify

@@ -10,10 +10,10 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional
 
-from shared.auth import api_auth_required, login_required
-from shared.auth.forms import EmptyForm
-from shared.errors import Conflict, ValidationFailed
-from shared.payloads import load_json
+from shared.platform.auth import api_auth_required, login_required
+from shared.platform.auth.forms import EmptyForm
+from shared.platform.errors import Conflict, ValidationFailed
+from shared.platform.payloads import load_json
 from taskapp import files, services
 from taskapp.services import Priority, Status, TaskCreate, TaskPatch
 
@@ -109,7 +109,7 @@ def api_patch(task_id: str):
 @api.delete("/api/tasks/<task_id>")
 @api_auth_required()
 def api_delete(task_id: str):
-    services.delete_task(g.identity, task_id)
+    files.delete_task(g.identity, task_id)
     return "", 204
 
 
@@ -275,7 +275,7 @@ def delete(task_id: str):
     task = services.get_task(g.identity, task_id)
     form = EmptyForm()
     if form.validate_on_submit():
-        services.delete_task(g.identity, task_id)
+        files.delete_task(g.identity, task_id)
         flash(_("Task deleted."), "success")
         return redirect(url_for("main.tasks"))
     return render_template("taskapp/delete.html", task=task, form=form)

@@ -52,7 +52,7 @@ TASKS = [
 
 def put_tasks(table: str, tasks: list[dict]) -> None:
     """Store the tasks as taskapp does (same item keys and attribute types)."""
-    from shared.aws import client
+    from shared.platform.aws import client
     from taskapp.services import _with_keys
     from taskapp.store import dump
 

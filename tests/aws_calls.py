@@ -1,7 +1,7 @@
 """Static scanner: every boto3 operation a Lambda function's code can call, and the IAM action it needs.
 
 `python -m tests.aws_calls` prints the call sites per function. tests/test_iam.py checks the
-functions' policies (shared/deploy/iam.py) against what this finds.
+functions' policies (shared/tools/deploy/iam.py) against what this finds.
 
 How: the function's modules are its `app_function` and event handler modules in zappa_settings.json
 (`<app>_local`), plus every module of our packages they import, at any depth, at module level or
@@ -11,7 +11,7 @@ call of a function of ours that returns one (`store.ddb()`); it is followed thro
 (`s3 = client("s3")`, `ddb, n = store.ddb(), 0`, also from an enclosing function) and direct
 chains (`client("sqs").send_message(...)`). Each method called on it is an operation, as is the
 name given to `get_paginator`/`get_waiter`, and `getattr(client(...), op)` in a function of ours
-turns each literal `op` its callers pass into an operation (shared/auth/cognito.py `_call`).
+turns each literal `op` its callers pass into an operation (shared/platform/auth/cognito.py `_call`).
 
 The granularity is the module: an operation in a module the function imports counts even if that
 function never takes the branch that calls it (a deliberate over-approximation: the policy may
@@ -31,7 +31,7 @@ PACKAGES = ("reqsys", "childsys", "taskapp", "shared")
 # Deploy tooling, provisioning, the local runner and demo data: run on a developer's machine or in
 # CI, never in Lambda (the zips are checked for the runtime's imports, not these). A Lambda module
 # importing one of them is reported in `Scan.skipped_imports` (the test requires none).
-NEVER_IN_LAMBDA = ("shared.deploy", "shared.provision", "shared.localdev", "shared.runner", "shared.demo")
+NEVER_IN_LAMBDA = ("shared.tools.deploy", "shared.tools.provision", "shared.tools.localdev", "shared.tools.runner", "shared.tools.demo")
 
 # operation (boto3 method) -> IAM action names, where the action is not the operation's own name
 # (batch calls are authorised by the single action; S3 names actions after the object operation).
@@ -164,7 +164,7 @@ def imports_of(module: str, top_level_only: bool = False) -> tuple[dict[str, tup
                 found.setdefault(alias.name, set())
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(module, node)
-            for alias in node.names:  # `from shared import monitor` imports a module
+            for alias in node.names:  # `from shared.pipeline import monitor` imports a module
                 if module_path(f"{base}.{alias.name}"):
                     found.setdefault(f"{base}.{alias.name}", set())
                 else:
@@ -489,7 +489,7 @@ def scan(roots: list[str]) -> Scan:
 
 def function_roots(app: str) -> list[str]:
     """The modules Lambda loads for the function `app`: its app_function's and its event handlers'."""
-    from shared.deploy.stages import local_stages
+    from shared.tools.deploy.stages import local_stages
 
     stage = local_stages()[app]
     functions = [stage["app_function"], *(event["function"] for event in stage.get("events") or [])]
@@ -502,7 +502,7 @@ def scan_function(app: str) -> Scan:
 
 
 def main(argv: list[str]) -> int:
-    from shared.deploy.stages import local_stages
+    from shared.tools.deploy.stages import local_stages
 
     for app in argv or list(local_stages()):
         result = scan_function(app)

@@ -30,7 +30,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shared.settings import ROOT
+from shared.platform.settings import ROOT
 from tests.bench_support import (
     bearer,
     dispose,
@@ -44,7 +44,7 @@ from tests.bench_support import (
     table,
 )
 
-DEMO_PASSWORD = "Demo-1234!"  # noqa: S105 - the local demo accounts (shared.demo)
+DEMO_PASSWORD = "Demo-1234!"  # noqa: S105 - the local demo accounts (shared.tools.demo)
 DAYCARE = "A00017"
 BULK_APPLICATIONS = 10_000
 
@@ -122,7 +122,7 @@ answers = [0]
 
 def _ingest_event(outputs: dict[str, str]) -> str:
     """A one-record SQS batch on the integrated-events queue, as Lambda sends it."""
-    from shared.events import Envelope
+    from shared.platform.events import Envelope
 
     envelope = Envelope(type="REQUEST", application={
         "child_id": "202301019999999", "child_name": "김민준", "child_birthday": "20230101", "user_id": "parent",
@@ -207,7 +207,7 @@ def bulk_applications(app, count: int, nursery_id: str) -> None:
     waiting (ranked), some decided; a third with a declared criterion, a tenth verified."""
     import sqlalchemy as sa
 
-    from shared.waitlist import class_for, default_start
+    from shared.waitlist.calendar import class_for, default_start
 
     db = app.extensions["sqlalchemy"]
     applications = db.metadata.tables["applications"]

@@ -2,7 +2,7 @@
 Prints figures, asserts nothing.
 
 N REQUEST events (default 300) are published to the integrated-events queue, then each hop is
-drained in turn by the local event-source runner (shared.runner: the batches Lambda sends, with
+drained in turn by the local event-source runner (shared.tools.runner: the batches Lambda sends, with
 the batch sizes of zappa_settings.json's pipeline stage, on the provisioned emulator):
 
     ingest   SQS integrated-events (FIFO, batches of 10) -> DynamoDB events table
@@ -28,8 +28,8 @@ import time
 import uuid
 from pathlib import Path
 
-from shared.runner import Runner, load_event_sources
-from shared.settings import ROOT
+from shared.platform.settings import ROOT
+from shared.tools.runner import Runner, load_event_sources
 from tests import bench_support
 from tests.bench_support import emulator, free_port, make_app, table
 
@@ -70,7 +70,7 @@ def clocked(source, name: str) -> HandlerClock:
 
 
 def envelopes(count: int):
-    from shared.events import Envelope
+    from shared.platform.events import Envelope
 
     tag = uuid.uuid4().hex[:6]
     for i in range(count):
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     print(f"# make bench: the pipeline ({count:,} REQUEST events, in-process on the emulator)")
     with emulator() as outputs:
-        from shared.events import publish_batch
+        from shared.platform.events import publish_batch
         from tests.conftest import runner_settings
 
         work = Path(outputs["WORK_DIR"])

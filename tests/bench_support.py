@@ -51,13 +51,13 @@ def emulator() -> Iterator[dict[str, str]]:
                               stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_for_port(port, server)
-        from shared import aws
+        from shared.platform import aws
 
         os.environ.update({**aws.emulator_environment(f"http://127.0.0.1:{port}"), "STAGE": STAGE,
                            "AWS_OUTPUTS_DIR": str(work)})
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "DATABASE_URL"):
             os.environ.pop(name, None)
-        from shared import provision
+        from shared.tools import provision
 
         aws.clear_cache()
         outputs = provision.apply(STAGE).outputs
@@ -73,10 +73,10 @@ def emulator() -> Iterator[dict[str, str]]:
 
 
 def seed_accounts() -> None:
-    """The demo accounts (shared.demo, password Demo-1234!) in the emulator's user pool."""
-    from shared.aws import client
-    from shared.demo import DEMO_PASSWORD, DEMO_USERS
-    from shared.settings import Settings
+    """The demo accounts (shared.tools.demo, password Demo-1234!) in the emulator's user pool."""
+    from shared.platform.aws import client
+    from shared.platform.settings import Settings
+    from shared.tools.demo import DEMO_PASSWORD, DEMO_USERS
 
     pool_id = Settings.load("reqsys").cognito_userpool_id
     cognito = client("cognito-idp")
@@ -96,8 +96,8 @@ def seed_accounts() -> None:
 def make_app(name: str, database_url: str | None = None):
     """An app as Zappa builds it (create_app), on `database_url` for the SQL apps, migrated, with
     the demo daycares (and childsys's places per class)."""
-    from shared.db import upgrade_schema
-    from shared.demo import CLASS_PLACES, NURSERIES
+    from shared.platform.db import upgrade_schema
+    from shared.tools.demo import CLASS_PLACES, NURSERIES
 
     module = importlib.import_module(name)
     if database_url is None:

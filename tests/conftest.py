@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from shared import aws
+from shared.platform import aws
 
 pytest_plugins = ["tests.taskapp_helpers"]
 
@@ -51,7 +51,7 @@ def aws_endpoint(tmp_path_factory):
 @pytest.fixture(scope="session")
 def resources(aws_endpoint) -> dict[str, str]:
     """Every resource of the system, provisioned once on the emulator; the outputs."""
-    from shared import provision
+    from shared.tools import provision
 
     return provision.apply("test").outputs
 
@@ -66,7 +66,7 @@ def runner_settings(resources, tmp_path, *local_stages: str):
     import json
     from pathlib import Path
 
-    from shared.settings import ROOT
+    from shared.platform.settings import ROOT
 
     stages = json.loads((ROOT / "zappa_settings.json").read_text())
     prefix = f"daycare-{resources['STAGE']}-"
@@ -98,7 +98,7 @@ def own_emulator(aws_endpoint, monkeypatch):
     import sys
     import time
 
-    from shared import aws
+    from shared.platform import aws
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -192,8 +192,8 @@ def csrf_token_in(html: str) -> str:
 def make_app(resources, tmp_path):
     """make_app(app_name, config=None, blueprints=(), migrate=True): an app on the provisioned
     emulator, with its settings from the outputs file and (SQL apps) a migrated SQLite file."""
-    from shared.db import upgrade_schema
-    from shared.settings import Settings
+    from shared.platform.db import upgrade_schema
+    from shared.platform.settings import Settings
 
     made = []
 
@@ -400,8 +400,8 @@ def analytics_env(resources, monkeypatch):
     an export sees only the test's own tasks. SimpleNamespace(table, bucket, settings)."""
     from dataclasses import replace
 
-    from shared import provision
-    from shared.settings import Settings
+    from shared.tools import provision
+    from shared.platform.settings import Settings
 
     suffix = uuid.uuid4().hex[:8]
     spec = provision.spec("test", "000000000000")

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 import requests
 
-from shared.runner import Runner, load_event_sources
+from shared.tools.runner import Runner, load_event_sources
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
 PDF = b"%PDF-1.7\n" + b"1 0 obj <<>> endobj\n" * 10

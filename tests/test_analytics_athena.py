@@ -12,7 +12,7 @@ from datetime import date
 
 import pytest
 
-from shared.aws import client, region
+from shared.platform.aws import client, region
 from taskapp.analytics import export
 from taskapp.analytics.engines import AthenaEngine, ReportFailed, athena_literal, failure_reason, positional
 from taskapp.analytics.reports import REPORTS, ReportRequest, Scope, parameters, run_report

@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime
 import pyarrow.parquet as pq
 import pytest
 
-from shared.aws import client
-from shared.runner import Runner, ScheduleSource, load_event_sources
-from shared.settings import ROOT
+from shared.platform.aws import client
+from shared.platform.settings import ROOT
+from shared.tools.runner import Runner, ScheduleSource, load_event_sources
 from taskapp.analytics import export
 from taskapp.analytics.catalog import EVENTS, SNAPSHOTS, TABLES, local_today
 from tests.analytics_data import ALICE, NOW, TASKS, put_tasks, task

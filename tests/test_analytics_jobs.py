@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from shared.aws import client
+from shared.platform.aws import client
 from taskapp.analytics import export
 from taskapp.analytics.catalog import SNAPSHOTS, local_today
 from tests.analytics_data import NOW, TASKS, put_tasks

@@ -13,9 +13,9 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from shared.auth import Identity
-from shared.aws import client
-from shared.errors import Forbidden, ValidationFailed
+from shared.platform.auth import Identity
+from shared.platform.aws import client
+from shared.platform.errors import Forbidden, ValidationFailed
 from taskapp.analytics import export
 from taskapp.analytics.catalog import SNAPSHOTS
 from taskapp.analytics.engines import AthenaEngine, EmulatorEngine, ReportFailed, engine_for, positional

@@ -16,9 +16,9 @@ import moto
 import pytest
 from flask import Blueprint, g, jsonify
 
-from shared import aws
-from shared.auth import api_auth_required
-from shared.settings import Settings
+from shared.platform import aws
+from shared.platform.auth import api_auth_required
+from shared.platform.settings import Settings
 
 NEW_PASSWORD = "Test-5678!new"
 LEAKS = ("Traceback", "botocore", "ClientError", "Exception", "An error occurred (", "cognitojwt",

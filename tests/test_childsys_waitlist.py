@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.events import Envelope, EventType
-from shared.signing import sign
+from shared.platform.events import Envelope, EventType
+from shared.platform.signing import sign
 
 SECRET_HEADERS = {"Content-Type": "application/json"}
 
@@ -99,8 +99,8 @@ def test_requested_application_is_listed_offered_published_and_enrolled_on_confi
 def test_an_offer_runs_to_the_end_of_the_configured_day_seven_by_default(make_app, staff, queue, days):
     from dataclasses import replace
 
-    from shared.settings import Settings
-    from shared.waitlist import offer_deadline
+    from shared.platform.settings import Settings
+    from shared.waitlist.calendar import offer_deadline
 
     settings = Settings.load("childsys")
     app = make_app("childsys", {"SETTINGS": replace(settings, offer_days=days) if days else settings})
@@ -497,7 +497,7 @@ def test_a_withdrawal_at_the_same_version_as_an_offer_wins(client, sync, staff):
 def test_proofs_open_only_for_the_daycares_staff_and_admins(client, sync, staff, make_user, bearer, resources):
     import requests
 
-    from shared.uploads import presigned_post
+    from shared.platform.uploads import presigned_post
     from tests.test_uploads import PDF, POLICY
 
     body = seed_body(criteria=["DUAL_INCOME"])
@@ -547,7 +547,7 @@ def test_two_offers_cannot_both_take_the_last_place_on_mysql(make_app, mysql_dat
     offer another staff member committed meanwhile: the check before an offer uses locking reads."""
     from childsys import capacity, services
     from childsys.models import Application, db
-    from shared.auth import Identity
+    from shared.platform.auth import Identity
 
     url = mysql_database("test_childsys_places")
     first_app, second_app = make_app("childsys", {"SQLALCHEMY_DATABASE_URI": url}), make_app(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.settings import ROOT
+from shared.platform.settings import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 BUILDSPEC = ROOT / ".ci" / "buildspec.yml"

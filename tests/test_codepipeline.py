@@ -1,4 +1,4 @@
-"""The AWS-only pipeline (shared/deploy/pipeline.py) on the emulator: created once, then left alone."""
+"""The AWS-only pipeline (shared/tools/deploy/pipeline.py) on the emulator: created once, then left alone."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import uuid
 
 import pytest
 
-from shared import aws
-from shared.deploy import pipeline
-from shared.deploy.stages import MissingVariable
-from shared.provision import Result
-from shared.settings import ROOT
+from shared.platform import aws
+from shared.platform.settings import ROOT
+from shared.tools.deploy import pipeline
+from shared.tools.deploy.stages import MissingVariable
+from shared.tools.provision import Result
 
 CONNECTION = "arn:aws:codestar-connections:ap-northeast-2:123456789012:connection/0b3e7d1c-1111-2222-3333-444455556666"
 ENV = {"PIPELINE_CONNECTION_ARN": CONNECTION, "PIPELINE_REPOSITORY": "agency/daycare",
@@ -177,11 +177,11 @@ def _permitted(policy: dict, action: str, resource: str, conditions: dict | None
 
 def test_the_deploy_role_may_make_every_call_provisioning_makes(aws_endpoint, monkeypatch):
     """Every AWS operation `make deploy`'s provisioning and secrets steps perform (recorded on the emulator)
-    is an action the CodeBuild role allows: a new kind of resource in shared/provision.py fails here first."""
+    is an action the CodeBuild role allows: a new kind of resource in shared/tools/provision.py fails here first."""
     from botocore.client import BaseClient
 
-    from shared import provision
-    from shared.deploy import release
+    from shared.tools import provision
+    from shared.tools.deploy import release
 
     calls: set[str] = set()
     original = BaseClient._make_api_call

@@ -6,7 +6,7 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from shared.events import Envelope, EventType, publish, publish_batch
+from shared.platform.events import Envelope, EventType, publish, publish_batch
 
 SEED_BODY = {
     "child_id": "202301013333333",

@@ -1,4 +1,4 @@
-"""Each Lambda function's IAM policy (shared/deploy/iam.py) against what its code calls (tests/aws_calls.py).
+"""Each Lambda function's IAM policy (shared/tools/deploy/iam.py) against what its code calls (tests/aws_calls.py).
 
 Both ways: every boto3 operation the code can call is granted (a new call without a grant fails here,
 naming its call site), and every granted action is one the code calls, or one Lambda or Athena takes
@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from shared.deploy import iam
-from shared.deploy.stages import VPC_APPS, local_stages, role_name
+from shared.tools.deploy import iam
+from shared.tools.deploy.stages import VPC_APPS, local_stages, role_name
 from tests.aws_calls import ROOT, Call, Scan, module_path, scan_function
 
 ACCOUNT, REGION = "123456789012", "ap-northeast-2"
@@ -63,16 +63,16 @@ def test_scanner_finds_known_call_sites_through_every_kind_of_indirection():
         ("taskapp/analytics/engines.py", "stop_query_execution", ("athena:StopQueryExecution",)),
         ("taskapp/notifications.py", "transact_write_items", ("dynamodb:PutItem", "dynamodb:UpdateItem")),
         ("taskapp/notifications.py", "publish_batch", ("sns:Publish",)),  # client("sns").publish_batch(...)
-        ("shared/uploads.py", "generate_presigned_post", ("s3:PutObject",)),
-        ("shared/uploads.py", "copy_object", ("s3:GetObject", "s3:PutObject")),  # `s3, bucket = client("s3"), ...`
+        ("shared/platform/uploads.py", "generate_presigned_post", ("s3:PutObject",)),
+        ("shared/platform/uploads.py", "copy_object", ("s3:GetObject", "s3:PutObject")),  # `s3, bucket = client("s3"), ...`
         ("taskapp/analytics/export.py", "scan", ("dynamodb:Scan",)),  # in a function nested in another
-        ("shared/settings.py", "get_parameters_by_path", ("ssm:GetParametersByPath",)),
+        ("shared/platform/settings.py", "get_parameters_by_path", ("ssm:GetParametersByPath",)),
     ]
     for path, operation, actions in expected_taskapp:
         assert any(c.path == path and c.operation == operation and c.actions == actions for c in taskapp.calls), \
             (path, operation)
-    # getattr(client("cognito-idp"), operation) in shared/auth/cognito.py `_call`: its callers' literals
-    cognito = {c.operation for c in reqsys.calls if c.path == "shared/auth/cognito.py"}
+    # getattr(client("cognito-idp"), operation) in shared/platform/auth/cognito.py `_call`: its callers' literals
+    cognito = {c.operation for c in reqsys.calls if c.path == "shared/platform/auth/cognito.py"}
     assert {"initiate_auth", "sign_up", "admin_add_user_to_group", "admin_update_user_attributes"} <= cognito
     assert any(c.operation == "change_message_visibility_batch" and c.actions == ("sqs:ChangeMessageVisibility",)
                for c in reqsys.calls)
@@ -96,7 +96,7 @@ def test_every_client_the_code_makes_is_followed(app):
 @pytest.mark.parametrize("app", iam.APPS)
 def test_scanner_leaves_nothing_unexplained(app):
     scan = scan_function(app)
-    # shared.db and shared.outbox import the app package of the running function by name, which
+    # shared.platform.db and shared.platform.outbox import the app package of the running function by name, which
     # is a root of that function already
     own_app = r"shared\.(db:\d+ import_module\(app_name\)|outbox:\d+ import_module\(f'\{app_name\}\.models'\))"
     for item in scan.unresolved:
@@ -105,8 +105,8 @@ def test_scanner_leaves_nothing_unexplained(app):
     # a module that never runs in Lambda may be imported only for its constants
     for importer, module, names in scan.skipped_imports:
         assert names and all(name.isupper() for name in names), (importer, module, names)
-    assert not any(m.startswith(("shared.deploy", "shared.provision", "shared.localdev", "shared.runner",
-                                 "shared.demo")) for m in scan.modules)
+    assert not any(m.startswith(("shared.tools.deploy", "shared.tools.provision", "shared.tools.localdev", "shared.tools.runner",
+                                 "shared.tools.demo")) for m in scan.modules)
 
 
 def test_a_new_call_without_a_grant_fails_naming_its_call_site(policies):
@@ -174,8 +174,8 @@ def test_policy_counts(policies, capsys):
 @pytest.fixture(scope="module")
 def roles(resources):
     """ensure_roles run twice for a stage of its own (provisioning may already make the test stage's)."""
-    from shared.aws import client
-    from shared.provision import Result
+    from shared.platform.aws import client
+    from shared.tools.provision import Result
 
     first = Result(outputs=dict(resources))
     iam.ensure_roles("iamtest", first)
@@ -201,7 +201,7 @@ def test_ensure_roles_creates_one_role_per_function_and_a_second_run_changes_not
 
 
 def test_ensure_roles_puts_back_a_role_changed_by_hand(roles, resources):
-    from shared.provision import Result
+    from shared.tools.provision import Result
 
     _, _, client = roles
     name = role_name("pipeline", "iamtest")

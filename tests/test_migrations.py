@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
-from shared.db import upgrade_schema
+from shared.platform.db import upgrade_schema
 
 SQL_APPS = ("reqsys", "childsys")
 EXPECTED_TABLES = {
@@ -68,12 +68,12 @@ def test_migrating_inside_the_app_keeps_its_loggers(make_app, caplog):
     """/admin/init migrates in the running app; Alembic's logging set-up must not silence the app's
     own loggers (or unhandled errors would go unlogged afterwards)."""
     app = make_app("reqsys", migrate=False)
-    logger = logging.getLogger("shared.errors")
+    logger = logging.getLogger("shared.platform.errors")
     root_handlers = list(logging.getLogger().handlers)
     upgrade_schema(app)
     assert not logger.disabled
     assert logging.getLogger().handlers == root_handlers, "the app's log handlers stay in place"
-    with caplog.at_level(logging.ERROR, logger="shared.errors"):
+    with caplog.at_level(logging.ERROR, logger="shared.platform.errors"):
         logger.error("still heard")
     assert "still heard" in caplog.text
 

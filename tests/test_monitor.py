@@ -15,8 +15,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from shared import aws, monitor
-from shared.events import Envelope, EventType
+from shared.pipeline import monitor
+from shared.platform import aws
+from shared.platform.events import Envelope, EventType
 from tests.conftest import csrf_token_in
 
 APPLICATION = {

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.deploy import package, stages
+from shared.tools.deploy import package, stages
 
 STAGE = "pkgtest"
 APPS = ("taskapp", "pipeline")
@@ -22,7 +22,7 @@ APPS = ("taskapp", "pipeline")
 
 @pytest.fixture(scope="module")
 def zips(tmp_path_factory) -> dict[str, Path]:
-    from shared import provision
+    from shared.tools import provision
 
     tmp = tmp_path_factory.mktemp("package")
     with package.emulator(tmp):
@@ -61,7 +61,7 @@ def test_zips_leave_out_what_lambda_provides_and_what_only_development_needs(zip
                        "playwright", "duckdb", "pyarrow", "sqlglot", "troposphere", "placebo", "yaml", "tqdm",
                        "pip", "setuptools", "pkg_resources", "cryptography"):
             assert absent not in top, f"{path.name} carries {absent}"
-        assert not [n for n in entries if n.startswith("shared/deploy/")], "the deploy tooling is not shipped"
+        assert not [n for n in entries if n.startswith("shared/tools/deploy/")], "the deploy tooling is not shipped"
         assert not [n for n in entries if "/tests/" in f"/{n}" or "/__pycache__/" in n]
         assert [n for n in entries if ".dist-info/" in n] == ["email_validator-2.4.0.dist-info/METADATA"]
         # what the handler and the apps import
@@ -74,9 +74,9 @@ def test_zips_leave_out_what_lambda_provides_and_what_only_development_needs(zip
 
 def test_zips_carry_templates_translations_migrations_and_report_sql(zips):
     entries = set(names(zips["taskapp"]))
-    for expected in ("shared/translations/ko/LC_MESSAGES/messages.mo",
-                     "shared/translations/en/LC_MESSAGES/messages.mo",
-                     "shared/templates/base.html", "reqsys/migrations/env.py", "childsys/migrations/env.py",
+    for expected in ("shared/platform/translations/ko/LC_MESSAGES/messages.mo",
+                     "shared/platform/translations/en/LC_MESSAGES/messages.mo",
+                     "shared/platform/templates/base.html", "reqsys/migrations/env.py", "childsys/migrations/env.py",
                      "taskapp/analytics/reports/workload.sql"):
         assert expected in entries, expected
     for app in ("reqsys", "childsys"):

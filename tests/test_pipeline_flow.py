@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from shared import aws
-from shared.events import publish
 from shared.pipeline.mailbox import sent_emails
-from shared.runner import Runner, SqsSource, StreamSource, load_event_sources
-from shared.settings import ROOT
+from shared.platform import aws
+from shared.platform.events import publish
+from shared.platform.settings import ROOT
+from shared.tools.runner import Runner, SqsSource, StreamSource, load_event_sources
 from tests.conftest import runner_settings
 from tests.test_pipeline_support import StandIn, bridge_event, drain, envelope, queue_arn
 
@@ -25,7 +25,7 @@ def pipeline_settings(resources, tmp_path: Path) -> Path:
 
 def deployed_stages() -> dict[str, dict]:
     """The dev and prod stages as `make deploy` renders them, with the local stages: name -> stage."""
-    from shared.deploy.stages import local_stages, render
+    from shared.tools.deploy.stages import local_stages, render
 
     found = {f"{app}_local": stage for app, stage in local_stages().items()}
     for env in ("dev", "prod"):

@@ -8,12 +8,13 @@ import socket
 
 import pytest
 
-from shared import aws
-from shared.events import Envelope
-from shared.pipeline import MalformedMessage, forward, ingest, process_sqs_batch, stream
 from shared.pipeline import email as email_handler
+from shared.pipeline import forward, ingest, stream
 from shared.pipeline.mailbox import sent_emails
-from shared.provision import EVENT_SOURCE
+from shared.pipeline.stream import EVENT_SOURCE
+from shared.platform import aws
+from shared.platform.batch import MalformedMessage, process_sqs_batch
+from shared.platform.events import Envelope
 from tests.test_pipeline_support import StandIn, bridge_event, drain, envelope, event_ids, queue_arn, sqs_record
 
 

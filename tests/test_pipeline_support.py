@@ -9,11 +9,11 @@ import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from shared import aws
-from shared.events import Envelope
-from shared.provision import EVENT_SOURCE
-from shared.settings import Settings
-from shared.signing import verify
+from shared.pipeline.stream import EVENT_SOURCE
+from shared.platform import aws
+from shared.platform.events import Envelope
+from shared.platform.settings import Settings
+from shared.platform.signing import verify
 
 REGION = "ap-northeast-2"
 ACCOUNT = "123456789012"

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from shared import provision
-from shared.aws import client
-from shared.settings import Settings
+from shared.tools import provision
+from shared.platform.aws import client
+from shared.platform.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import zipfile
 
 import pytest
 
-from shared import provision
-from shared.aws import client
-from shared.deploy import release, stages
-from shared.runner import SqsSource, StreamSource, load_event_sources
+from shared.tools import provision
+from shared.platform.aws import client
+from shared.tools.deploy import release, stages
+from shared.tools.runner import SqsSource, StreamSource, load_event_sources
 
 
 @pytest.fixture

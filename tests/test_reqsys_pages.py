@@ -12,7 +12,7 @@ import pytest
 import tests.test_reqsys_waitlist as waitlist
 from tests.test_reqsys_waitlist import add_nurseries, pending
 
-TRANSLATIONS = Path(__file__).resolve().parent.parent / "shared" / "translations"
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "shared" / "platform" / "translations"
 KOREAN_STATUS = {"REQUESTED": "대기 중", "ACCEPTED": "입소 제안", "REJECTED": "반려됨", "CANCELLED": "취소됨"}
 
 
@@ -153,5 +153,5 @@ def test_status_badges_are_korean(app, parent_browser, submit, queue):
     status, label = badge(parent_browser.get("/applications").get_data(as_text=True), "202301013333333A00017")
     assert status == "REQUESTED"
     if not korean_catalogue_has("Waiting for a place"):
-        pytest.xfail("reqsys's Korean strings are not merged into shared/translations yet")
+        pytest.xfail("reqsys's Korean strings are not merged into shared/platform/translations yet")
     assert label == KOREAN_STATUS["REQUESTED"]

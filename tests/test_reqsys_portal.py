@@ -14,8 +14,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from shared.events import Envelope
-from shared.waitlist import offer_deadline
+from shared.platform.events import Envelope
+from shared.waitlist.calendar import offer_deadline
 from tests.test_reqsys_waitlist import (
     add_nurseries,
     applications,
@@ -338,7 +338,7 @@ def test_a_page_that_showed_the_offer_before_it_expired_cannot_confirm_it(app, m
     confirmation locks the row: it must decide on the row as it is now, not as the page loaded it."""
     from reqsys import offers, services
     from reqsys.offers import run_deadlines
-    from shared.auth import Identity
+    from shared.platform.auth import Identity
 
     body = seed_body()
     apply(client, parent, body)
@@ -436,7 +436,7 @@ def test_a_proof_goes_to_s3_is_checked_and_told_to_childsys(app, client, parent,
 def test_a_proof_cannot_be_swapped_after_it_was_checked(app, client, parent, queue, sqs, resources):
     """The presigned POST stays valid for minutes: posting another file to the same key after the check
     must not change what the daycare opens. The checked file is kept where no browser can write."""
-    from shared.aws import client as aws_client
+    from shared.platform.aws import client as aws_client
 
     body = seed_body(criteria=["DUAL_INCOME"])
     apply(client, parent, body)

@@ -13,9 +13,9 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from shared.demo import NURSERIES  # the five demo daycares
-from shared.events import Envelope
-from shared.signing import sign
+from shared.platform.events import Envelope
+from shared.platform.signing import sign
+from shared.tools.demo import NURSERIES  # the five demo daycares
 
 
 def seed_body(**changes) -> dict:
@@ -37,7 +37,7 @@ def seed_body(**changes) -> dict:
 
 def listed_start(envelope) -> str:
     """The default start month: the month after the application, Korean time."""
-    from shared.waitlist import default_start
+    from shared.waitlist.calendar import default_start
 
     return default_start(envelope.occurred_at)
 
@@ -307,7 +307,7 @@ def dead_endpoint(monkeypatch, sqs, resources):
 @pytest.mark.parametrize("outage", [unreachable, dead_endpoint], ids=["missing-queue", "dead-endpoint"])
 def test_apply_succeeds_while_sqs_is_down_and_the_relay_sends_later(app, client, parent, sqs, resources,
                                                                     monkeypatch, outage):
-    from shared.outbox import scheduled_relay
+    from shared.platform.outbox import scheduled_relay
 
     restore = outage(monkeypatch, sqs, resources)
     body = seed_body()
@@ -321,8 +321,9 @@ def test_apply_succeeds_while_sqs_is_down_and_the_relay_sends_later(app, client,
     assert waiting[0]["envelope"]["type"] == "REQUEST"
     assert waiting[0]["attempts"] == 1, "the fast path tried once"
 
-    monkeypatch.setattr("reqsys.create_app", lambda: app)
-    relay = scheduled_relay("reqsys")  # what reqsys.relay.handler is
+    from reqsys.models import OutboxEvent, db
+
+    relay = scheduled_relay(lambda: app, db, OutboxEvent)  # what reqsys.relay.handler is
     assert relay({}, None) == 0, "still down: nothing sent, nothing lost"
     assert len(pending(app)) == 1
 
@@ -338,11 +339,12 @@ def test_apply_succeeds_while_sqs_is_down_and_the_relay_sends_later(app, client,
 
 
 def test_relay_handler_builds_its_app_once(monkeypatch, app):
-    from shared.outbox import scheduled_relay
+    from shared.platform.outbox import scheduled_relay
+
+    from reqsys.models import OutboxEvent, db
 
     built = []
-    monkeypatch.setattr("reqsys.create_app", lambda: built.append(1) or app)
-    relay = scheduled_relay("reqsys")
+    relay = scheduled_relay(lambda: built.append(1) or app, db, OutboxEvent)
     relay({}, None)
     relay({}, None)
     assert built == [1]
@@ -391,7 +393,7 @@ def test_sync_refuses_unsigned_wrong_and_replayed_calls(app, client, parent, app
 def test_signed_offer_applies_once_with_its_deadline(app, client, parent, applied, queue, sqs):
     from datetime import UTC, datetime
 
-    from shared.waitlist import offer_deadline
+    from shared.waitlist.calendar import offer_deadline
 
     receive_all(sqs, queue)
     deadline = offer_deadline(datetime.now(UTC), 3)  # fixed by childsys when it made the offer

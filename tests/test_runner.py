@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from shared import aws
-from shared.runner import Runner, ScheduleSource, SqsSource, StreamSource, load_event_sources
+from shared.platform import aws
+from shared.tools.runner import Runner, ScheduleSource, SqsSource, StreamSource, load_event_sources
 from tests import handlers
 
 

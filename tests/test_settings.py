@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from shared.settings import DEV_SECRET_KEY, DEV_SYNC_SECRET, Settings, UnsafeSettings
+from shared.platform.settings import DEV_SECRET_KEY, DEV_SYNC_SECRET, Settings, UnsafeSettings
 
 APPS = ("reqsys", "childsys", "taskapp")
 POOL = "ap-northeast-2_AbCdEfGhI"

@@ -1,6 +1,6 @@
 """Signed machine-to-machine calls."""
 
-from shared.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, WINDOW_SECONDS, sign, verify
+from shared.platform.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, WINDOW_SECONDS, sign, verify
 
 SECRET = "a-test-sync-secret-of-enough-length"
 BODY = b'{"event_id": "e1", "type": "ACCEPT"}'

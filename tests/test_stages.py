@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from shared import settings as settings_module
-from shared.deploy import stages
-from shared.runner import load_event_sources
-from shared.settings import Settings
+from shared.platform import settings as settings_module
+from shared.platform.settings import Settings
+from shared.tools.deploy import stages
+from shared.tools.runner import load_event_sources
 
 ACCOUNT = "210987654321"
 REGION = "eu-west-1"
@@ -88,7 +88,7 @@ def test_a_deploy_without_vpc_ids_or_provisioning_is_refused_with_the_reason():
 
 @pytest.fixture
 def parameters(aws_endpoint):
-    from shared.aws import client
+    from shared.platform.aws import client
 
     ssm = client("ssm")
     path = "/daycare/prod/reqsys/"

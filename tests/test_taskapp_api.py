@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.aws import client
+from shared.platform.aws import client
 from tests.taskapp_helpers import new_task
 
 

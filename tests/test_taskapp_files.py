@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from shared.aws import client
+from shared.platform.aws import client
 from taskapp import files
 from tests.conftest import csrf_token_in
 from tests.taskapp_helpers import PDF, PNG, new_task, post_page_form, post_to_s3

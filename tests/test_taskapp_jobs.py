@@ -13,9 +13,8 @@ import pytest
 import requests
 from pydantic import BaseModel, ConfigDict
 
-from shared.aws import client
-from shared.errors import Conflict, NotFound
-from shared.provision import MAX_RECEIVES
+from shared.platform.aws import MAX_RECEIVES, client
+from shared.platform.errors import Conflict, NotFound
 from taskapp import jobs, services
 from tests.conftest import csrf_token_in
 from tests.taskapp_helpers import new_task, post_page_form, post_to_s3, pump
@@ -217,7 +216,7 @@ def test_a_job_knows_how_long_lambda_gives_it(api, alice, taskapp_runner):
 
 
 def _identity(user):
-    from shared.auth import Identity
+    from shared.platform.auth import Identity
 
     return Identity(sub=user.sub, email=user.email, name=user.name, groups=(), daycare_id=None, expires_at=0)
 
@@ -271,7 +270,7 @@ def test_bad_job_input_is_400_naming_the_field(api, alice, bob, resources):
         response = api.get(f"/api/jobs?{query}", headers=alice.headers)
         assert response.status_code == 400 and field in response.get_json()["error"]["fields"], query
     with api.application.app_context():
-        from shared.errors import ValidationFailed
+        from shared.platform.errors import ValidationFailed
 
         with pytest.raises(ValidationFailed) as unknown:
             jobs.enqueue(_identity(alice), "make_coffee", {})
@@ -307,8 +306,8 @@ def test_the_jobs_page_imports_through_s3_and_exports(client_for, alice, sign_in
 
 
 def test_zappa_settings_wire_the_taskapp_handlers():
-    from shared.runner import load_event_sources
-    from shared.settings import ROOT
+    from shared.platform.settings import ROOT
+    from shared.tools.runner import load_event_sources
 
     sources = [s for s in load_event_sources(ROOT / "zappa_settings.json", "local")
                if s.lambda_name.endswith("taskapp-local")]

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from shared.aws import client
+from shared.platform.aws import client
 from taskapp import notifications
 from tests.conftest import csrf_token_in
 from tests.taskapp_helpers import new_task, pump

@@ -12,10 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from shared.events import Envelope
 from shared.pipeline.email import SUBJECTS
 from shared.pipeline.mailbox import sent_emails
-from shared.runner import Runner, load_event_sources
+from shared.platform.events import Envelope
+from shared.tools.runner import Runner, load_event_sources
 from tests.test_pipeline_flow import pipeline_settings
 from tests.test_reqsys_waitlist import add_nurseries, seed_body
 

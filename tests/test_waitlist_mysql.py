@@ -69,8 +69,8 @@ def test_the_same_event_delivered_twice_at_once_applies_once(make_app, mysql_dat
     the pipeline would retry and log)."""
     import sqlalchemy as sa
 
-    from shared.events import Envelope
-    from shared.signing import sign
+    from shared.platform.events import Envelope
+    from shared.platform.signing import sign
     from tests.test_childsys_waitlist import seed_body
 
     url = mysql_database("test_childsys_twice")

@@ -7,21 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from shared.errors import Conflict
-from shared.waitlist import (
-    CLOSED,
-    ApplicationBody,
-    Status,
-    age_class,
-    application_limit,
-    default_start,
-    load_criteria,
-    next_status,
-    offer_deadline,
-    priority,
-    school_year,
-    should_apply,
-)
+from shared.platform.errors import Conflict
+from shared.waitlist.body import ApplicationBody
+from shared.waitlist.calendar import age_class, default_start, offer_deadline, school_year
+from shared.waitlist.criteria import load_criteria, priority
+from shared.waitlist.rules import CLOSED, Status, application_limit, next_status, should_apply
 
 SEED = {
     "child_id": "202301013333333", "child_name": "namae", "child_birthday": "20230101", "user_id": "user",

@@ -6,7 +6,7 @@ the other app's sync endpoint, as one function routing by event type.
     OFFER, REJECT, VERIFY (the daycare's side) -> {REQSYS_URL}/request/<type in lower case>
     ACCEPT (the old flow, still in flight)     -> {REQSYS_URL}/request/accept
 
-The body is the envelope JSON, signed with shared.signing (SYNC_SECRET). A 2xx answer is
+The body is the envelope JSON, signed with shared.platform.signing (SYNC_SECRET). A 2xx answer is
 success (the endpoints are idempotent: a repeat answers {"status": "ignored"}); anything
 else, a timeout or a network error fails that record: SQS redelivers it after the
 visibility timeout, and after maxReceiveCount moves it to the dead-letter queue, from where
@@ -27,9 +27,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.events import FROM_CHILDSYS, FROM_REQSYS, Envelope, EventType
-from shared.pipeline import MalformedMessage, RecordFailed, process_sqs_batch, settings, validation_summary
-from shared.signing import sign
+from shared.pipeline import settings
+from shared.platform.batch import MalformedMessage, RecordFailed, process_sqs_batch, validation_summary
+from shared.platform.events import FROM_CHILDSYS, FROM_REQSYS, Envelope, EventType
+from shared.platform.signing import sign
 
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 5

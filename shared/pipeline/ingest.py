@@ -16,9 +16,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.aws import client
-from shared.events import Envelope
-from shared.pipeline import MalformedMessage, process_sqs_batch, settings, validation_summary
+from shared.pipeline import settings
+from shared.platform.aws import client
+from shared.platform.batch import MalformedMessage, process_sqs_batch, validation_summary
+from shared.platform.events import Envelope
 
 log = logging.getLogger(__name__)
 

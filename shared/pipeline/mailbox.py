@@ -24,7 +24,7 @@ from typing import Any
 def _endpoint() -> str:
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if not endpoint:
-        from shared.settings import LOCAL_ENDPOINT
+        from shared.platform.settings import LOCAL_ENDPOINT
 
         endpoint = LOCAL_ENDPOINT if os.environ.get("STAGE", "local") == "local" else ""
     if not endpoint:

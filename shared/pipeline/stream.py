@@ -19,13 +19,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.aws import client
-from shared.events import Envelope
-from shared.pipeline import settings, validation_summary
-from shared.provision import EVENT_SOURCE
+from shared.pipeline import settings
+from shared.platform.aws import client
+from shared.platform.batch import validation_summary
+from shared.platform.events import Envelope
 
 log = logging.getLogger(__name__)
 PUT_EVENTS_LIMIT = 10
+EVENT_SOURCE = "daycare.waitlist"  # the `source` of every event on the bus; the rules match on it
 
 
 def _plain(value: Any) -> Any:

@@ -29,8 +29,8 @@ from typing import Any, Protocol
 
 from flask_babel import lazy_gettext as _l
 
-from shared.aws import client
-from shared.settings import Settings
+from shared.platform.aws import client
+from shared.platform.settings import Settings
 from taskapp.analytics.catalog import EXPORT_PREFIX, TABLES
 
 log = logging.getLogger(__name__)

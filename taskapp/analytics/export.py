@@ -32,10 +32,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from shared.auth import Identity
-from shared.aws import client
-from shared.errors import Forbidden
-from shared.settings import Settings
+from shared.platform.auth import Identity
+from shared.platform.aws import client
+from shared.platform.errors import Forbidden
+from shared.platform.settings import Settings
 from taskapp.analytics.catalog import EVENTS, SNAPSHOTS, ExportTable, local_time, local_today
 
 log = logging.getLogger(__name__)

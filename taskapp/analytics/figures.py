@@ -18,7 +18,7 @@ from flask import g, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from shared.aws import client
+from shared.platform.aws import client
 from taskapp.analytics.charts import BLUE, GREEN, ORANGE, SKY, Chart, Series, columns, rows_of_bars, stacked_areas
 
 # the most rows read back for the page and the JSON (the CSV has them all): a cumulative flow over

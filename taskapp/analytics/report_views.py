@@ -10,10 +10,10 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, SelectField
 from wtforms.validators import Optional
 
-from shared.auth import api_auth_required, login_required
-from shared.auth.forms import EmptyForm
-from shared.errors import ValidationFailed
-from shared.payloads import load_json
+from shared.platform.auth import api_auth_required, login_required
+from shared.platform.auth.forms import EmptyForm
+from shared.platform.errors import ValidationFailed
+from shared.platform.payloads import load_json
 from taskapp.analytics import service
 from taskapp.analytics.figures import present
 from taskapp.analytics.reports import MAX_WINDOW_DAYS, REPORTS, ReportRequest

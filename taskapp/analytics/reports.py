@@ -27,10 +27,10 @@ from typing import Literal
 from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
-from shared.auth import Identity
-from shared.aws import client
-from shared.errors import Forbidden
-from shared.settings import Settings
+from shared.platform.auth import Identity
+from shared.platform.aws import client
+from shared.platform.errors import Forbidden
+from shared.platform.settings import Settings
 from taskapp.analytics.catalog import SNAPSHOTS, local_today
 from taskapp.analytics.engines import Engine, Params, QueryResult, ReportFailed, engine_for
 from taskapp.analytics.export import partition_days

@@ -19,9 +19,9 @@ from datetime import date
 
 from flask import url_for
 
-from shared.auth import Identity
-from shared.errors import NotFound, ValidationFailed
-from shared.uploads import presigned_get
+from shared.platform.auth import Identity
+from shared.platform.errors import NotFound, ValidationFailed
+from shared.platform.uploads import presigned_get
 from taskapp import jobs, store
 from taskapp.analytics.catalog import local_today
 from taskapp.analytics.engines import ReportFailed, engine_for

@@ -23,7 +23,7 @@ def start_and_class(created_at, birthday):
     """What existing rows get: the month after they were made, and the child's class then."""
     from datetime import UTC
 
-    from shared.waitlist import class_for, default_start
+    from shared.waitlist.calendar import class_for, default_start
 
     desired_start = default_start(created_at.replace(tzinfo=UTC))
     return desired_start, class_for(birthday, desired_start)

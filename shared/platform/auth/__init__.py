@@ -1,0 +1,181 @@
+"""Cognito authentication for all three apps, through flask-cognito.
+
+- JSON routes: `Authorization: Bearer <id_token>`, checked by `api_auth_required`.
+- Pages: a session cookie holding the verified claims, checked by `login_required`.
+Both end in the same `Identity` in `g.identity`; services take it as an argument and
+make their own authorization decisions (which child, which daycare).
+
+Tokens are checked for signature (JWKS), expiry and audience by flask-cognito and
+cognitojwt; cognitojwt does not check the issuer, so `CheckedCognitoAuth` adds it, and
+insists on id tokens (they carry email, groups and the daycare id).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import wraps
+
+from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask_cognito import CognitoAuth, CognitoAuthError, _cognito_auth_required, current_cognito_jwt
+
+from shared.platform.errors import Forbidden, Unauthorized
+
+GROUPS = ("parents", "staff", "admins")
+
+
+@dataclass(frozen=True)
+class Identity:
+    sub: str
+    email: str
+    name: str
+    groups: tuple[str, ...]
+    daycare_id: str | None
+    expires_at: int
+
+    @classmethod
+    def from_claims(cls, claims: dict) -> Identity:
+        return cls(
+            sub=claims["sub"],
+            email=claims.get("email", ""),
+            name=claims.get("name", ""),
+            groups=tuple(claims.get("cognito:groups") or ()),
+            daycare_id=claims.get("custom:daycare_id") or None,
+            expires_at=int(claims["exp"]),
+        )
+
+    def in_any(self, *groups: str) -> bool:
+        return not groups or any(group in self.groups for group in groups)
+
+    @property
+    def is_admin(self) -> bool:
+        return "admins" in self.groups
+
+
+class CheckedCognitoAuth(CognitoAuth):
+    """flask-cognito, plus the checks cognitojwt leaves out: issuer and token use."""
+
+    def decode_token(self, token):
+        from cognitojwt import CognitoJWTException
+
+        try:
+            claims = super().decode_token(token)
+        except (KeyError, TypeError, IndexError) as err:  # cognitojwt indexes headers/claims unchecked
+            raise CognitoJWTException("Malformed Authentication Token") from err
+        if claims.get("iss") != current_app.config["SETTINGS"].cognito_issuer:
+            raise CognitoJWTException("Token was not issued by this user pool")
+        if claims.get("token_use") != "id":
+            raise CognitoJWTException("An id token is required")
+        return claims
+
+
+def init_auth(app: Flask) -> None:
+    settings = app.config["SETTINGS"]
+    app.config.update(
+        COGNITO_REGION=settings.region,
+        COGNITO_USERPOOL_ID=settings.cognito_userpool_id or "unconfigured",
+        COGNITO_APP_CLIENT_ID=settings.cognito_client_id,
+        COGNITO_CHECK_TOKEN_EXPIRATION=True,
+    )
+    if settings.jwks_path:
+        import os
+
+        # cognitojwt reads the JWKS location from the environment only
+        os.environ["AWS_COGNITO_JWKS_PATH"] = settings.jwks_path
+    CheckedCognitoAuth(app)
+
+    @app.errorhandler(CognitoAuthError)
+    def _auth_error(err: CognitoAuthError):  # replaces flask-cognito's own JSON shape with ours
+        from shared.platform.errors import error_response
+
+        if err.status_code == 403:
+            return error_response(403, "forbidden", "You do not have access to this resource")
+        return error_response(401, "unauthorized", "A valid bearer token is required")
+
+    @app.context_processor
+    def _inject_identity():
+        return {"identity": session_identity()}
+
+
+def verify_id_token(token: str) -> Identity:
+    """Verify a token outside a bearer request (sign-in page); raises Unauthorized."""
+    from cognitojwt import CognitoJWTException
+
+    try:
+        claims = current_app.extensions["cognito_auth"].decode_token(token)
+    except CognitoJWTException as err:
+        raise Unauthorized("The sign-in token was not valid") from err
+    return Identity.from_claims(claims)
+
+
+# --- JSON routes --------------------------------------------------------------------------------
+
+
+def api_auth_required(*groups: str):
+    """Bearer token required; with groups, membership of one of them (else 403)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            _cognito_auth_required()
+            identity = Identity.from_claims(dict(current_cognito_jwt))
+            if not identity.in_any(*groups):
+                raise Forbidden()
+            g.identity = identity
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+# --- pages -----------------------------------------------------------------------------------------
+
+_SESSION_KEYS = ("sub", "email", "name", "groups", "daycare_id", "expires_at")
+
+
+def start_session(identity: Identity) -> None:
+    session.clear()
+    session.update({key: getattr(identity, key) for key in _SESSION_KEYS})
+    session["groups"] = list(identity.groups)
+    session.permanent = True
+
+
+def end_session() -> None:
+    session.clear()
+
+
+def session_identity() -> Identity | None:
+    """The signed-in user of this browser session, or None (expired sessions end here)."""
+    if "sub" not in session:
+        return None
+    if session.get("expires_at", 0) < time.time():
+        session.clear()
+        return None
+    return Identity(
+        sub=session["sub"],
+        email=session.get("email", ""),
+        name=session.get("name", ""),
+        groups=tuple(session.get("groups", ())),
+        daycare_id=session.get("daycare_id"),
+        expires_at=session["expires_at"],
+    )
+
+
+def login_required(*groups: str):
+    """Signed-in session required; with groups, membership of one of them (else 403 page)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            identity = session_identity()
+            if identity is None:
+                return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            if not identity.in_any(*groups):
+                raise Forbidden()
+            g.identity = identity
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator

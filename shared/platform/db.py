@@ -1,0 +1,121 @@
+"""Database helpers shared by reqsys and childsys (each app has its own SQLAlchemy object).
+
+SQLite locally, MySQL through pymysql in AWS. Lambda keeps one process per
+concurrent request, so the pool stays tiny, is checked before use (RDS closes idle
+connections) and recycled well before MySQL's wait_timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+log = logging.getLogger(__name__)
+Result = TypeVar("Result")
+DEADLOCK = 1213  # MySQL's ER_LOCK_DEADLOCK: the transaction was rolled back, and may simply be run again
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # the app and the local event runner write at the same time: wait, don't fail
+        return {"connect_args": {"timeout": 15}}
+    return {
+        "pool_pre_ping": True,
+        "pool_recycle": 280,
+        "pool_size": 1,
+        "max_overflow": 2,
+        "pool_timeout": 10,
+        "connect_args": {"connect_timeout": 5, "charset": "utf8mb4"},
+    }
+
+
+def init_db(app: Flask, db: SQLAlchemy, migrations: Path) -> None:
+    url = app.config.setdefault("SQLALCHEMY_DATABASE_URI", app.config["SETTINGS"].database_url)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
+    app.config["MIGRATIONS_DIR"] = str(migrations)
+    db.init_app(app)
+    # Flask-Migrate imports Alembic, a sixth of a cold start; Lambda runs no `flask db` command, so
+    # there (AWS_LAMBDA_FUNCTION_NAME is set in every function) upgrade_schema registers it on first use
+    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        _register_migrate(app)
+
+
+def _register_migrate(app: Flask) -> None:
+    if "migrate" not in app.extensions:
+        from flask_migrate import Migrate
+
+        Migrate(app, app.extensions["sqlalchemy"], directory=app.config["MIGRATIONS_DIR"], render_as_batch=True)
+
+
+def upgrade_schema(app: Flask) -> str:
+    """Bring the schema to the newest migration; safe to run any number of times.
+
+    Returns the revision now applied.
+    """
+    from alembic.migration import MigrationContext
+    from flask_migrate import upgrade
+
+    _register_migrate(app)
+    with app.app_context():
+        upgrade(directory=app.config["MIGRATIONS_DIR"])
+        db = app.extensions["sqlalchemy"]
+        with db.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision() or ""
+
+
+def scheduled_job(create_app: Callable[[], Flask], job: Callable[[], Result]) -> Callable[..., Result]:
+    """A Zappa schedule handler (`expression` event) that runs `job()` inside the app's context.
+
+    The app is built once per process (warm Lambda invocations reuse it); returns what `job` returns.
+    """
+    state: dict[str, Flask] = {}
+
+    def handler(event=None, context=None) -> Result:
+        if "app" not in state:
+            state["app"] = create_app()
+        with state["app"].app_context():
+            return job()
+
+    return handler
+
+
+def retry_on_race(db: SQLAlchemy, attempts: int = 3) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+    """Run a unit of work again when a request running at the same moment made it fail.
+
+    Either MySQL rolled it back to break a deadlock (two requests locking the same rows in
+    different orders: a parent confirming offers at two daycares at once), or a row it inserts
+    was just committed by the other (a unique key: the child registered by the parent's other
+    application). Run again, it decides on what the other committed (the offer just withdrawn
+    is a 409, the child is there) instead of failing with a 500. After `attempts`, 409.
+    """
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from shared.platform.errors import Conflict
+
+    def decorator(work: Callable[..., Result]) -> Callable[..., Result]:
+        @wraps(work)
+        def wrapper(*args, **kwargs) -> Result:
+            for attempt in range(1, attempts + 1):
+                try:
+                    return work(*args, **kwargs)
+                except (IntegrityError, OperationalError) as err:
+                    db.session.rollback()
+                    if isinstance(err, OperationalError) and (getattr(err.orig, "args", None) or (0,))[0] != DEADLOCK:
+                        raise
+                    log.log(logging.INFO if attempt < attempts else logging.WARNING,
+                            "%s collided with another request (attempt %d of %d): %s", work.__qualname__,
+                            attempt, attempts, type(err.orig).__name__)
+            raise Conflict("The application changed at the same time; please try again")
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,89 @@
+"""The seed's JSON body of an application, validated field by field."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from shared.waitlist.calendar import parse_month
+
+CHILD_ID = r"^[0-9A-Za-z-]+$"
+NURSERY_ID = r"^[A-Za-z0-9]+$"
+
+KOREAN_PHONE = re.compile(r"^0\d{1,2}-?\d{3,4}-?\d{4}$")
+
+
+class ApplicationRef(BaseModel):
+    """Which application a request is about: the seed's two ids (the seed's full body is accepted too)."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
+
+    child_id: str = Field(min_length=1, max_length=20, pattern=CHILD_ID)
+    nursery_id: str = Field(min_length=1, max_length=10, pattern=NURSERY_ID)
+
+    @property
+    def request_id(self) -> str:
+        return self.child_id + self.nursery_id
+
+
+class ApplicationBody(BaseModel):
+    """The seed's JSON body, validated field by field, with the portal's two additions (both optional,
+    so the seed's own body still works): the desired start month and the declared priority criteria."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
+
+    child_id: str = Field(min_length=1, max_length=20, pattern=CHILD_ID)
+    child_name: str = Field(min_length=1, max_length=50)
+    child_birthday: str
+    user_id: str | None = Field(default=None, max_length=128)
+    parent_name: str = Field(min_length=1, max_length=50)
+    parent_tel: str
+    parent_address: str = Field(min_length=1, max_length=200)
+    parent_postcode: str = Field(pattern=r"^\d{5}$")
+    parent_email: EmailStr
+    nursery_id: str = Field(min_length=1, max_length=10, pattern=NURSERY_ID)
+    desired_start: str | None = None
+    criteria: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("child_birthday")
+    @classmethod
+    def _real_past_date(cls, value: str) -> str:
+        try:
+            born = datetime.strptime(value, "%Y%m%d").date()
+        except ValueError:
+            raise ValueError("must be a real date written YYYYMMDD") from None
+        if born > date.today():
+            raise ValueError("must not be in the future")
+        return value
+
+    @field_validator("parent_tel")
+    @classmethod
+    def _korean_phone(cls, value: str) -> str:
+        if not KOREAN_PHONE.match(value):
+            raise ValueError("must be a Korean phone number like 010-1234-5678")
+        return value
+
+    @field_validator("desired_start")
+    @classmethod
+    def _month(cls, value: str | None) -> str | None:
+        if value:
+            parse_month(value)
+        return value or None
+
+    @field_validator("criteria")
+    @classmethod
+    def _codes(cls, value: list[str]) -> list[str]:
+        codes = [str(code).strip().upper() for code in value]
+        if any(not re.fullmatch(r"[A-Z0-9_]{1,30}", code) for code in codes):
+            raise ValueError("must be a list of criterion codes")
+        return list(dict.fromkeys(codes))
+
+    @property
+    def request_id(self) -> str:
+        return self.child_id + self.nursery_id
+
+    @property
+    def birthday(self) -> date:
+        return datetime.strptime(self.child_birthday, "%Y%m%d").date()
