@@ -53,14 +53,13 @@ from shared.waitlist.ranking import live_rank, locked, rank_order, ranks_of
 from shared.waitlist.rules import (
     CLOSES_ON_TIE,
     SYSTEM,
-    TRANSITIONS,
     WAITING,
     Status,
     next_status,
     require_daycare,
-    should_apply,
     staff_daycare,
 )
+from shared.waitlist.sync import SyncedEvents
 
 log = logging.getLogger(__name__)
 
@@ -288,12 +287,12 @@ def verify(identity: Identity, data: VerifyBody | dict, now: datetime | None = N
         raise NotFound("This criterion was not declared on the application")
     if application.status_enum is not WAITING:
         db.session.rollback()
-        raise Conflict("Criteria can be verified only while the application is waiting")
+        raise Conflict("Criteria can be verified only while the application is waiting", "not_waiting")
     config = configured_criteria()
     known = config.get(criterion.code)
     if body.status is CriterionStatus.VERIFIED and known and known.proof_required and not criterion.proof_key:
         db.session.rollback()
-        raise Conflict("No proof document has been uploaded for this criterion yet")
+        raise Conflict("No proof document has been uploaded for this criterion yet", "proof_missing")
     criterion.status = body.status.value
     criterion.reason = body.reason if body.status is CriterionStatus.REJECTED else None
     criterion.decided_by, criterion.decided_at = identity.email or identity.sub, naive_utc(now)
@@ -334,64 +333,47 @@ def _unenroll(request_id: str) -> None:
     db.session.execute(db.delete(Enrollment).where(Enrollment.request_id == request_id))
 
 
-@retry_on_race(db)
-def apply_sync(envelope: Envelope) -> str:
-    """Apply an event of the parent's side; "applied", or "ignored" for a repeat or an older event.
+class ParentSide(SyncedEvents):
+    """The parent's side from reqsys. A CANCEL or WITHDRAW may arrive before its REQUEST (the queues after
+    the bus do not keep order): it creates the application as closed with its version, so the late
+    REQUEST (an older version) is ignored and the final state is right."""
 
-    A CANCEL or WITHDRAW may arrive before its REQUEST (the queues after the bus do not keep
-    order): it creates the application as closed with its version, so the late REQUEST (an older
-    version) is ignored and the final state is right.
-    """
-    event_type = str(envelope.type)
-    if event_type not in FROM_REQSYS:
-        raise ValidationFailed({"type": "must be one of " + ", ".join(sorted(FROM_REQSYS))})
-    body = validate(ApplicationBody, envelope.application, "application.")
-    if db.session.scalars(select(ApplicationHistory.id).where(
-            ApplicationHistory.event_id == envelope.event_id)).first() is not None:
-        return "ignored"
-    application = locked(db.session, Application, envelope.request_id)
-    if event_type == "PROOF":
+    accepts = FROM_REQSYS
+    criterion_event = "PROOF"
+    creates_on = frozenset({"REQUEST", *CLOSES_ON_TIE})
+    side = "childsys"
+
+    def check(self, envelope):
+        return validate(ApplicationBody, envelope.application, "application.")
+
+    def apply_criterion(self, application, envelope, body):
         return _apply_proof(application, envelope)
-    current = application.status_enum if application else None
-    if application is not None and not should_apply(application.version, current, envelope.version, event_type):
-        db.session.rollback()
-        return "ignored"
-    occurred = naive_utc(envelope.occurred_at)
-    if application is None:
-        if event_type not in ("REQUEST", *CLOSES_ON_TIE):
-            db.session.rollback()
-            log.error("sync %s %s: unknown application %s", event_type, envelope.event_id, envelope.request_id)
-            raise Conflict("No such application in childsys")
-        application = Application(request_id=envelope.request_id, version=0, status=WAITING.code, created_at=occurred,
-                                  applied_at=occurred, desired_start=body.desired_start or default_start(occurred),
-                                  priority_tier=2, score=0)
-    for name, value in body.model_dump(include=set(BODY_FIELDS)).items():
-        setattr(application, name, value or "")
-    db.session.add(application)
-    if event_type in CLOSES_ON_TIE:
-        target = TRANSITIONS[event_type][0]  # a newer cancel or withdrawal always stands, whatever this side had
-    else:
-        try:
-            target = next_status(current, event_type)
-        except Conflict:
-            db.session.rollback()
-            log.error("sync %s %s v%d: application %s is %s", event_type, envelope.event_id, envelope.version,
-                      envelope.request_id, current.name if current else "-")
-            raise
-    if event_type == "REQUEST":
-        _renew(application, body, occurred)
-    elif event_type == "CONFIRM":
-        _enroll(application)
-    elif event_type == "CANCEL":
-        _unenroll(envelope.request_id)
-    note = None
-    if event_type == "WITHDRAW":  # where the child enrolled instead
-        note = str(envelope.application.get("reason") or "")[:500] or None
-    application.status = target.code
-    application.version = envelope.version
-    _record(application, envelope, actor=envelope.actor or _default_actor(event_type, body), note=note)
-    db.session.commit()
-    return "applied"
+
+    def create(self, envelope, body):
+        occurred = naive_utc(envelope.occurred_at)
+        return Application(request_id=envelope.request_id, version=0, status=WAITING.code, created_at=occurred,
+                           applied_at=occurred, desired_start=body.desired_start or default_start(occurred),
+                           priority_tier=2, score=0)
+
+    def change(self, application, envelope, target, body):
+        for name, value in body.model_dump(include=set(BODY_FIELDS)).items():
+            setattr(application, name, value or "")
+        event_type = str(envelope.type)
+        if event_type == "REQUEST":
+            _renew(application, body, naive_utc(envelope.occurred_at))
+        elif event_type == "CONFIRM":
+            _enroll(application)
+        elif event_type == "CANCEL":
+            _unenroll(envelope.request_id)
+        if event_type == "WITHDRAW":  # where the child enrolled instead
+            return str(envelope.application.get("reason") or "")[:500] or None
+        return None
+
+    def record(self, application, envelope, note, body):
+        _record(application, envelope, actor=envelope.actor or _default_actor(str(envelope.type), body), note=note)
+
+
+apply_sync = retry_on_race(db)(ParentSide(db, Application, ApplicationHistory).apply)
 
 
 def _renew(application: Application, body: ApplicationBody, occurred: datetime) -> None:
@@ -421,7 +403,7 @@ def _apply_proof(application: Application | None, envelope: Envelope) -> str:
     if criterion is None:
         db.session.rollback()
         if application is None or application.version < envelope.version:
-            raise Conflict("The request declaring this criterion has not arrived yet")  # retried
+            raise Conflict("The request declaring this criterion has not arrived yet", "request_not_arrived")  # retried
         return "ignored"  # a later request dropped the criterion
     occurred = naive_utc(envelope.occurred_at)
     if criterion.proof_uploaded_at is not None and occurred <= criterion.proof_uploaded_at:

@@ -40,7 +40,8 @@ from shared.waitlist.criteria import (
     update_priority,
 )
 from shared.waitlist.ranking import live_rank, locked, rank_of
-from shared.waitlist.rules import ACTIVE, MAX_ACTIVE, WAITING, Status, application_limit, next_status, should_apply
+from shared.waitlist.rules import ACTIVE, MAX_ACTIVE, WAITING, Status, application_limit, next_status
+from shared.waitlist.sync import SyncedEvents
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None
     application = locked(db.session, Application, body.request_id)
     if application is not None and application.parent_sub != identity.sub:
         db.session.rollback()
-        raise Conflict("This child already has an application at this daycare")
+        raise Conflict("This child already has an application at this daycare", "already_applied")
     try:
         target = next_status(application.status_enum if application else None, EventType.REQUEST)
     except Conflict:
@@ -366,53 +367,39 @@ def application_dict(application: Application, rank: int | None = None) -> dict[
 # --- decisions synced from childsys ----------------------------------------------------------------
 
 
-@retry_on_race(db)
-def apply_sync(envelope: Envelope) -> str:
-    """Apply a daycare's event from childsys; "applied", or "ignored" for a repeat or an older event.
+class DaycareDecisions(SyncedEvents):
+    """A daycare's events from childsys. OFFER opens an offer until the deadline it carries; the old flow's
+    ACCEPT enrols (what it meant then); REJECT keeps the reason; VERIFY changes one criterion and so the
+    score. An unknown application means reqsys lost data: 409 (logged), so the pipeline retries and
+    finally dead-letters it where an admin sees it."""
 
-    OFFER opens an offer until the deadline it carries; the old flow's ACCEPT enrols (what it
-    meant then); REJECT keeps the reason; VERIFY changes one criterion and so the score. An
-    unknown application means reqsys lost data: 409 (logged), so the pipeline retries and finally
-    dead-letters it where an admin sees it. So does a newer decision the state machine forbids.
-    """
-    if str(envelope.type) not in FROM_CHILDSYS:
-        raise ValidationFailed({"type": "must be one of " + ", ".join(sorted(FROM_CHILDSYS))})
-    seen = select(ApplicationHistory.id).where(ApplicationHistory.event_id == envelope.event_id)
-    if db.session.scalars(seen).first() is not None:
-        return "ignored"
-    application = locked(db.session, Application, envelope.request_id)
-    if application is None:
-        db.session.rollback()
-        log.error("sync %s %s: unknown application %s", envelope.type, envelope.event_id, envelope.request_id)
-        raise Conflict("No such application in reqsys")
-    if envelope.type is EventType.VERIFY:
+    accepts = FROM_CHILDSYS
+    criterion_event = "VERIFY"
+    side = "reqsys"
+
+    def apply_criterion(self, application, envelope, checked):
+        if application is None:
+            db.session.rollback()
+            log.error("sync VERIFY %s: unknown application %s", envelope.event_id, envelope.request_id)
+            raise Conflict("No such application in reqsys", "unknown_application")
         return _apply_verification(application, envelope)
-    current = application.status_enum
-    if not should_apply(application.version, current, envelope.version, envelope.type):
-        db.session.rollback()
-        log.info("sync %s %s v%d ignored: application %s is at v%d", envelope.type, envelope.event_id,
-                 envelope.version, application.request_id, application.version)
-        return "ignored"
-    try:
-        target = next_status(current, envelope.type)
-    except Conflict:
-        db.session.rollback()
-        log.error("sync %s %s v%d: application %s is %s at v%d", envelope.type, envelope.event_id,
-                  envelope.version, application.request_id, current.name, application.version)
-        raise
-    reason = None
-    if envelope.type is EventType.REJECT:
-        reason = str(envelope.application.get("reason") or "").strip()[:500] or None
-    if envelope.type is EventType.OFFER:
-        application.offered_at = naive_utc(envelope.occurred_at)
-        application.offer_expires_at = _deadline(envelope)
-        application.reminded_at = None
-    application.status = target.code
-    application.version = envelope.version
-    application.reason = reason
-    record(application, envelope, note=reason)
-    db.session.commit()
-    return "applied"
+
+    def change(self, application, envelope, target, checked):
+        reason = None
+        if envelope.type is EventType.REJECT:
+            reason = str(envelope.application.get("reason") or "").strip()[:500] or None
+        if envelope.type is EventType.OFFER:
+            application.offered_at = naive_utc(envelope.occurred_at)
+            application.offer_expires_at = _deadline(envelope)
+            application.reminded_at = None
+        application.reason = reason
+        return reason
+
+    def record(self, application, envelope, note, checked):
+        record(application, envelope, note=note)
+
+
+apply_sync = retry_on_race(db)(DaycareDecisions(db, Application, ApplicationHistory).apply)
 
 
 def _deadline(envelope: Envelope) -> datetime:
