@@ -13,7 +13,7 @@ from childsys.models import (
 )
 from shared.platform.auth import Identity
 from shared.platform.errors import NotFound, ValidationFailed
-from shared.waitlist.ranking import live_rank, rank_order, ranks_of
+from shared.waitlist.ranking import live_rank, queue_places, rank_order
 from shared.waitlist.rules import (
     WAITING,
     Status,
@@ -66,8 +66,8 @@ def list_applications(identity: Identity, nursery_id: str | None, status: str | 
                                    .limit(PAGE_SIZE).offset(offset)))
     if queue and klass is None:  # the page is a slice of the whole queue: its place is its rank
         return [(application, offset + i + 1) for i, application in enumerate(rows)], total
-    ranks = ranks_of(db.session, Application, nursery_id, (a.id for a in rows if a.status == WAITING.code))
-    return [(application, ranks.get(application.id)) for application in rows], total
+    places = queue_places(db.session, Application, rows)
+    return [(a, places[a.id].rank if a.id in places else None) for a in rows], total
 
 
 def status_counts(identity: Identity, nursery_id: str | None) -> dict[str, int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import current_app
-from sqlalchemy import case, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import selectinload
 
 from reqsys.models import Application, ApplicationCriterion, ApplicationHistory, Child, Nursery, OutboxEvent, db, utcnow
@@ -28,8 +28,8 @@ from shared.waitlist.criteria import (
     declare_criteria,
     update_priority,
 )
-from shared.waitlist.ranking import live_rank, locked, rank_of
-from shared.waitlist.rules import MAX_ACTIVE, WAITING, next_status
+from shared.waitlist.ranking import live_rank, locked, queue_places
+from shared.waitlist.rules import MAX_ACTIVE, next_status
 
 
 class LimitReached(ApiError):
@@ -182,16 +182,53 @@ def cancel(identity: Identity, data: ApplicationIds | dict) -> Application:
     return application
 
 
-def list_applications(identity: Identity, everyone: bool = False) -> list[tuple[Application, int | None]]:
-    """The parent's applications, newest first (`everyone`: all of them, for admins), each with its
-    live rank at its daycare while it waits."""
-    rank = case((Application.status == WAITING.code, rank_of(Application)), else_=None)
-    stmt = select(Application, rank).options(
-        selectinload(Application.history), selectinload(Application.criteria)).order_by(
+ADMIN_PAGE = 50
+
+
+def list_applications(identity: Identity) -> list[tuple[Application, int | None]]:
+    """The parent's applications, newest first, each with its live rank at its daycare while it waits."""
+    stmt = _newest_first(select(Application).where(Application.parent_sub == identity.sub))
+    return _with_ranks(list(db.session.scalars(stmt)))
+
+
+def list_all_applications(identity: Identity, cursor: str | None = None, limit: int = ADMIN_PAGE
+                          ) -> tuple[list[tuple[Application, int | None]], str | None]:
+    """For admins: a page of everyone's applications, newest first, and the cursor of the next page (None
+    at the end). The cursor is the last row's (created_at, id): pages never repeat or skip a row."""
+    if not identity.is_admin:
+        raise Forbidden("Only admins see every application")
+    stmt = select(Application)
+    if cursor:
+        created, last_id = decode_cursor(cursor)
+        stmt = stmt.where(or_(Application.created_at < created,
+                              and_(Application.created_at == created, Application.id < last_id)))
+    rows = list(db.session.scalars(_newest_first(stmt).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return _with_ranks(rows), encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
+
+
+def _newest_first(stmt):
+    return stmt.options(selectinload(Application.history), selectinload(Application.criteria)).order_by(
         Application.created_at.desc(), Application.id.desc())
-    if not everyone:
-        stmt = stmt.where(Application.parent_sub == identity.sub)
-    return [(application, position) for application, position in db.session.execute(stmt)]
+
+
+def _with_ranks(rows: list[Application]) -> list[tuple[Application, int | None]]:
+    places = queue_places(db.session, Application, rows)
+    return [(row, places[row.id].rank if row.id in places else None) for row in rows]
+
+
+def encode_cursor(created_at: datetime, row_id: int) -> str:
+    return f"{created_at.isoformat()}_{row_id}"
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """400 naming `cursor` unless it is one this service wrote."""
+    try:
+        created, row_id = cursor.rsplit("_", 1)
+        return datetime.fromisoformat(created), int(row_id)
+    except ValueError:
+        raise ValidationFailed({"cursor": "is not a cursor this list gave"}) from None
 
 
 def rank_in_queue(application: Application) -> int | None:
