@@ -8,12 +8,14 @@ import threading
 import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from shared.pipeline.stream import EVENT_SOURCE
 from shared.platform import aws
 from shared.platform.events import Envelope
 from shared.platform.settings import Settings
 from shared.platform.signing import verify
+from tests.conftest import runner_settings
 
 REGION = "ap-northeast-2"
 ACCOUNT = "123456789012"
@@ -117,3 +119,19 @@ class StandIn:
 
     def bodies_for(self, event_id: str) -> list[dict]:
         return [r for r in self.received if json.loads(r["body"]).get("event_id") == event_id]
+
+
+def pipeline_settings(resources, tmp_path: Path) -> Path:
+    """zappa_settings.json's pipeline_local stage as `pipeline_test`, on the test stage's resources."""
+    return runner_settings(resources, tmp_path, "pipeline_local")
+
+
+def deployed_stages() -> dict[str, dict]:
+    """The dev and prod stages as `make deploy` renders them, with the local stages: name -> stage."""
+    from shared.tools.deploy.stages import local_stages, render
+
+    found = {f"{app}_local": stage for app, stage in local_stages().items()}
+    for env in ("dev", "prod"):
+        stream = f"arn:aws:dynamodb:ap-northeast-2:210987654321:table/daycare-{env}-events/stream/2026-01-01T00:00"
+        found.update(render(env, account_id="210987654321", outputs={"EVENTS_TABLE_STREAM_ARN": stream}, env={}))
+    return found
