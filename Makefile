@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint bench translations package check-package deploy smoke clean
+.PHONY: install run test lint bench translations design-system package check-package deploy smoke clean
 
 install: $(STAMP)
 
@@ -51,6 +51,11 @@ translations: install
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs='.venv .local tests' -o .local/messages.pot .
 	$(BIN)/pybabel update -i .local/messages.pot -d shared/platform/translations --width 120
 	$(BIN)/pybabel compile -d shared/platform/translations
+
+# The KRDS design system: re-copy its CSS, icons and (subset) font from the pinned npm package krds-uiux
+# (shared/tools/design_system.py; needs npm, only here). Run again after changing UI text: new Korean words need glyphs.
+design-system: install
+	$(BIN)/python -m shared.tools.design_system
 
 clean:
 	rm -rf .local .pytest_cache dist
