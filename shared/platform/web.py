@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, redirect, request, session
+from flask_babel import lazy_gettext as _l
 
 from shared.platform.clock import local_time
 from shared.platform.settings import Settings
@@ -129,7 +130,7 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[Na
         BABEL_TRANSLATION_DIRECTORIES=str(SHARED_DIR / "translations"),
         JSON_PATH_PREFIXES=("/api", "/auth/token", *json_prefixes),
         APP_TITLE=title,
-        AGENCY=agency or "Daycare waitlist service",
+        AGENCY=agency or _l("Daycare waitlist service"),
         NAV=nav,
         ADMIN_NAV=admin_nav or [],
         STATIC_URL=settings.static_url,
