@@ -25,11 +25,12 @@ lint: install
 	$(BIN)/ruff check .
 
 # Benchmarks print figures; they assert nothing: cold start, package sizes, throughput, the pipeline,
-# then analytics (every report over 1,000,000 generated tasks).
+# then analytics (every report over 1,000,000 generated tasks), then page weight (apply page, task board).
 bench: install
 	$(BIN)/python -m tests.bench_apps
 	$(BIN)/python -m tests.bench_pipeline
 	$(BIN)/python -m tests.bench_analytics
+	$(BIN)/python -m tests.bench_pages
 
 # Shipping (README, "Deploying"). STAGE is dev or prod; deploy and smoke need AWS credentials.
 STAGE ?= dev
