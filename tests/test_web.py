@@ -91,11 +91,11 @@ def test_page_404_is_an_html_page(reqsys):
     html = response.get_data(as_text=True)
     assert "<h1>페이지를 찾을 수 없습니다</h1>" in html, "a heading that says what happened"
     assert 'href="/"' in html, "a way back"
-    english = "The page you are looking for does not exist."
+    english = "The page or item you are looking for does not exist, or it has been removed. Check the address."
     with reqsys.application.test_request_context(), force_locale("ko"):
         korean = gettext(english)
     assert korean != english
-    assert korean in html, "the message is in Korean"
+    assert korean in html, "what to do next, in Korean"
 
 
 def test_404_for_a_client_asking_for_json_is_json(reqsys):

@@ -96,7 +96,10 @@ def _readable(text: str) -> str | None:
     return translated
 
 
-def error_response(status: int, code: str, message: str, fields: dict[str, str] | None = None):
+def error_response(status: int, code: str, message: str, fields: dict[str, str] | None = None, *,
+                   page_detail: bool = True):
+    """JSON for API callers; an error page for browsers (with `message` under the heading if `page_detail`
+    and the message is in the page's language)."""
     if wants_json():
         body: dict = {"code": code, "message": message}
         if fields:
@@ -104,7 +107,7 @@ def error_response(status: int, code: str, message: str, fields: dict[str, str] 
         return jsonify(error=body), status
     try:
         heading, advice = PAGE_TEXT.get(status, PAGE_TEXT[500 if status >= 500 else 400])
-        detail = _readable(message)
+        detail = _readable(message) if page_detail else None
         problems = [p for p in (_readable(problem) for problem in (fields or {}).values()) if p]
         if detail and detail in (str(heading), str(advice)):
             detail = None
@@ -135,9 +138,11 @@ def register_error_handlers(app: Flask) -> None:
         }
         if err.code == 400 and getattr(err, "description", "") and "CSRF" in str(err.description):
             return error_response(400, "csrf", _("The form expired. Please go back, reload the page and try again."))
-        return error_response(err.code or 500, code, messages.get(err.code, err.name or "Error"))
+        # the page's heading and advice say it in plain words; the short message is for JSON callers
+        return error_response(err.code or 500, code, messages.get(err.code, err.name or "Error"), page_detail=False)
 
     @app.errorhandler(Exception)
     def handle_unexpected(err: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", _("Something went wrong on our side. Please try again."))
+        return error_response(500, "internal_error", _("Something went wrong on our side. Please try again."),
+                              page_detail=False)
