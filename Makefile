@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test test-unit lint bench translations package check-package deploy smoke clean
+.PHONY: install run test test-unit lint bench translations design-system package check-package deploy smoke clean
 
 install: $(STAMP)
 
@@ -29,11 +29,12 @@ lint: install
 	$(BIN)/ruff check .
 
 # Benchmarks print figures; they assert nothing: cold start, package sizes, throughput, the pipeline,
-# then analytics (every report over 1,000,000 generated tasks).
+# then analytics (every report over 1,000,000 generated tasks), then page weight (apply page, task board).
 bench: install
 	$(BIN)/python -m tests.bench_apps
 	$(BIN)/python -m tests.bench_pipeline
 	$(BIN)/python -m tests.bench_analytics
+	$(BIN)/python -m tests.bench_pages
 
 # Shipping (README, "Deploying"). STAGE is dev or prod; deploy and smoke need AWS credentials.
 STAGE ?= dev
@@ -55,6 +56,11 @@ translations: install
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs='.venv .local tests' -o .local/messages.pot .
 	$(BIN)/pybabel update -i .local/messages.pot -d shared/platform/translations --width 120
 	$(BIN)/pybabel compile -d shared/platform/translations
+
+# The KRDS design system: re-copy its CSS, icons and (subset) font from the pinned npm package krds-uiux
+# (shared/tools/design_system.py; needs npm, only here). Run again after changing UI text: new Korean words need glyphs.
+design-system: install
+	$(BIN)/python -m shared.tools.design_system
 
 clean:
 	rm -rf .local .pytest_cache dist

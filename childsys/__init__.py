@@ -14,12 +14,14 @@ def create_app(config: dict | None = None) -> Flask:
     from shared.platform.web import build_app
     from shared.waitlist.criteria import load_criteria
 
+    staff = ("staff", "admins")  # the groups childsys/views.py lets in
     app = build_app(
         "childsys",
         config,
         title="Daycare staff",
-        nav=[("home", _l("Home")), ("main.applications", _l("Applications")), ("main.classes", _l("Classes")),
-             ("main.enrolled", _l("Enrolled children")), ("main.audit_log", _l("Audit log"))],
+        nav=[("home", _l("Home")), ("main.applications", _l("Applications"), staff),
+             ("main.classes", _l("Classes"), staff), ("main.enrolled", _l("Enrolled children"), staff),
+             ("main.audit_log", _l("Audit log"), staff)],
         json_prefixes=("/request", "/enterwait/"),
         admin_nav=[("admin.init", _l("Database"))],
     )

@@ -12,7 +12,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = build_app("taskapp", config, title="Tasks", nav=[
         ("main.tasks", _l("Tasks")), ("main.board", _l("Board")), ("main.create", _l("New task")),
         ("reports.page", _l("Reports")), ("jobs.page", _l("Import & export"))],
-        admin_nav=[("analytics.status", _l("Analytics export"))])
+        admin_nav=[("analytics.status", _l("Analytics export"))], agency=_l("Daycare support agency"))
     # the profile page is taskapp's (preferences too), the navigation shows the bell
     app.config.update(PROFILE_ENDPOINT="profile.page", NAV_INCLUDE="taskapp/_bell.html")
 

@@ -63,6 +63,16 @@ def _with_parameters(env: dict[str, str], into_environ: bool) -> dict[str, str]:
     return {**parameters, **env}  # an explicit environment variable wins
 
 
+def _static_url(env: dict[str, str], region: str, *, local: bool) -> str:
+    """STATIC_URL if set; in AWS the static bucket's address; locally empty (Flask serves /assets)."""
+    if env.get("STATIC_URL"):
+        return env["STATIC_URL"].rstrip("/")
+    bucket = env.get("STATIC_BUCKET")
+    if bucket and not local:
+        return f"https://{bucket}.s3.{region}.amazonaws.com"
+    return ""
+
+
 def _days(env: dict[str, str], name: str, default: int) -> int:
     value = env.get(name) or str(default)
     if not value.isdigit() or not 1 <= int(value) <= 60:
@@ -89,6 +99,8 @@ class Settings:
     offer_days: int = 7
     offer_reminder_days: int = 2
     priority_criteria_path: str = ""
+    # where browsers fetch static files from: empty = this app (locally); in AWS the stage's static bucket
+    static_url: str = ""
 
     @property
     def is_local(self) -> bool:
@@ -136,6 +148,7 @@ class Settings:
             offer_days=_days(env, "OFFER_DAYS", 7),
             offer_reminder_days=_days(env, "OFFER_REMINDER_DAYS", 2),
             priority_criteria_path=env.get("PRIORITY_CRITERIA_PATH", ""),
+            static_url=_static_url(env, region, local=bool(endpoint)),
         )
 
     def check_production(self) -> None:

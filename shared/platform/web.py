@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, redirect, request, session
+from flask_babel import lazy_gettext as _l
 
 from shared.platform.clock import local_time
 from shared.platform.settings import Settings
@@ -36,13 +38,76 @@ def healthz():
     return {"status": "ok"}
 
 
-def build_app(name: str, config: dict | None = None, *, title: str, nav: list[tuple[str, str]],
+NavItem = tuple  # (endpoint, label) or (endpoint, label, groups): shown to members of one of the groups
+
+
+def visible_nav(items, identity, *, admin: bool = False) -> list[tuple[str, str]]:
+    """The (endpoint, label) pairs of `items` this user may open: an item with groups needs a signed-in member
+    of one of them (admins are not members of parent-only groups: they do not see those items);
+    `admin` items need an admin."""
+    shown = []
+    for item in items:
+        endpoint, label, *rest = item
+        groups = tuple(rest[0]) if rest else ()
+        if admin and not (identity and identity.is_admin):
+            continue
+        if groups and not (identity and any(group in identity.groups for group in groups)):
+            continue
+        shown.append((endpoint, label))
+    return shown
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def _upload_origins(app: Flask) -> tuple[str, ...]:
+    """Origins browsers post files to and view proofs from (the buckets' presigned URLs), computed once."""
+    cached = app.extensions.get("upload_origins")
+    if cached is None:
+        origins = []
+        settings = app.config["SETTINGS"]
+        for key in ("UPLOADS_BUCKET", "TASK_FILES_BUCKET"):
+            try:
+                from shared.platform.aws import client
+
+                url = client("s3").generate_presigned_post(settings.resource(key), "probe")["url"]
+            except Exception:  # noqa: S112 - not provisioned for this app: nothing to allow
+                continue
+            if (origin := _origin(url)) and origin not in origins:
+                origins.append(origin)
+        cached = app.extensions["upload_origins"] = tuple(origins)
+    return cached
+
+
+def content_security_policy(app: Flask) -> str:
+    static = _origin(app.config.get("STATIC_URL") or "")
+    uploads = " ".join(_upload_origins(app))
+    own = f"'self' {static}".strip()
+    return "; ".join([
+        "default-src 'self'",
+        f"script-src {own}",
+        f"style-src {own}",
+        f"font-src {own}",
+        f"img-src {own} data: {uploads}".strip(),
+        f"frame-src 'self' {uploads}".strip(),  # a proof shown inside a page
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        f"form-action 'self' {uploads}".strip(),  # presigned S3 POST forms
+        "frame-ancestors 'none'",
+    ])
+
+
+def build_app(name: str, config: dict | None = None, *, title: str, nav: list[NavItem],
               json_prefixes: tuple[str, ...] = (), signup_group: str | None = None,
-              admin_nav: list[tuple[str, str]] | None = None) -> Flask:
+              admin_nav: list[NavItem] | None = None, agency: str | None = None) -> Flask:
     """A Flask app with everything shared in place; the caller adds its own blueprints.
 
-    `nav` lists (endpoint, label) pairs for the navigation bar (`admin_nav`: shown to admins only);
-    labels are translated.
+    `nav` lists (endpoint, label) or (endpoint, label, groups) items for the navigation bar: with groups, only
+    members of one of them see the item; `admin_nav` items are shown to admins only. Labels are translated.
+    `agency` names the service in the header and footer (defaults to the waitlist service's name).
     """
     settings = Settings.load(name)
     config = dict(config or {})
@@ -65,14 +130,17 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[tu
         BABEL_TRANSLATION_DIRECTORIES=str(SHARED_DIR / "translations"),
         JSON_PATH_PREFIXES=("/api", "/auth/token", *json_prefixes),
         APP_TITLE=title,
+        AGENCY=agency or _l("Daycare waitlist service"),
         NAV=nav,
         ADMIN_NAV=admin_nav or [],
+        STATIC_URL=settings.static_url,
         PROFILE_ENDPOINT="auth.profile",  # an app with its own profile page names it here
         NAV_INCLUDE=None,  # a template the navigation includes for signed-in users (taskapp's bell)
         SIGNUP_GROUP=signup_group,
         LANGUAGES=LANGUAGES,
     )
     app.config.update(config)
+    app.jinja_env.add_extension("jinja2.ext.do")  # the form macros collect errors with {% do %}
     app.json.ensure_ascii = False  # Korean text stays readable in JSON
     app.add_template_filter(local_time, "kst")
 
@@ -92,6 +160,21 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[tu
     app.register_blueprint(ui)
     app.register_blueprint(auth_bp)
 
+    from shared.platform import assets
+
+    folders = {"ui": SHARED_DIR / "static"}
+    if app.static_folder:
+        folders[name] = Path(app.static_folder)
+    assets.register(app, folders)
+
+    @app.context_processor
+    def _navigation():
+        from shared.platform.auth import session_identity
+
+        identity = session_identity()
+        return {"main_nav": visible_nav(app.config["NAV"], identity)
+                + visible_nav(app.config["ADMIN_NAV"], identity, admin=True)}
+
     @app.before_request
     def _csrf_for_forms():
         # JSON routes authenticate with bearer tokens, never the session cookie, so a
@@ -106,6 +189,14 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[tu
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Content-Security-Policy", content_security_policy(app))
+        if not settings.is_local:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        # personal data stays out of caches: JSON, and every page of a signed-in user (or one that sets a session)
+        personal = response.mimetype == "application/json" or (
+            response.mimetype == "text/html" and session.get("sub"))
+        if personal and not request.path.startswith("/assets/"):
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     return app

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from shared.pipeline.stream import EVENT_SOURCE
 from shared.platform.aws import MAX_RECEIVES, client, region
@@ -57,6 +58,7 @@ class Bucket:
     key: str
     purpose: str
     browser_upload: bool = False
+    public_read: bool = False  # the static files (fingerprinted, public by nature); nothing else
 
 
 @dataclass
@@ -109,6 +111,8 @@ def spec(stage: str, account_id: str) -> Spec:
             Bucket("UPLOADS_BUCKET", f"daycare-{stage}-{account_id}-uploads", browser_upload=True),
             Bucket("TASK_FILES_BUCKET", f"daycare-{stage}-{account_id}-task-files", browser_upload=True),
             Bucket("ANALYTICS_BUCKET", f"daycare-{stage}-{account_id}-analytics"),
+            # stylesheets, fonts, scripts and icons: browsers fetch them here, not through a Lambda
+            Bucket("STATIC_BUCKET", f"daycare-{stage}-{account_id}-static", public_read=True),
         ],
         user_pool=f"{prefix}-users",
         ses_sender=_env("SES_SENDER", "no-reply@daycare.example"),
@@ -149,6 +153,7 @@ def apply(stage: str) -> Result:
     ensure_topic(s, result)
     for bucket in s.buckets:
         ensure_bucket(bucket, result)
+    publish_static(result)
     ensure_user_pool(s, result)
     ensure_ses_identity(s, result)
     ensure_analytics(s, result)
@@ -360,15 +365,61 @@ def ensure_bucket(bucket: Bucket, result: Result) -> None:
         if region() != "us-east-1":  # us-east-1 refuses an explicit location constraint
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region()}
         s3.create_bucket(**kwargs)
+        # ACLs stay blocked everywhere; only the static bucket may have a public (read-only) policy
         s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True})
+            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": not bucket.public_read,
+            "RestrictPublicBuckets": not bucket.public_read})
         s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
         if bucket.browser_upload:
             s3.put_bucket_cors(Bucket=name, CORSConfiguration=BROWSER_CORS)
+        if bucket.public_read:
+            s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Sid": "PublicReadStaticFiles", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{name}/*"}]}))
+            s3.put_bucket_cors(Bucket=name, CORSConfiguration=STATIC_CORS)  # fonts are fetched with CORS
         result.changes.append(f"created bucket {name}")
     result.outputs[bucket.key] = name
+
+
+STATIC_CORS = {"CORSRules": [{"AllowedMethods": ["GET", "HEAD"], "AllowedOrigins": ["*"], "MaxAgeSeconds": 86400}]}
+
+
+def static_folders() -> dict[str, Path]:
+    """The static folders the pages link (shared/platform/assets.py): the shell's and each app's own."""
+    root = Path(__file__).resolve().parents[2]
+    folders = {"ui": root / "shared" / "platform" / "static"}
+    for app in ("reqsys", "childsys", "taskapp"):
+        if (root / app / "static").is_dir():
+            folders[app] = root / app / "static"
+    return folders
+
+
+def publish_static(result: Result) -> None:
+    """Upload every static file under `<folder>/<content hash>/<path>`, the URL the pages use with STATIC_URL,
+    cached for a year (a changed file gets a new hash, so a new key). Keys already there are left alone."""
+    import mimetypes
+
+    from shared.platform.assets import IMMUTABLE, folder_files, folder_hash
+
+    s3, bucket = client("s3"), result.outputs["STATIC_BUCKET"]
+    for name, folder in static_folders().items():
+        prefix = f"{name}/{folder_hash(folder)}/"
+        existing = {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                    for o in page.get("Contents", [])}
+        uploaded = 0
+        for path in folder_files(folder):
+            key = prefix + path.relative_to(folder).as_posix()
+            if key in existing:
+                continue
+            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            if content_type.startswith("text/") or content_type in ("application/javascript", "image/svg+xml"):
+                content_type += "; charset=utf-8"
+            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=content_type,
+                          CacheControl=IMMUTABLE)
+            uploaded += 1
+        if uploaded:
+            result.changes.append(f"published {uploaded} static files under {prefix}")
 
 
 def ensure_user_pool(s: Spec, result: Result) -> None:

@@ -139,3 +139,23 @@ def test_wiring_creates_the_stream_mapping_and_report_batch_item_failures(own_em
     stream_mapping = next(m for m in mappings if m["EventSourceArn"] == table["LatestStreamArn"])
     assert stream_mapping["StartingPosition"] == "TRIM_HORIZON"
     assert provision.wire_event_sources("wire", settings) == []
+
+
+def test_static_files_are_published_under_their_content_hash_and_readable_by_anyone(prov):
+    from shared.platform.assets import folder_hash
+
+    s3, bucket = client("s3"), prov.outputs["STATIC_BUCKET"]
+    folder = provision.static_folders()["ui"]
+    key = f"ui/{folder_hash(folder)}/app.css"
+    head = s3.head_object(Bucket=bucket, Key=key)
+    assert head["CacheControl"] == "public, max-age=31536000, immutable"
+    assert head["ContentType"].startswith("text/css")
+    font = s3.head_object(Bucket=bucket, Key=f"ui/{folder_hash(folder)}/krds/fonts/PretendardGOV-Regular.woff2")
+    assert font["ContentType"] == "font/woff2"
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    assert policy["Statement"] == [{"Sid": "PublicReadStaticFiles", "Effect": "Allow", "Principal": "*",
+                                    "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]
+    blocks = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert blocks["BlockPublicAcls"] and blocks["IgnorePublicAcls"], "public ACLs stay blocked"
+    uploads = s3.get_public_access_block(Bucket=prov.outputs["UPLOADS_BUCKET"])["PublicAccessBlockConfiguration"]
+    assert all(uploads.values()), "no other bucket may be made public"

@@ -510,6 +510,6 @@ def test_profile_rejects_a_bad_phone_next_to_the_field(reqsys, parent, sign_in, 
     response = submit(reqsys, "/auth/profile", {"name": "김하늘", "phone": "02-123"})
     assert response.status_code == 400
     html = response.get_data(as_text=True)
-    assert 'aria-describedby="phone-error"' in html
+    assert 'aria-describedby="phone-hint phone-error"' in html
     user = cognito.admin_get_user(UserPoolId=resources["COGNITO_USERPOOL_ID"], Username=parent.email)
     assert "phone_number" not in {a["Name"] for a in user["UserAttributes"]}

@@ -43,9 +43,8 @@ def _form_error(form, err: AuthError) -> None:
     field = getattr(form, err.field, None) if err.field else None
     if field is not None:
         field.errors = [*field.errors, str(err.message)]
-    else:
-        flash(str(err.message), "error")  # shown above the form
-        form.form_errors.append(str(err.message))  # so the refused form answers 400, not 200
+    else:  # shown in the error summary above the form; the refused form answers 400, not 200
+        form.form_errors.append(str(err.message))
 
 
 class TokenRequest(BaseModel):
