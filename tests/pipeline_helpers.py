@@ -15,7 +15,6 @@ from shared.platform import aws
 from shared.platform.events import Envelope
 from shared.platform.settings import Settings
 from shared.platform.signing import verify
-from tests.conftest import runner_settings
 
 REGION = "ap-northeast-2"
 ACCOUNT = "123456789012"
@@ -135,3 +134,36 @@ def deployed_stages() -> dict[str, dict]:
         stream = f"arn:aws:dynamodb:ap-northeast-2:210987654321:table/daycare-{env}-events/stream/2026-01-01T00:00"
         found.update(render(env, account_id="210987654321", outputs={"EVENTS_TABLE_STREAM_ARN": stream}, env={}))
     return found
+
+
+def runner_settings(resources, tmp_path, *local_stages: str):
+    """zappa_settings.json's named `*_local` stages as `*_test` stages pointed at the test stage's
+    resources (same names, `daycare-test-` for `daycare-local-`), written to a file for the runner:
+    the wiring under test is the real one."""
+    import json
+    from pathlib import Path
+
+    from shared.platform.settings import ROOT
+
+    stages = json.loads((ROOT / "zappa_settings.json").read_text())
+    prefix = f"daycare-{resources['STAGE']}-"
+    queues = {arn.rsplit(":", 1)[-1]: arn for key, arn in resources.items() if key.endswith("_QUEUE_ARN")}
+    streams = {resources[key.removesuffix("_STREAM_ARN")]: arn for key, arn in resources.items()
+               if key.endswith("_STREAM_ARN")}
+    settings = {"base": stages["base"]}
+    for name in local_stages:
+        events = []
+        for entry in stages[name]["events"]:
+            arn = entry["event_source"]["arn"]
+            if ":dynamodb:" in arn:
+                arn = streams[arn.split(":", 5)[5].split("/")[1].replace(LOCAL_PREFIX, prefix, 1)]
+            else:
+                arn = queues[arn.rsplit(":", 1)[-1].replace(LOCAL_PREFIX, prefix, 1)]
+            events.append({**entry, "event_source": {**entry["event_source"], "arn": arn}})
+        settings[name.removesuffix("_local") + "_test"] = {**stages[name], "events": events}
+    path = Path(tmp_path) / "zappa_settings.json"
+    path.write_text(json.dumps(settings))
+    return path
+
+
+LOCAL_PREFIX = "daycare-local-"
