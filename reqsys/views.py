@@ -157,7 +157,7 @@ class ApplyForm(FlaskForm):
     parent_address = StringField(_l("Address"), validators=[
         InputRequired(_l("Enter your address.")),
         Length(max=200, message=_l("The address is too long: at most 200 characters."))],
-        render_kw={"autocomplete": "street-address"})
+        render_kw={"autocomplete": "street-address", "maxlength": False})  # said, not cut off silently
     parent_postcode = StringField(_l("Postcode"), validators=[
         InputRequired(_l("Enter the postcode.")),
         Regexp(POSTCODE_RULE, message=_l("The postcode has 5 digits, e.g. 03991."))],
