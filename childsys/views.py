@@ -14,11 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from wtforms import IntegerField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-from childsys import audit, capacity, services
+from childsys import audit, capacity, proofs, services
 from childsys.models import Nursery, db
 from shared.platform.auth import api_auth_required, login_required
 from shared.platform.auth.forms import EmptyForm
-from shared.platform.errors import ApiError, Conflict
+from shared.platform.errors import ApiError, Conflict, error_response
 from shared.platform.events import EventType
 from shared.platform.payloads import load_json, load_query
 from shared.waitlist.body import NURSERY_ID
@@ -37,6 +37,34 @@ STATUS_LABELS = {
     "CANCELLED": _l("Cancelled"),
 }
 CRITERION_LABELS = {"PENDING": _l("To check"), "VERIFIED": _l("Verified"), "REJECTED": _l("Not accepted")}
+# a page's query parameters in plain words, and what a bad one must be (the 400 page names them)
+QUERY_FIELDS = {
+    "class": (_l("Class"), _l("Choose a class from 0세반 to 5세반.")),
+    "status": (_l("Status"), _l("Choose one of the status tabs.")),
+    "page": (_l("Page number"), _l("Use a page number from 1.")),
+    "nursery_id": (_l("Daycare ID"), _l("Use a daycare ID of letters and numbers, up to 10.")),
+    "sort": (_l("Sort order"), _l("Sort by rank or by newest.")),
+    "type": (_l("What happened"), _l("Choose one of the listed kinds.")),
+    "q": (_l("Child or request ID"), _l("Search with up to 50 characters.")),
+    "actor": (_l("Who"), _l("Search with up to 254 characters.")),
+}
+PAGE_ERRORS = {
+    403: _l("You can open only your own daycare's applications."),
+    404: _l("There is no such application, or it is not at your daycare."),
+    409: _l("This application changed in the meantime: reload the page and look again."),
+}
+
+
+@bp.errorhandler(ApiError)
+def _page_error(err: ApiError):
+    """Refusals on the staff pages, in the page's language: a bad query parameter named in plain words."""
+    if err.status == 400 and err.fields:
+        fields = {}
+        for name in err.fields:
+            label, rule = QUERY_FIELDS.get(name.split(".")[0], (name, _l("This value cannot be used.")))
+            fields[str(label)] = str(rule)
+        return error_response(400, err.code, _("The address of this page has a value we cannot use."), fields)
+    return error_response(err.status, err.code, str(PAGE_ERRORS.get(err.status, err.message)))
 
 
 @bp.app_context_processor
@@ -45,28 +73,43 @@ def _labels():
             "status_names": {status.code: status.name for status in Status}, "locale": str(get_locale() or "ko")}
 
 
+TOO_LONG = _l("Too long: at most 500 characters.")
+
+
 class RejectForm(FlaskForm):
     reason = TextAreaField(_l("Reason for the rejection"), validators=[
-        InputRequired(_l("Give a reason for the rejection.")), Length(max=500)])
+        InputRequired(_l("Give a reason for the rejection: the parent reads it.")), Length(max=500, message=TOO_LONG)])
 
 
 class OfferForm(FlaskForm):
     override_reason = TextAreaField(_l("Reason for offering beyond the class's places"),
-                                    validators=[Optional(), Length(max=500)])
+                                    validators=[Optional(), Length(max=500, message=TOO_LONG)])
 
 
 class CriterionRejectForm(FlaskForm):
     reason = StringField(_l("Why it is not accepted"), validators=[
-        InputRequired(_l("Give a reason for not accepting the criterion.")), Length(max=500)])
+        InputRequired(_l("Give a reason for not accepting the criterion.")), Length(max=500, message=TOO_LONG)])
+
+
+class PlacesField(IntegerField):
+    """A number of places; what is not a whole number gets the page's own message."""
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            raise ValueError(_("Enter a whole number of places, from 0 to %(max)d.", max=capacity.MAX_PLACES)) from None
 
 
 class PlacesForm(FlaskForm):
     """Places per class; an empty field means no limit is set."""
 
 
+PLACES_RANGE = _l("Enter a number of places from 0 to %(max)d.", max=capacity.MAX_PLACES)
 for _class in capacity.CLASSES:
-    setattr(PlacesForm, f"class_{_class}", IntegerField(
-        _l("%(n)d-year class", n=_class), validators=[Optional(), NumberRange(0, capacity.MAX_PLACES)]))
+    setattr(PlacesForm, f"class_{_class}", PlacesField(
+        _l("%(n)d-year class", n=_class),
+        validators=[Optional(), NumberRange(0, capacity.MAX_PLACES, message=PLACES_RANGE)]))
 
 
 # served at "/" as the app's "home" endpoint (see create_app)
@@ -141,19 +184,54 @@ def applications():
         counts=counts, classes=classes,
         prompts=capacity.offer_prompts(nursery_id, classes), released=capacity.released_offers(nursery_id),
         nursery=db.session.get(Nursery, nursery_id), nursery_id=nursery_id, criteria=configured_criteria(),
-        form=EmptyForm())
+        form=EmptyForm(), deadline_days=current_app.config["SETTINGS"].offer_days)
+
+
+def _unchecked(application) -> list[str]:
+    """The declared priority criteria nobody has checked yet, by name (the confirmations list them)."""
+    config, locale = configured_criteria(), str(get_locale() or "ko")
+    return [config[c.code].label_for(locale) if c.code in config else c.code
+            for c in application.criteria if c.status == CriterionStatus.PENDING.value]
+
+
+def _places(application):
+    if application.age_class is None:
+        return None
+    [places] = capacity.class_places(application.nursery_id, only=application.age_class)
+    return places
 
 
 def _detail(application, offer_form=None, reject_form=None, full: bool = False, status: int = 200):
     g.nursery_id = application.nursery_id  # its daycare's pages are one link away
-    [places] = capacity.class_places(application.nursery_id, only=application.age_class) \
-        if application.age_class is not None else [None]
+    places = _places(application)
     return render_template(
         "childsys/detail.html", application=application, rank=services.rank_in_queue(application),
         places=places, full=full or (places is not None and places.free is not None and places.free <= 0),
         criteria=configured_criteria(), form=EmptyForm(), offer_form=offer_form or OfferForm(),
         reject_form=reject_form or RejectForm(), deadline_days=current_app.config["SETTINGS"].offer_days,
+        unchecked=_unchecked(application), reason_error=_reason_error(),
     ), status
+
+
+def _reason_error() -> tuple[str, str] | None:
+    """A criterion whose "not accepted" came without a reason: (code, message) for the field beside it."""
+    code = request.args.get("reason_missing", "")
+    return (code, _("Give a reason for not accepting the criterion.")) if code else None
+
+
+def _confirm_page(application, action: str, back: str = "", **extra):
+    """The page that asks before an action that emails the parent (what the dialog says, without JavaScript)."""
+    g.nursery_id = application.nursery_id
+    places = _places(application)
+    return render_template(
+        "childsys/confirm.html", application=application, action=action, back=back, places=places,
+        full=places is not None and places.free is not None and places.free <= 0,
+        unchecked=_unchecked(application), deadline_days=current_app.config["SETTINGS"].offer_days,
+        form=EmptyForm(), **extra)
+
+
+def _confirmed() -> bool:
+    return request.form.get("confirmed") == "yes"
 
 
 @bp.get("/applications/<request_id>")
@@ -162,10 +240,15 @@ def detail(request_id: str):
     return _detail(services.get_application(g.identity, request_id))
 
 
+def _back_target() -> str:
+    target = request.form.get("back", "")
+    return target if target.startswith("/applications") and "//" not in target else ""
+
+
 def _back(application):
     """Back to the list the action came from (same site only), else to the application."""
-    target = request.form.get("back", "")
-    if target.startswith("/applications") and "//" not in target:
+    target = _back_target()
+    if target:
         return redirect(target)
     return redirect(url_for("main.detail", request_id=application.request_id))
 
@@ -174,14 +257,19 @@ def _ids(application, **extra) -> dict:
     return {"child_id": application.child_id, "nursery_id": application.nursery_id, **extra}
 
 
-@bp.post("/applications/<request_id>/accept")
+@bp.route("/applications/<request_id>/accept", methods=["GET", "POST"])
 @login_required(*STAFF)
 def accept(request_id: str):
-    """Offer a place (the page's "accept"); into a full class only with an override reason."""
+    """Offer a place (the page's "accept"), once confirmed: it emails the parent and starts the deadline.
+    Into a full class only with an override reason. Unconfirmed (no JavaScript, or a GET): the question page."""
     application = services.get_application(g.identity, request_id)
+    if request.method == "GET":
+        return _confirm_page(application, "offer", back=request.args.get("back", "")[:300])
     form = OfferForm()
     if not form.validate_on_submit():
         return _detail(application, offer_form=form, status=400)
+    if not _confirmed():
+        return _confirm_page(application, "offer", back=_back_target(), override_reason=form.override_reason.data)
     try:
         services.decide(g.identity, _ids(application, override_reason=form.override_reason.data or None),
                         EventType.OFFER)
@@ -201,10 +289,13 @@ def accept(request_id: str):
 @bp.post("/applications/<request_id>/reject")
 @login_required(*STAFF)
 def reject(request_id: str):
+    """Reject, once confirmed (the parent is emailed the reason); unconfirmed: the question page."""
     application = services.get_application(g.identity, request_id)
     form = RejectForm()
     if not form.validate_on_submit():
         return _detail(application, reject_form=form, status=400)
+    if not _confirmed():
+        return _confirm_page(application, "reject", reason=form.reason.data)
     try:
         services.decide(g.identity, _ids(application, reason=form.reason.data), EventType.REJECT)
     except Conflict:
@@ -222,8 +313,10 @@ def verify(request_id: str, code: str, verdict: str):
         abort(404)
     form = CriterionRejectForm() if verdict == "reject" else EmptyForm()
     if not form.validate_on_submit():
-        flash(_("Give a reason for not accepting the criterion."), "error")
-        return redirect(url_for("main.detail", request_id=request_id, _anchor=f"criterion-{code}"))
+        if verdict == "reject":  # the message goes beside the reason box of this criterion
+            return redirect(url_for("main.detail", request_id=request_id, reason_missing=code,
+                                    _anchor=f"criterion-{code}"))
+        abort(400)
     status = CriterionStatus.REJECTED if verdict == "reject" else CriterionStatus.VERIFIED
     try:
         services.verify(g.identity, _ids(application, criterion=code, status=status.value,
@@ -242,8 +335,9 @@ def verify(request_id: str, code: str, verdict: str):
 @bp.get("/applications/<request_id>/criteria/<code>/proof")
 @login_required(*STAFF)
 def proof(request_id: str, code: str):
-    """The proof document, through a link that works for two minutes."""
-    return redirect(services.proof_link(g.identity, request_id, code))
+    """The proof document, opened in the browser (PDF and images inline) through a link that works for two
+    minutes."""
+    return redirect(proofs.open_link(services.get_application(g.identity, request_id), code))
 
 
 @bp.get("/enrolled")

@@ -8,7 +8,8 @@ message.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import re
+from datetime import date
 
 from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_locale
@@ -19,22 +20,22 @@ from wtforms import (
     DateField,
     EmailField,
     HiddenField,
-    MonthField,
     SelectField,
     SelectMultipleField,
     StringField,
     TelField,
 )
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import Email, InputRequired, Length, Optional, Regexp, ValidationError
 
 from reqsys import offers, proofs, services
-from reqsys.models import Nursery, db
+from reqsys.models import Application, Nursery, db
 from shared.platform.auth import api_auth_required, login_required
 from shared.platform.auth.forms import EmptyForm, from_e164
-from shared.platform.errors import Conflict, ValidationFailed
+from shared.platform.errors import Conflict, NotFound, ValidationFailed
 from shared.platform.payloads import load_json
-from shared.waitlist.body import ApplicationBody
-from shared.waitlist.calendar import add_months, default_start, this_month
+from shared.platform.uploads import CONTENT_MISMATCH, NOT_ARRIVED, TYPE_NOT_ALLOWED
+from shared.waitlist.body import KOREAN_PHONE, ApplicationBody
+from shared.waitlist.calendar import add_months, age_class, default_start, parse_month, this_month
 from shared.waitlist.criteria import CriterionStatus, configured_criteria
 from shared.waitlist.rules import MAX_ACTIVE, MAX_ACTIVE_WHEN_ENROLLED, Status
 
@@ -72,7 +73,8 @@ CRITERION_LABELS = {
     CriterionStatus.VERIFIED.value: _l("Verified"),
     CriterionStatus.REJECTED.value: _l("Not accepted"),
 }
-# the service's field names -> what a parent is told next to the field
+# the service's field names -> what a parent is told next to the field (when the service refuses what
+# the form let through; the form's own rules below give one message per rule)
 FIELD_MESSAGES = {
     "child_id": _l("Enter the child's ID: letters, numbers and hyphens, up to 20."),
     "name": _l("Enter the child's name (up to 50 characters)."),
@@ -81,7 +83,7 @@ FIELD_MESSAGES = {
     "child_birthday": _l("Enter a real date that is not in the future."),
     "parent_name": _l("Enter your name (up to 50 characters)."),
     "parent_tel": _l("Enter a phone number like 010-1234-5678."),
-    "parent_address": _l("Enter your address."),
+    "parent_address": _l("Enter your address (up to 200 characters)."),
     "parent_postcode": _l("Enter the 5-digit postcode."),
     "parent_email": _l("Enter a valid email address."),
     "nursery_id": _l("This daycare does not exist."),
@@ -89,6 +91,9 @@ FIELD_MESSAGES = {
     "criteria": _l("Choose only the criteria listed."),
 }
 ALREADY_REGISTERED = _l("You have already registered a child with this ID.")
+NO_APPLICATION = _l("There is no such application among yours.")
+CHILD_ID_RULE = re.compile(r"^[0-9A-Za-z-]+$")
+POSTCODE_RULE = re.compile(r"^\d{5}$")
 
 
 @bp.app_context_processor
@@ -97,30 +102,85 @@ def _labels():
             "Status": Status, "locale": str(get_locale() or "ko")}
 
 
-# --- forms -------------------------------------------------------------------------------------------
+# --- forms: every rule of the service, each with its own message, so one submit shows every problem -----
+
+
+class DayField(DateField):
+    """A date box whose unreadable value gets the page's own message (an empty one: InputRequired's)."""
+
+    def process_formdata(self, valuelist):
+        if valuelist and not str(valuelist[0]).strip():
+            self.data = None
+            return
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            raise ValueError(_("Enter the date as a real date, e.g. 2023-03-01.")) from None
 
 
 class ChildForm(FlaskForm):
-    child_id = StringField(_l("Child ID"), validators=[InputRequired(FIELD_MESSAGES["child_id"]), Length(max=20)],
-                           render_kw={"inputmode": "numeric", "autocomplete": "off"})
-    name = StringField(_l("Child's name"), validators=[InputRequired(FIELD_MESSAGES["name"]), Length(max=50)])
-    birthday = DateField(_l("Birthday"), validators=[InputRequired(FIELD_MESSAGES["birthday"])])
+    child_id = StringField(_l("Child ID"), validators=[
+        InputRequired(_l("Enter the child's ID.")),
+        Length(max=20, message=_l("The child's ID is too long: at most 20 characters.")),
+        Regexp(CHILD_ID_RULE, message=_l("The child's ID may hold only letters, numbers and hyphens."))],
+        render_kw={"inputmode": "numeric", "autocomplete": "off"})
+    name = StringField(_l("Child's name"), validators=[
+        InputRequired(_l("Enter the child's name.")),
+        Length(max=50, message=_l("The name is too long: at most 50 characters."))])
+    birthday = DayField(_l("Birthday"), validators=[InputRequired(_l("Enter the child's birthday."))])
+
+    def validate_birthday(self, field) -> None:
+        if field.data and field.data > date.today():
+            raise ValidationError(_("The birthday cannot be in the future."))
 
 
 class ApplyForm(FlaskForm):
     child = SelectField(_l("Child"), coerce=int, validators=[InputRequired(_l("Choose a child."))])
-    desired_start = MonthField(_l("Desired start month"), validators=[Optional()])  # empty: next month
+    # a month box (type=month) read as text, so a wrong month gets its own message, not the library's
+    desired_start = StringField(_l("Desired start month"), validators=[Optional()],  # empty: next month
+                                render_kw={"type": "month", "placeholder": "YYYY-MM"})
     criteria = SelectMultipleField(_l("Priority criteria"), validators=[Optional()])
-    parent_name = StringField(_l("Parent's name"), validators=[InputRequired(FIELD_MESSAGES["parent_name"])],
-                              render_kw={"autocomplete": "name"})
-    parent_tel = TelField(_l("Phone"), validators=[InputRequired(FIELD_MESSAGES["parent_tel"])],
-                          render_kw={"autocomplete": "tel", "inputmode": "tel"})
-    parent_email = EmailField(_l("Email"), validators=[InputRequired(FIELD_MESSAGES["parent_email"])],
-                              render_kw={"autocomplete": "email"})
-    parent_address = StringField(_l("Address"), validators=[InputRequired(FIELD_MESSAGES["parent_address"])],
-                                 render_kw={"autocomplete": "street-address"})
-    parent_postcode = StringField(_l("Postcode"), validators=[InputRequired(FIELD_MESSAGES["parent_postcode"])],
-                                  render_kw={"autocomplete": "postal-code", "inputmode": "numeric"})
+    parent_name = StringField(_l("Parent's name"), validators=[
+        InputRequired(_l("Enter your name.")),
+        Length(max=50, message=_l("Your name is too long: at most 50 characters."))],
+        render_kw={"autocomplete": "name"})
+    parent_tel = TelField(_l("Phone"), validators=[
+        InputRequired(_l("Enter your phone number.")),
+        Regexp(KOREAN_PHONE, message=_l("Enter a phone number like 010-1234-5678."))],
+        render_kw={"autocomplete": "tel", "inputmode": "tel"})
+    parent_email = EmailField(_l("Email"), validators=[
+        InputRequired(_l("Enter your email address.")),
+        Length(max=254, message=_l("The email address is too long.")),
+        Email(_l("Enter an email address like name@example.com."), check_deliverability=False)],
+        render_kw={"autocomplete": "email"})
+    parent_address = StringField(_l("Address"), validators=[
+        InputRequired(_l("Enter your address.")),
+        Length(max=200, message=_l("The address is too long: at most 200 characters."))],
+        render_kw={"autocomplete": "street-address", "maxlength": False})  # said, not cut off silently
+    parent_postcode = StringField(_l("Postcode"), validators=[
+        InputRequired(_l("Enter the postcode.")),
+        Regexp(POSTCODE_RULE, message=_l("The postcode has 5 digits, e.g. 03991."))],
+        render_kw={"autocomplete": "postal-code", "inputmode": "numeric"})
+
+    def __init__(self, *args, kids=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self._birthdays = {kid.id: kid.birthday for kid in kids}
+
+    def validate_desired_start(self, field) -> None:
+        """The service's rules for the month: readable, from this month to MONTHS_AHEAD, the child at most in 5세반."""
+        if not field.data:
+            return
+        try:
+            start = parse_month(field.data.strip())
+        except ValueError:
+            raise ValidationError(_("Enter the month as year and month, e.g. 2027-03.")) from None
+        first = this_month()
+        if not first <= start <= add_months(first, services.MONTHS_AHEAD):
+            raise ValidationError(_("Choose a month from %(first)s to %(last)s.", first=f"{first:%Y-%m}",
+                                    last=f"{add_months(first, services.MONTHS_AHEAD):%Y-%m}"))
+        birthday = self._birthdays.get(self.child.data)
+        if birthday is not None and age_class(birthday, start) is None:
+            raise ValidationError(_("By this month the child is past 5세반: choose an earlier month."))
 
 
 class ProofForm(FlaskForm):
@@ -135,6 +195,19 @@ def _show_field_errors(form: FlaskForm, err: ValidationFailed, aliases: dict[str
             target.errors = [*target.errors, text or message]
         else:
             flash(text or message, "error")
+
+
+def _mine(request_id: str) -> Application:
+    """One of the parent's applications (an admin may look at anyone's); a 404 in the page's language."""
+    try:
+        return services.get_application(g.identity, request_id)
+    except NotFound:
+        raise NotFound(str(NO_APPLICATION)) from None
+
+
+def _card(request_id: str, **query):
+    """Back to the application's card on the applications page, where the parent acted."""
+    return redirect(url_for("main.applications", **query, _anchor=f"application-{request_id}"))
 
 
 # --- pages -------------------------------------------------------------------------------------------
@@ -167,7 +240,7 @@ def children():
             _show_field_errors(form, err)
         else:
             flash(_("%(name)s is registered.", name=child.name), "success")
-            return redirect(url_for("main.children"))
+            return redirect(url_for("main.children", _anchor=f"child-{child.child_id}"))
     status = 400 if form.errors else 200
     return render_template("reqsys/children.html", form=form, children=services.list_children(g.identity)), status
 
@@ -175,7 +248,7 @@ def children():
 def _prefill(form: ApplyForm) -> None:
     """The parent's details from the last application, else from the account."""
     identity = g.identity
-    form.desired_start.data = datetime.strptime(default_start(), "%Y-%m").date()
+    form.desired_start.data = default_start()
     last = services.last_application(identity)
     if last is not None:
         for name in ("parent_name", "parent_tel", "parent_email", "parent_address", "parent_postcode"):
@@ -198,13 +271,13 @@ def _prefill(form: ApplyForm) -> None:
 def apply(nursery_id: str):
     nursery = db.session.get(Nursery, nursery_id)
     if nursery is None:
-        abort(404)
+        raise NotFound(_("There is no daycare with this ID."))
     kids = services.list_children(g.identity)
     if not kids:
         flash(_("Register your child first, then apply."), "info")
         return redirect(url_for("main.children"))
     config = configured_criteria()
-    form = ApplyForm()
+    form = ApplyForm(kids=kids)
     form.child.choices = [(kid.id, f"{kid.name} ({kid.birthday:%Y-%m-%d})") for kid in kids]
     form.criteria.choices = [(code, code) for code in config]
     if request.method == "GET":
@@ -215,7 +288,7 @@ def apply(nursery_id: str):
         body = {
             "child_id": child.child_id, "child_name": child.name, "child_birthday": f"{child.birthday:%Y%m%d}",
             "nursery_id": nursery.nursery_id,
-            "desired_start": f"{form.desired_start.data:%Y-%m}" if form.desired_start.data else None,
+            "desired_start": (form.desired_start.data or "").strip() or None,
             "criteria": form.criteria.data or [],
             **{name: (getattr(form, name).data or "").strip()
                for name in ("parent_name", "parent_tel", "parent_email", "parent_address", "parent_postcode")},
@@ -239,11 +312,11 @@ def apply(nursery_id: str):
             if any(c.code in config and config[c.code].proof_required for c in application.criteria):
                 flash(_("Upload a proof document for each priority criterion below: it counts once the daycare "
                         "has checked it."), "info")
-            return redirect(url_for("main.applications", _anchor=f"application-{application.request_id}"))
+            return _card(application.request_id)
     if form.errors:
         status = 400
     first = this_month()
-    form.desired_start.render_kw = {"min": f"{first:%Y-%m}",
+    form.desired_start.render_kw = {**form.desired_start.render_kw, "min": f"{first:%Y-%m}",
                                     "max": f"{add_months(first, services.MONTHS_AHEAD):%Y-%m}"}
     return render_template(
         "reqsys/apply.html", form=form, nursery=nursery, criteria=config, kids=kids,
@@ -251,17 +324,33 @@ def apply(nursery_id: str):
         max_enrolled=MAX_ACTIVE_WHEN_ENROLLED), status
 
 
+# a refused proof: what the parent reads beside the file box (?proof_error=<reason>#criterion-...)
+PROOF_ERRORS = {
+    "type": _l("This type of file cannot be used: choose a PDF, JPG or PNG file."),
+    "content": _l("The file's content is not what its name says (e.g. a renamed file): choose a real PDF, JPG or "
+                  "PNG file."),
+    "size": _l("The file is too large: at most %(mb)d MB.", mb=5),
+    "missing": _l("The file did not arrive: please try again."),
+    "choose": _l("Choose a file to upload."),
+    "closed": _l("A proof can be added only while the application is waiting and the criterion is not verified."),
+}
+SERVICE_PROOF_ERRORS = {TYPE_NOT_ALLOWED: "type", CONTENT_MISMATCH: "content", NOT_ARRIVED: "missing"}
+
+
 @bp.get("/applications")
 @login_required("parents")
 def applications():
     rows = services.list_applications(g.identity)
     active = {}
-    for application, _rank in rows:
+    for application, _place in rows:
         if application.status_enum in (Status.REQUESTED, Status.ACCEPTED):
             active[application.child_id] = active.get(application.child_id, 0) + 1
+    refused = request.args.get("proof_error", "")
+    proof_error = (request.args.get("criterion", ""), PROOF_ERRORS[refused]) if refused in PROOF_ERRORS else None
     return render_template("reqsys/applications.html", applications=rows, criteria=configured_criteria(),
-                           form=EmptyForm(), active=active,
+                           form=EmptyForm(), active=active, proof_error=proof_error,
                            proof_types=sorted(proofs.PROOF_POLICY.content_types),
+                           proof_max_bytes=proofs.PROOF_POLICY.max_bytes,
                            proof_max_mb=proofs.PROOF_POLICY.max_bytes // (1024 * 1024))
 
 
@@ -269,9 +358,9 @@ def _own(request_id: str):
     form = EmptyForm()
     if not form.validate_on_submit():
         abort(400)
-    application = services.get_application(g.identity, request_id)  # 404 for anyone else's
+    application = _mine(request_id)  # 404 for anyone else's
     if application.parent_sub != g.identity.sub:
-        abort(404)
+        raise NotFound(str(NO_APPLICATION))
     return application
 
 
@@ -289,7 +378,7 @@ def cancel(request_id: str):
         flash(_("This application can no longer be cancelled."), "error")
     else:
         flash(_("The application is cancelled."), "success")
-    return redirect(url_for("main.applications"))
+    return _card(request_id)
 
 
 def _answer_offer(request_id: str, answer):
@@ -314,7 +403,7 @@ def confirm(request_id: str):
         if confirmed[1]:
             flash(_("The other applications of %(child)s (%(n)d) are withdrawn.", child=application.child_name,
                     n=len(confirmed[1])), "info")
-    return redirect(url_for("main.applications"))
+    return _card(request_id)
 
 
 @bp.post("/applications/<request_id>/decline")
@@ -323,14 +412,14 @@ def decline(request_id: str):
     application, declined = _answer_offer(request_id, offers.decline)
     if declined:
         flash(_("You declined the offer of %(nursery)s.", nursery=application.nursery.name), "success")
-    return redirect(url_for("main.applications"))
+    return _card(request_id)
 
 
 @bp.post("/applications/<request_id>/criteria/<code>/upload")
 @login_required("parents")
 def proof_upload(request_id: str, code: str):
     """For the page's script: where to post the file (JSON; the CSRF token comes in a header)."""
-    application = services.get_application(g.identity, request_id)
+    application = _mine(request_id)
     data = request.get_json(silent=True) or {}
     return jsonify(proofs.upload_form(g.identity, {
         **_ids(application), "criterion": code, "content_type": data.get("content_type", ""),
@@ -340,22 +429,26 @@ def proof_upload(request_id: str, code: str):
 @bp.post("/applications/<request_id>/criteria/<code>/proof")
 @login_required("parents")
 def proof(request_id: str, code: str):
-    """After the script's upload: check the file and record it."""
+    """After the script's upload: check the file and record it. A refusal goes back to the criterion, where
+    the page shows it beside the file box."""
     form = ProofForm()
-    application = services.get_application(g.identity, request_id)
+    application = _mine(request_id)
+    anchor = f"criterion-{request_id}-{code}"
+
+    def refused(reason: str):
+        return redirect(url_for("main.applications", proof_error=reason, criterion=anchor, _anchor=anchor))
+
     if not form.validate_on_submit():
-        flash(_("Choose a file to upload."), "error")
-        return redirect(url_for("main.applications", _anchor=f"application-{request_id}"))
+        return refused("choose")
     try:
         proofs.register(g.identity, {**_ids(application), "criterion": code, "key": form.key.data})
-    except ValidationFailed:
-        flash(_("The file was not accepted: upload a PDF, JPG or PNG of up to 5 MB."), "error")
+    except ValidationFailed as err:
+        problem = err.fields.get("file", "")
+        return refused(SERVICE_PROOF_ERRORS.get(problem, "size" if "MB" in problem else "type"))
     except Conflict:
-        flash(_("A proof can be added only while the application is waiting and the criterion is not verified."),
-              "error")
-    else:
-        flash(_("The proof document is uploaded. The daycare will check it."), "success")
-    return redirect(url_for("main.applications", _anchor=f"application-{request_id}"))
+        return refused("closed")
+    flash(_("The proof document is uploaded. The daycare will check it."), "success")
+    return redirect(url_for("main.applications", _anchor=anchor))
 
 
 # --- JSON ----------------------------------------------------------------------------------------------
@@ -382,13 +475,14 @@ def list_applications():
     (`?cursor=` from the last page's `next_cursor`)."""
     if not g.identity.is_admin:
         rows = services.list_applications(g.identity)
-        return jsonify(applications=[services.application_dict(row, rank) for row, rank in rows])
+        return jsonify(applications=[services.application_dict(row, place) for row, place in rows])
     rows, next_cursor = services.list_all_applications(g.identity, request.args.get("cursor"))
-    return jsonify(applications=[services.application_dict(row, rank) for row, rank in rows], next_cursor=next_cursor)
+    return jsonify(applications=[services.application_dict(row, place) for row, place in rows],
+                   next_cursor=next_cursor)
 
 
 def _answer(application, status: int = 200, **extra):
-    return jsonify(application=services.application_dict(application, services.rank_in_queue(application)),
+    return jsonify(application=services.application_dict(application, services.queue_place(application)),
                    **extra), status
 
 

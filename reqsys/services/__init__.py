@@ -22,7 +22,7 @@ from reqsys.services.applications import (
     list_applications,
     own_locked,
     publish_pending,
-    rank_in_queue,
+    queue_place,
     record,
     stage,
 )
@@ -56,7 +56,7 @@ __all__ = [
     "of_child",
     "own_locked",
     "publish_pending",
-    "rank_in_queue",
+    "queue_place",
     "record",
     "register_child",
     "stage",

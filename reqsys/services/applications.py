@@ -28,7 +28,7 @@ from shared.waitlist.criteria import (
     declare_criteria,
     update_priority,
 )
-from shared.waitlist.ranking import live_rank, locked, queue_places
+from shared.waitlist.ranking import Place, locked, queue_places
 from shared.waitlist.rules import MAX_ACTIVE, next_status
 
 
@@ -185,14 +185,14 @@ def cancel(identity: Identity, data: ApplicationIds | dict) -> Application:
 ADMIN_PAGE = 50
 
 
-def list_applications(identity: Identity) -> list[tuple[Application, int | None]]:
-    """The parent's applications, newest first, each with its live rank at its daycare while it waits."""
+def list_applications(identity: Identity) -> list[tuple[Application, Place | None]]:
+    """The parent's applications, newest first, each with its place in its daycare's queue while it waits."""
     stmt = _newest_first(select(Application).where(Application.parent_sub == identity.sub))
     return _with_ranks(list(db.session.scalars(stmt)))
 
 
 def list_all_applications(identity: Identity, cursor: str | None = None, limit: int = ADMIN_PAGE
-                          ) -> tuple[list[tuple[Application, int | None]], str | None]:
+                          ) -> tuple[list[tuple[Application, Place | None]], str | None]:
     """For admins: a page of everyone's applications, newest first, and the cursor of the next page (None
     at the end). The cursor is the last row's (created_at, id): pages never repeat or skip a row."""
     if not identity.is_admin:
@@ -213,9 +213,9 @@ def _newest_first(stmt):
         Application.created_at.desc(), Application.id.desc())
 
 
-def _with_ranks(rows: list[Application]) -> list[tuple[Application, int | None]]:
+def _with_ranks(rows: list[Application]) -> list[tuple[Application, Place | None]]:
     places = queue_places(db.session, Application, rows)
-    return [(row, places[row.id].rank if row.id in places else None) for row in rows]
+    return [(row, places.get(row.id)) for row in rows]
 
 
 def encode_cursor(created_at: datetime, row_id: int) -> str:
@@ -231,8 +231,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise ValidationFailed({"cursor": "is not a cursor this list gave"}) from None
 
 
-def rank_in_queue(application: Application) -> int | None:
-    return live_rank(db.session, Application, application)
+def queue_place(application: Application) -> Place | None:
+    """Where the application stands in its daycare's queue while it waits (None otherwise)."""
+    return queue_places(db.session, Application, [application]).get(application.id)
 
 
 def get_application(identity: Identity, request_id: str) -> Application:

@@ -11,6 +11,7 @@ from shared.waitlist.criteria import (
     CriterionStatus,
     configured_criteria,
 )
+from shared.waitlist.ranking import Place
 from shared.waitlist.rules import WAITING, Status
 
 
@@ -30,8 +31,10 @@ def criterion_dict(criterion: ApplicationCriterion, config: dict[str, Criterion]
     }
 
 
-def application_dict(application: Application, rank: int | None = None) -> dict[str, Any]:
+def application_dict(application: Application, place: Place | None = None) -> dict[str, Any]:
+    """The JSON of an application; `place` (while it waits): its rank of how many waiting at the daycare."""
     status = application.status_enum
+    place = place if status is WAITING else None
     config = configured_criteria()
     return {
         "request_id": application.request_id,
@@ -46,7 +49,8 @@ def application_dict(application: Application, rank: int | None = None) -> dict[
         "reason": application.reason,
         "desired_start": application.desired_start,
         "age_class": application.age_class,
-        "rank": rank if status is WAITING else None,
+        "rank": place.rank if place else None,
+        "waiting": place.waiting if place else None,
         "score": application.score,
         "priority_tier": application.priority_tier,
         "offered_at": iso(application.offered_at),

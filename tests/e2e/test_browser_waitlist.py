@@ -52,7 +52,6 @@ def test_offer_confirm_and_the_other_application_is_withdrawn(system, make_user,
     offered, other = child_id + "A00017", child_id + "A00018"
 
     parent_page = chromium.new_context(locale="ko-KR").new_page()
-    parent_page.on("dialog", lambda dialog: dialog.accept())  # "confirm the place?"
     sign_in(parent_page, reqsys_url, parent.email, parent.password)
     parent_page.goto(f"{reqsys_url}/children")
     parent_page.locator("#child_id").fill(child_id)
@@ -62,7 +61,7 @@ def test_offer_confirm_and_the_other_application_is_withdrawn(system, make_user,
 
     apply(parent_page, reqsys_url, "A00017", "김새싹 (2023-03-01)", criteria=["DUAL_INCOME"])
     assert status_of(parent_page, offered) == "REQUESTED"
-    assert "대기 순위 1위" in parent_page.locator(f"#application-{offered} .queue").inner_text()
+    assert "대기 1명 중 1위" in parent_page.locator(f"#application-{offered} .queue").inner_text()
     criterion = parent_page.locator(f"#criterion-{offered}-DUAL_INCOME")
     assert criterion.get_attribute("data-status") == "PENDING"
     # the proof goes from the browser straight to S3 (the emulator), then the server checks and records it
@@ -91,8 +90,9 @@ def test_offer_confirm_and_the_other_application_is_withdrawn(system, make_user,
     with staff_page.expect_navigation():
         staff_page.locator("#criterion-DUAL_INCOME").get_by_role("button", name="확인").click()
     assert staff_page.locator("#criterion-DUAL_INCOME").get_attribute("data-status") == "VERIFIED"
+    staff_page.get_by_role("button", name="승인 (입소 제안)").click()  # asks first, in a dialog
     with staff_page.expect_navigation():
-        staff_page.get_by_role("button", name="승인 (입소 제안)").click()
+        staff_page.locator("#offer-dialog").get_by_role("button", name="입소 제안 보내기").click()
     assert "입소를 제안했습니다" in staff_page.content()
 
     def offer_arrived():
@@ -103,8 +103,9 @@ def test_offer_confirm_and_the_other_application_is_withdrawn(system, make_user,
     offer = parent_page.locator(f"#offer-{offered}")
     assert "입소를 제안했습니다" in offer.inner_text() and "까지 답해 주세요" in offer.inner_text()
     assert "다른 신청 1건은 자동으로 철회" in offer.inner_text()
+    offer.get_by_role("button", name="입소 확정").click()  # asks first, in a dialog
     with parent_page.expect_navigation():
-        offer.get_by_role("button", name="입소 확정").click()
+        parent_page.locator(f"#confirm-{offered}").get_by_role("button", name="입소 확정").click()
 
     assert status_of(parent_page, offered) == "ENROLLED"
     assert status_of(parent_page, other) == "WITHDRAWN"

@@ -186,7 +186,10 @@ def test_an_admin_chooses_a_daycare_and_stays_on_it(client, app, sync, make_user
     assert 'href="/classes?nursery_id=B00102"' in listing.text
     detail = f"/applications/{body['child_id']}B00102"
     assert 'href="/applications?nursery_id=B00102"' in client.get(detail).text, "the way back keeps the daycare"
-    offered = submit(client, f"{detail}/accept", {}, page=detail)
+    asked = submit(client, f"{detail}/accept", {}, page=detail)
+    assert asked.status_code == 200 and "입소를 제안할까요?" in asked.text, "unconfirmed: the question page"
+    assert "무지개아이" not in client.get("/applications?status=ACCEPTED&nursery_id=B00102").text, "nothing sent"
+    offered = submit(client, f"{detail}/accept", {"confirmed": "yes"}, page=detail)
     assert offered.status_code == 302
     assert "무지개아이" in client.get("/applications?status=ACCEPTED&nursery_id=B00102").text
 
@@ -297,11 +300,11 @@ def test_staff_pages_list_open_and_accept(client, sync, make_user, sign_in, subm
     detail = f"/applications/{request_id}"
     assert client.get(detail).status_code == 200
 
-    response = submit(client, f"{detail}/accept", {}, page=detail)
+    response = submit(client, f"{detail}/accept", {"confirmed": "yes"}, page=detail)
     assert response.status_code == 302
     assert 'data-status="ACCEPTED"' in client.get(detail).text, "offered, waiting for the parent"
     assert "박새싹" not in client.get("/enrolled").text
-    conflict = submit(client, f"{detail}/reject", {"reason": "x"}, page=detail)
+    conflict = submit(client, f"{detail}/reject", {"reason": "x", "confirmed": "yes"}, page=detail)
     assert conflict.status_code == 302, "the page no longer offers it; a replayed post is refused"
     after = client.get(detail).text
     assert "이 신청은 더 이상 대기 중이 아닙니다." in after and 'data-status="ACCEPTED"' in after
@@ -445,7 +448,7 @@ def test_a_full_class_is_refused_unless_overridden_and_the_override_is_audited(c
     assert f"{klass}세반" in refused.json["error"]["message"] and "override" in refused.json["error"]["message"]
     assert received(sqs, queue) == [] and waiting(client, staff)[0]["child_id"] == second["child_id"]
     detail = f"/applications/{second['child_id']}A00017"
-    page = submit(staff_browser, f"{detail}/accept", {}, page=detail)
+    page = submit(staff_browser, f"{detail}/accept", {"confirmed": "yes"}, page=detail)
     assert page.status_code == 409 and 'id="override_reason"' in page.text, "the page asks for the reason"
 
     overridden = client.post("/request/accept", json={**second, "override_reason": "쌍둥이 형제 재원"}, headers=staff)
@@ -480,7 +483,7 @@ def test_an_expired_offer_frees_the_place_and_staff_are_prompted_to_offer_the_ne
     prompt = page[page.index(f'id="prompt-{klass}"'):]
     assert "둘째" in prompt[:prompt.index("</li>")] and "첫째" in page[page.index('class="released"'):]
     response = submit(staff_browser, f"/applications/{second['child_id']}A00017/accept",
-                      {"back": "/applications"}, page="/applications")
+                      {"back": "/applications", "confirmed": "yes"}, page="/applications")
     assert response.status_code == 302 and response.location.endswith("/applications"), "back to the list"
 
 
