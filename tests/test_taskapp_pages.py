@@ -37,7 +37,7 @@ def test_create_move_on_board_and_delete(client_for, make_user, sign_in, submit)
     assert "Buy crayons" in board
     moved = web.post(f"/tasks/{task_id}/move", data={"csrf_token": csrf_token_in(board), "status": "IN_PROGRESS",
                                                     "version": "1", "next": "board"})
-    assert moved.status_code == 302 and moved.headers["Location"].endswith("/board")
+    assert moved.status_code == 302 and moved.headers["Location"].endswith(f"/board#task-{task_id}")
     # a second click from the same (now stale) board page changes nothing
     stale = web.post(f"/tasks/{task_id}/move", data={"csrf_token": csrf_token_in(board), "status": "DONE",
                                                     "version": "1"})
@@ -45,7 +45,7 @@ def test_create_move_on_board_and_delete(client_for, make_user, sign_in, submit)
     page = web.get(detail_url).get_data(as_text=True)
     assert page.count("<li>") >= 2 and "→" in page
     board = web.get("/board").get_data(as_text=True)
-    columns = re.findall(r'<section class="card column".*?</section>', board, re.S)
+    columns = re.findall(r'<section class="board-column".*?</section>', board, re.S)
     assert "Buy crayons" not in columns[0] and "Buy crayons" in columns[1] and "Buy crayons" not in columns[2]
 
     assert "Buy crayons" in web.get("/tasks?status=IN_PROGRESS").get_data(as_text=True)
