@@ -218,8 +218,9 @@ def tasks():
         sort_links[column] = {"url": url_for("main.tasks", **{**keep, "sort": target}),
                               "active": sort in (first, other),
                               "ascending": sort in ("due", "created_asc")}
+    first_page = url_for("main.tasks", **keep) if args.get("cursor") else None
     return render_template("taskapp/list.html", tasks=items, next_url=next_url, filters=args, today=_today(),
-                           sort_links=sort_links, first_page=url_for("main.tasks", **keep) if args.get("cursor") else None)
+                           sort_links=sort_links, first_page=first_page)
 
 
 @bp.get("/board")
