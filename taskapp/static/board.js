@@ -45,6 +45,7 @@
       card.setAttribute("data-version", String(version));
       card.querySelector('input[name="version"]').value = String(version);
       var select = card.querySelector('select[name="status"]');
+      var suggested = {TODO: "IN_PROGRESS", IN_PROGRESS: "DONE", DONE: "IN_PROGRESS"}[status];
       while (select.firstChild) select.removeChild(select.firstChild);
       board.querySelectorAll("[data-column]").forEach(function (column) {
         var value = column.getAttribute("data-column");
@@ -52,6 +53,7 @@
         var option = document.createElement("option");
         option.value = value;
         option.textContent = column.getAttribute("data-label");
+        option.selected = value === suggested;
         select.appendChild(option);
       });
     }
