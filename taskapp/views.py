@@ -20,8 +20,6 @@ from taskapp.services import Priority, Status, TaskCreate, TaskPatch
 
 bp = Blueprint("main", __name__)
 api = Blueprint("tasks_api", __name__)
-# taskapp's own scripts and styles (board.js, live.js, taskapp.css), next to the shared ones
-assets = Blueprint("taskapp_assets", __name__, static_folder="static", static_url_path="/static/taskapp")
 
 STATUS_LABELS = {"TODO": _l("To do"), "IN_PROGRESS": _l("In progress"), "DONE": _l("Done")}
 PRIORITY_LABELS = {"LOW": _l("Low"), "MEDIUM": _l("Medium"), "HIGH": _l("High")}
