@@ -19,11 +19,14 @@ def create_app(config: dict | None = None) -> Flask:
     from taskapp import file_views, job_views, notification_views, profile_views
     from taskapp.analytics.report_views import bp as reports
     from taskapp.analytics.views import bp as analytics
-    from taskapp.views import api, bp, index
+    from taskapp.views import api, bp, index, particle
 
+    # taskapp/static (board.js, live.js, taskapp.css) is the app's own static folder
     for blueprint in (bp, api, file_views.bp, job_views.bp, notification_views.bp, profile_views.bp, analytics,
                       reports):
         app.register_blueprint(blueprint)
+    # {{ word|josa('로') }}: in Korean the word with its particle (taskapp.korean), elsewhere the word
+    app.add_template_filter(particle, "josa")
     app.add_url_rule("/", endpoint="home", view_func=index)
 
     @app.context_processor

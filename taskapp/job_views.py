@@ -43,16 +43,34 @@ def render_jobs(upload_error: str | None = None, status: int = 200):
     limit, cursor = page_args()
     items, next_cursor = jobs.list_jobs(g.identity, limit, cursor)
     upload = transfer.start_import_upload(g.identity, redirect=url_for("jobs.import_uploaded", _external=True))
-    busy = any(job["status"] in (jobs.JobStatus.QUEUED, jobs.JobStatus.RUNNING) for job in items)
-    return render_template("taskapp/jobs.html", jobs=items, upload=upload, busy=busy,
+    return render_template("taskapp/jobs.html", jobs=items, upload=upload, busy=_busy(items),
                            upload_error=upload_error, form=EmptyForm(),
+                           live_url=url_for("jobs.live_list", cursor=cursor),
                            next_url=url_for("jobs.page", cursor=next_cursor) if next_cursor else None), status
+
+
+def _busy(items: list[dict]) -> bool:
+    return any(job["status"] in (jobs.JobStatus.QUEUED, jobs.JobStatus.RUNNING) for job in items)
+
+
+def _announce(job: dict) -> str:
+    return _("%(job)s: %(status)s", job=jobs.title(job), status=STATUS_LABELS[job["status"]])
 
 
 @bp.get("/jobs")
 @login_required()
 def page():
     return render_jobs()
+
+
+@bp.get("/jobs/live")
+@login_required()
+def live_list():
+    """The jobs table for the page's script (live.js) while a job is queued or running."""
+    limit, cursor = page_args()
+    items, _next = jobs.list_jobs(g.identity, limit, cursor)
+    return jsonify(busy=_busy(items), html=render_template("taskapp/_jobs_table.html", jobs=items),
+                   announce=" · ".join(_announce(job) for job in items[:3]))
 
 
 @bp.get("/jobs/import/uploaded")
@@ -92,6 +110,15 @@ def detail(job_id: str):
     if spec and spec.page:  # a kind with a page of its own (a report)
         return redirect(spec.page(job_id))
     return render_template("taskapp/job.html", job=job)
+
+
+@bp.get("/jobs/<job_id>/live")
+@login_required()
+def live(job_id: str):
+    """A job's status and result as HTML in JSON, for live.js (the page follows the job, no reload)."""
+    job = jobs.get_job(g.identity, job_id)
+    return jsonify(busy=_busy([job]), status=job["status"], announce=_announce(job),
+                   html=render_template("taskapp/_job_body.html", job=job))
 
 
 @bp.get("/jobs/<job_id>/download")

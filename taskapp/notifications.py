@@ -178,17 +178,22 @@ def deliver_in_app(notice: Notice) -> bool:
     item = {**notice.model_dump(exclude_none=True), "pk": pk, "sk": sk, "gsi1pk": f"UNREAD#{notice.user}",
             "gsi1sk": sk}
     ddb = store.ddb()
+    writes = [
+        {"Put": {"TableName": store.table(), "Item": store.dump(item),
+                 "ConditionExpression": "attribute_not_exists(pk)"}},
+        {"Update": {"TableName": store.table(), "Key": store.key(pk, "PROFILE"),
+                    "UpdateExpression": "ADD unread :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+    ]
+    if notice.job_id:  # one bell notice per job at most: a marker (USER#<sub>, JOBNOTE#<job id>) claims it
+        writes.append({"Put": {"TableName": store.table(), "ConditionExpression": "attribute_not_exists(pk)",
+                               "Item": store.dump({"pk": pk, "sk": f"JOBNOTE#{notice.job_id}",
+                                                   "note_id": notice.note_id})}})
     try:
-        ddb.transact_write_items(TransactItems=[
-            {"Put": {"TableName": store.table(), "Item": store.dump(item),
-                     "ConditionExpression": "attribute_not_exists(pk)"}},
-            {"Update": {"TableName": store.table(), "Key": store.key(pk, "PROFILE"),
-                        "UpdateExpression": "ADD unread :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}},
-        ])
+        ddb.transact_write_items(TransactItems=writes)
     except ddb.exceptions.TransactionCanceledException as err:
         reasons = [r.get("Code") for r in err.response.get("CancellationReasons", [])]
-        if reasons and reasons[0] == "ConditionalCheckFailed":
-            return False  # delivered before: a repeated message
+        if "ConditionalCheckFailed" in (reasons[:1] + reasons[2:3]):
+            return False  # delivered before (a repeated message), or this job has its notice already
         raise
     return True
 

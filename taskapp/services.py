@@ -18,6 +18,8 @@ partition (all projections ALL):
   on the key, so it is free. Without a status filter the order is status, then due date,
   then creation (no due date sorts last).
 - sort=created: gsi3/gsi4, newest first; a status filter there is a FilterExpression.
+- sort=due_desc and sort=created_asc read the same indexes backwards (the task table's column
+  headers toggle the direction); the cursor works the same either way.
 - label (`contains(labels, :label)`), overdue (`due_date < today AND status <> DONE`) and
   assignee=<email> on the owner index (`assignee_sub = :sub`) are FilterExpressions: they
   cost read capacity for the items they drop, never a Scan. Queries loop until a page is full.
@@ -57,6 +59,9 @@ from taskapp.store import decode_cursor, dump, encode_cursor, load, now_iso, wit
 NO_DUE = "9999-12-31"
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
+# sort -> (index family, ascending): "due" reads gsi1/gsi2, "created" gsi3/gsi4
+SORTS = {"due": ("due", True), "due_desc": ("due", False), "created": ("created", False),
+         "created_asc": ("created", True)}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -168,6 +173,11 @@ def public(item: dict) -> dict:
 
 _known_users: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
 USER_CACHE_SECONDS = 300  # an import assigning many rows to one person asks Cognito once
+
+
+def check_assignee(email: str) -> None:
+    """400 naming `assignee` unless a user of the pool has this (well-formed) email address."""
+    resolve_user(_check_email(email) or "")
 
 
 def resolve_user(email: str) -> tuple[str, str]:
@@ -291,7 +301,7 @@ def update_task(identity: Identity, task_id: str, changes: TaskPatch, version: i
 
 
 def _query(index: str, pk: str, start: dict | None, limit: int, prefix: str | None,
-           filters: list[str], values: dict, names: dict) -> tuple[list[dict], bool]:
+           filters: list[str], values: dict, names: dict, forward: bool = True) -> tuple[list[dict], bool]:
     """Up to `limit` raw items of one user's partition in index order; and whether more may follow."""
     n = index[-1]
     key = "#pk = :pk AND begins_with(#sk, :prefix)" if prefix else "#pk = :pk"
@@ -301,7 +311,7 @@ def _query(index: str, pk: str, start: dict | None, limit: int, prefix: str | No
         "TableName": store.table(), "IndexName": index, "KeyConditionExpression": key,
         "ExpressionAttributeNames": {"#pk": f"gsi{n}pk", **({"#sk": f"gsi{n}sk"} if prefix else {}), **names},
         "ExpressionAttributeValues": {":pk": {"S": pk}, **({":prefix": {"S": prefix}} if prefix else {}), **values},
-        "ScanIndexForward": index in ("gsi1", "gsi2"),
+        "ScanIndexForward": forward,
         "Limit": limit,
     }
     if filters:
@@ -325,8 +335,8 @@ def list_tasks(identity: Identity, *, status: str | None = None, assignee: str |
     problems = {}
     if status is not None and status not in Status.__members__:
         problems["status"] = "One of TODO, IN_PROGRESS, DONE"
-    if sort not in ("due", "created"):
-        problems["sort"] = "One of due, created"
+    if sort not in SORTS:
+        problems["sort"] = "One of " + ", ".join(SORTS)
     if not 1 <= limit <= MAX_LIMIT:
         problems["limit"] = f"Between 1 and {MAX_LIMIT}"
     if problems:
@@ -335,7 +345,8 @@ def list_tasks(identity: Identity, *, status: str | None = None, assignee: str |
     values: dict = {}
     names: dict = {}
     prefix = None
-    if status and sort == "due":
+    family, forward = SORTS.get(sort, ("due", True))
+    if status and family == "due":
         prefix = f"{status}#"
     elif status:
         filters.append("#status = :status")
@@ -350,7 +361,7 @@ def list_tasks(identity: Identity, *, status: str | None = None, assignee: str |
         names["#status"] = "status"
         values.update({":today": {"S": date.today().isoformat()}, ":done": {"S": Status.DONE.value}})
 
-    owner_idx, assignee_idx = ("gsi1", "gsi2") if sort == "due" else ("gsi3", "gsi4")
+    owner_idx, assignee_idx = ("gsi1", "gsi2") if family == "due" else ("gsi3", "gsi4")
     sources: dict[str, tuple[str, str, list[str], dict]] = {}
     if assignee in (None, ""):
         sources["o"] = (owner_idx, f"OWNER#{identity.sub}", filters, values)
@@ -384,11 +395,12 @@ def list_tasks(identity: Identity, *, status: str | None = None, assignee: str |
             continue
         used_names = {k: v for k, v in names.items() if k in " ".join(source_filters)}
         begin = start if isinstance(start, dict) else None
-        fetched[name] = _query(index, pk, begin, limit, prefix, source_filters, source_values, used_names)
+        fetched[name] = _query(index, pk, begin, limit, prefix, source_filters, source_values, used_names,
+                               forward)
 
-    sort_attr = "gsi1sk" if sort == "due" else "gsi3sk"
+    sort_attr = "gsi1sk" if family == "due" else "gsi3sk"
     merged = sorted(((raw[sort_attr]["S"], name, raw) for name, (items, _) in fetched.items() for raw in items),
-                    key=lambda entry: entry[0], reverse=sort == "created")
+                    key=lambda entry: entry[0], reverse=not forward)
     page = merged[:limit]
     next_state: dict[str, Any] = {}
     for name, (index, _pk, _f, _v) in sources.items():

@@ -8,6 +8,7 @@ own access patterns next to its code; this is the map:
     attachment           TASK#<task_id>     FILE#<file_id>          -                              (files.py)
     profile              USER#<sub>         PROFILE                 -                              (profiles.py)
     notification         USER#<sub>         NOTE#<note_id>          gsi1: UNREAD#<sub> while unread (notifications.py)
+    a job's bell notice  USER#<sub>         JOBNOTE#<job_id>        -  (the job has had its one notice)
     job                  JOB#<job_id>       JOB                     gsi3: JOBS#<sub>, gsi2: JOBKIND#<sub>#<kind>
                                                                     (jobs.py)
 

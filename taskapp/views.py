@@ -4,17 +4,18 @@ taskapp.services; a page turns the service's field errors into messages next to 
 from __future__ import annotations
 
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, HiddenField, SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import InputRequired, Length, Optional, Regexp
 
 from shared.platform.auth import api_auth_required, login_required
 from shared.platform.auth.forms import EmptyForm
-from shared.platform.errors import Conflict, ValidationFailed
+from shared.platform.errors import Conflict, ValidationFailed, error_response
 from shared.platform.payloads import load_json
-from taskapp import files, services
+from taskapp import files, korean, services
 from taskapp.services import Priority, Status, TaskCreate, TaskPatch
 
 bp = Blueprint("main", __name__)
@@ -27,12 +28,17 @@ FIELD_MESSAGES = {
     "description": _l("The description can be up to 5000 characters."),
     "due_date": _l("Enter a date like 2026-12-31."),
     "labels": _l("Up to 10 labels, each up to 30 characters, separated by commas."),
-    "assignee": _l("No user has this email address."),
+    "assignee": _l("No one has signed up with this email address."),
     "status": _l("One of TODO, IN_PROGRESS, DONE (or 할 일, 진행 중, 완료)."),
     "priority": _l("One of LOW, MEDIUM, HIGH (or 낮음, 보통, 높음)."),
     "row": _l("This row has more values than there are columns."),
 }
+ASSIGNEE_FORMAT = _l("Enter it as an email address, like name@example.com.")
 STALE = _l("Someone else changed this task. Here is the latest version; please make your change again.")
+STALE_MOVE = _l("Someone else changed this task meanwhile, so it was not moved. Reload the page to see the latest "
+                "board, then move it again.")
+# the task table's sortable columns: column -> (sort when clicked first, the other direction)
+SORT_COLUMNS = {"due": ("due", "due_desc"), "created": ("created", "created_asc")}
 
 
 @bp.app_context_processor
@@ -126,7 +132,8 @@ class TaskForm(FlaskForm):
                            default="MEDIUM")
     due_date = DateField(_l("Due date"), validators=[Optional()], format="%Y-%m-%d")
     labels = StringField(_l("Labels"), validators=[Optional()])
-    assignee = EmailField(_l("Assignee's email"), validators=[Optional()])
+    assignee = EmailField(_l("Assignee's email"),
+                          validators=[Optional(), Regexp(services.EMAIL.pattern, message=ASSIGNEE_FORMAT)])
     version = HiddenField()
 
     def data_for_service(self) -> dict:
@@ -145,6 +152,31 @@ class TaskForm(FlaskForm):
         show_errors(self, err, FIELD_MESSAGES)
 
 
+def checked(form: TaskForm, model: type):
+    """Every field of a submitted task form checked in one pass (the form's rules, the service's
+    rules, whether the assignee has an account); the parsed data, or None with each problem on its
+    field. None as well when the form was not submitted."""
+    if not form.is_submitted():
+        return None
+    form.validate()
+    parsed = None
+    try:
+        parsed = services.parse(model, form.data_for_service())
+    except ValidationFailed as err:
+        form.show_errors(err)
+    if parsed is not None and parsed.assignee and not form.assignee.errors:
+        try:
+            services.check_assignee(parsed.assignee)
+        except ValidationFailed as err:
+            form.show_errors(err)
+    return None if form.errors else parsed
+
+
+def particle(word, which: str) -> str:
+    """`word` with its Korean particle when the page is in Korean (see taskapp.korean)."""
+    return korean.in_locale(word, which, str(get_locale()))
+
+
 def show_errors(form: FlaskForm, err: ValidationFailed, messages: dict, aliases: dict | None = None) -> None:
     """A service's field errors (ValidationFailed) next to the form's fields, in the page's words
     (`messages`, else the service's); `aliases` maps a service field to the form's name for it.
@@ -152,7 +184,8 @@ def show_errors(form: FlaskForm, err: ValidationFailed, messages: dict, aliases:
     for name, problem in err.fields.items():
         field = getattr(form, (aliases or {}).get(name, name), None)
         if field is not None:
-            field.errors = [*field.errors, messages.get(name, problem)]
+            if not field.errors:  # one message per field: the form's own check spoke first
+                field.errors = [*field.errors, messages.get(name, problem)]
         else:
             flash(problem, "error")
 
@@ -176,7 +209,16 @@ def tasks():
         args = {}
     keep = {k: v for k, v in args.items() if v not in (None, False, "") and k not in ("cursor", "limit")}
     next_url = url_for("main.tasks", cursor=cursor, **keep) if cursor else None
-    return render_template("taskapp/list.html", tasks=items, next_url=next_url, filters=args)
+    sort = args.get("sort") or "due"
+    sort_links = {}
+    for column, (first, other) in SORT_COLUMNS.items():
+        target = other if sort == first else first
+        sort_links[column] = {"url": url_for("main.tasks", **{**keep, "sort": target}),
+                              "active": sort in (first, other),
+                              "ascending": sort in ("due", "created_asc")}
+    first_page = url_for("main.tasks", **keep) if args.get("cursor") else None
+    return render_template("taskapp/list.html", tasks=items, next_url=next_url, filters=args, today=_today(),
+                           sort_links=sort_links, first_page=first_page)
 
 
 @bp.get("/board")
@@ -186,16 +228,16 @@ def board():
     for status in Status:
         columns[status.value], _cursor = services.list_tasks(g.identity, status=status.value,
                                                              limit=services.MAX_LIMIT)
-    return render_template("taskapp/board.html", columns=columns, form=EmptyForm())
+    return render_template("taskapp/board.html", columns=columns, form=EmptyForm(), today=_today())
 
 
 @bp.route("/tasks/new", methods=["GET", "POST"])
 @login_required()
 def create():
     form = TaskForm()
-    if form.validate_on_submit():
+    data = checked(form, TaskCreate)
+    if data is not None:
         try:
-            data = services.parse(TaskCreate, form.data_for_service())
             task = services.create_task(g.identity, data)
         except ValidationFailed as err:
             form.show_errors(err)
@@ -214,7 +256,8 @@ def detail(task_id: str):
 def render_detail(task_id: str, upload_error: str | None = None, status: int = 200):
     """The task page: the task, its files and a fresh upload form, from one Query of its partition."""
     page = files.task_page(g.identity, task_id, redirect=url_for("files.uploaded", task_id=task_id, _external=True))
-    return render_template("taskapp/detail.html", form=EmptyForm(), upload_error=upload_error, **page), status
+    return render_template("taskapp/detail.html", form=EmptyForm(), upload_error=upload_error, today=_today(),
+                           **page), status
 
 
 @bp.route("/tasks/<task_id>/edit", methods=["GET", "POST"])
@@ -226,9 +269,8 @@ def edit(task_id: str):
         form.process(data={**task, "labels": ", ".join(task.get("labels") or []),
                            "assignee": task.get("assignee_email") or "",
                            "due_date": _date(task.get("due_date")), "version": task["version"]})
-    elif form.validate_on_submit():
+    elif (changes := checked(form, TaskPatch)) is not None:
         try:
-            changes = services.parse(TaskPatch, form.data_for_service())
             version = int(form.version.data or 0)
             services.update_task(g.identity, task_id, changes, version)
         except ValidationFailed as err:
@@ -248,25 +290,48 @@ def _date(value: str | None):
     return date.fromisoformat(value) if value else None
 
 
+def _today() -> str:
+    """Today in the signed-in user's time zone (a task due before it is overdue)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from taskapp.profiles import DEFAULT_TIME_ZONE, page_profile
+
+    zone = (page_profile(g.identity) or {}).get("time_zone") or DEFAULT_TIME_ZONE
+    return datetime.now(ZoneInfo(zone)).date().isoformat()
+
+
 @bp.post("/tasks/<task_id>/move")
 @login_required()
 def move(task_id: str):
-    """The board's buttons: a new status for a task, at the version the page showed."""
-    form = EmptyForm()
-    form.validate_on_submit()
+    """A new status for a task, at the version the page showed: the board's drag and drop and its
+    "move to" control (JSON when the request asks for it: board.js), the task page's buttons and
+    the board's no-JavaScript form (a redirect back with a message)."""
+    as_json = request.accept_mimetypes.best == "application/json"
     status = request.form.get("status", "")
+    task = None
     try:
         version = int(request.form.get("version", ""))
         changes = services.parse(TaskPatch, {"status": status})
-        services.update_task(g.identity, task_id, changes, version)
+        task = services.update_task(g.identity, task_id, changes, version)
     except (Conflict, ValueError):
-        flash(STALE, "error")
+        if as_json:
+            return error_response(409, "conflict", str(STALE_MOVE))
+        flash(STALE_MOVE, "error")
     except ValidationFailed:
+        if as_json:
+            return error_response(400, "invalid", _("This status does not exist."), {"status": "unknown"})
         flash(_("This status does not exist."), "error")
     else:
-        flash(_("Task moved to %(status)s.", status=STATUS_LABELS[status]), "success")
+        message = _("“%(title)s” moved to %(status)s.", title=task["title"],
+                    status=particle(STATUS_LABELS[status], "로"))
+        if as_json:
+            return jsonify(task={k: task[k] for k in ("task_id", "status", "version")}, message=message)
+        flash(message, "success")
     target = request.form.get("next")
-    return redirect(url_for("main.detail", task_id=task_id) if target == "detail" else url_for("main.board"))
+    if target == "detail":
+        return redirect(url_for("main.detail", task_id=task_id))
+    return redirect(url_for("main.board", _anchor=f"task-{task_id}"))
 
 
 @bp.route("/tasks/<task_id>/delete", methods=["GET", "POST"])

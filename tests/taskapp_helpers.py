@@ -103,3 +103,22 @@ def pump(runner, done, passes: int = 40) -> bool:
             return True
         runner.run_once()
     return done()
+
+
+def serious_accessibility_problems(page) -> list[str]:
+    """axe-core's critical and serious violations on the page as it is now, one line each."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(page).response["violations"]
+    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes'][:3]]}"
+            for v in violations if v["impact"] in ("critical", "serious")]
+
+
+def page_width(page) -> int:
+    """How wide the page's content is (more than the viewport: the reader scrolls sideways)."""
+    return page.evaluate("Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)")
+
+
+def board_column(page, label: str):
+    """The board's column headed `label` (할 일, 진행 중, 완료)."""
+    return page.locator("section.board-column", has=page.get_by_role("heading", name=label))

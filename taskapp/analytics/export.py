@@ -160,6 +160,17 @@ def partition_days(bucket: str, table: ExportTable) -> list[str]:
     return sorted(p[len(table.prefix):].strip("/").removeprefix("dt=") for p in prefixes)
 
 
+def latest_export_at(bucket: str) -> str | None:
+    """When the newest snapshot was written (UTC, ISO 8601), None before the first export: the time
+    the reports' data is as of (the hourly schedule makes it at most about an hour old)."""
+    days = partition_days(bucket, SNAPSHOTS)
+    if not days:
+        return None
+    listed = client("s3").list_objects_v2(Bucket=bucket, Prefix=SNAPSHOTS.partition_prefix(days[-1]))
+    times = [obj["LastModified"] for obj in listed.get("Contents", [])]
+    return max(times).astimezone(UTC).isoformat().replace("+00:00", "Z") if times else None
+
+
 def export(now: datetime | None = None, *, all_history: bool = False, settings: Settings | None = None,
            segments: int = SCAN_SEGMENTS) -> ExportSummary:
     """Export the tasks as of `now` (default: the current time); see the module docstring."""

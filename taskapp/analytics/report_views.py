@@ -3,7 +3,7 @@ failed one (pages, session + CSRF); the same through JSON (bearer). Rules live i
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, g, jsonify, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -15,6 +15,7 @@ from shared.platform.auth.forms import EmptyForm
 from shared.platform.errors import ValidationFailed
 from shared.platform.payloads import load_json
 from taskapp.analytics import service
+from taskapp.analytics.export import latest_export_at
 from taskapp.analytics.figures import present
 from taskapp.analytics.reports import MAX_WINDOW_DAYS, REPORTS, ReportRequest
 from taskapp.services import parse
@@ -46,32 +47,67 @@ def _report_words():
 @login_required()
 def page():
     form = ReportForm()
-    if form.validate_on_submit():
+    if form.is_submitted():
+        form.validate()  # every field in one pass: the form's rules, then the service's
         try:
             asked = parse(ReportRequest, {"report": form.report.data, "from_day": form.from_day.data,
                                           "to_day": form.to_day.data, "all_tasks": form.all_tasks.data})
-            report = service.request_report(g.identity, asked)
+            report = None if form.errors else service.request_report(g.identity, asked)
         except ValidationFailed as err:
             show_errors(form, err, FIELD_MESSAGES)
         else:
-            return redirect(url_for("reports.detail", report_id=report["report_id"]))
+            if report is not None:
+                return redirect(url_for("reports.detail", report_id=report["report_id"]))
     limit, cursor = page_args()
     reports, next_cursor = service.list_reports(g.identity, limit, cursor)
     next_url = url_for("reports.page", cursor=next_cursor) if next_cursor else None
+    bucket = current_app.config["SETTINGS"].resource("ANALYTICS_BUCKET")
     return render_template("taskapp/reports.html", form=form, reports=reports, next_url=next_url,
+                           exported_at=latest_export_at(bucket), export_form=EmptyForm(), busy=_busy(reports),
+                           live_url=url_for("reports.live_list", cursor=cursor),
                            windows={name: report.window_days for name, report in REPORTS.items()}), \
         400 if form.errors else 200
 
 
-@bp.get("/reports/<report_id>")
+def _busy(reports: list[dict]) -> bool:
+    return any(r["status"] in ("queued", "running") for r in reports)
+
+
+@bp.get("/reports/live")
 @login_required()
-def detail(report_id: str):
+def live_list():
+    """The "my reports" table for the page's script (live.js) while a report is on its way."""
+    limit, cursor = page_args()
+    reports, _next = service.list_reports(g.identity, limit, cursor)
+    return jsonify(busy=_busy(reports), html=render_template("taskapp/_reports_table.html", reports=reports),
+                   announce=" · ".join(f"{r['title']}: {STATUS_LABELS[r['status']]}" for r in reports[:3]))
+
+
+def _shown(report_id: str) -> tuple[dict, dict | None]:
     report = service.get_report(g.identity, report_id, figures=True)
     shown = None
     if report.get("figures"):
         figures = report["figures"]
         shown = present(report["report"], report["title"], figures["columns"], figures["rows"])
+    return report, shown
+
+
+@bp.get("/reports/<report_id>")
+@login_required()
+def detail(report_id: str):
+    report, shown = _shown(report_id)
     return render_template("taskapp/report.html", report=report, shown=shown, form=EmptyForm())
+
+
+@bp.get("/reports/<report_id>/live")
+@login_required()
+def live(report_id: str):
+    """The report's progress (and, once ready, its figures) as HTML in JSON, for live.js: the page
+    follows the report without reloading, and the status is announced to screen readers."""
+    report, shown = _shown(report_id)
+    html = render_template("taskapp/_report_body.html", report=report, shown=shown, form=EmptyForm())
+    return jsonify(busy=report["status"] in ("queued", "running"), status=report["status"], html=html,
+                   announce=_("%(report)s: %(status)s", report=report["title"], status=STATUS_LABELS[report["status"]]))
 
 
 @bp.post("/reports/<report_id>/retry")

@@ -33,7 +33,7 @@ from shared.platform.errors import Forbidden
 from shared.platform.settings import Settings
 from taskapp.analytics.catalog import SNAPSHOTS, local_today
 from taskapp.analytics.engines import Engine, Params, QueryResult, ReportFailed, engine_for
-from taskapp.analytics.export import partition_days
+from taskapp.analytics.export import latest_export_at, partition_days
 
 SQL_DIR = Path(__file__).resolve().parent / "reports"
 RESULTS_PREFIX = "reports"
@@ -161,6 +161,7 @@ class ReportOutcome:
     parameters: dict
     engine: str
     bytes_scanned: int | None
+    exported_at: str | None = None  # when the snapshot the report read was written (UTC)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -202,4 +203,5 @@ def run_report(request: ReportRequest, scope: Scope, report_id: str, *, settings
     client("s3").put_object(Bucket=bucket, Key=key, Body=to_csv(result), ContentType="text/csv; charset=utf-8")
     return ReportOutcome(report=report.name, bucket=bucket, key=key, columns=result.columns, rows=len(result.rows),
                          summary=report.summarize(result), parameters=params,
-                         engine=engine.name, bytes_scanned=result.bytes_scanned)
+                         engine=engine.name, bytes_scanned=result.bytes_scanned,
+                         exported_at=latest_export_at(bucket))

@@ -142,7 +142,8 @@ def public(job: dict) -> dict:
     }
     if status == READY:
         parameters = result.get("parameters") or {}
-        period = {"as_of": parameters.get("today"), "data_exported": parameters.get("snapshot_dt")}
+        period = {"as_of": parameters.get("today"), "data_exported": parameters.get("snapshot_dt"),
+                  "exported_at": result.get("exported_at")}
         if REPORTS[request.report].window_days:  # the others are "as of today"
             period.update(from_day=parameters.get("from_day"), to_day=parameters.get("to_day"))
         report.update(period=period, rows_total=result.get("rows"), summary=result.get("summary"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from shared.platform.auth import api_auth_required, login_required
@@ -32,6 +32,8 @@ def export_now():
     else:
         flash(_("Exported %(tasks)d tasks and %(events)d status changes for %(day)s.", tasks=summary.tasks,
                 events=sum(summary.events.values()), day=summary.day), "success")
+    if request.form.get("next") == "reports":  # the button on the reports page
+        return redirect(url_for("reports.page"))
     return redirect(url_for("analytics.status"))
 
 

@@ -5,6 +5,7 @@ of another user's change arrive through SNS -> SQS -> the handler driven by the 
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.taskapp_helpers import PDF, browser_sign_in, pump
 
@@ -29,10 +30,11 @@ def test_a_days_work_in_the_browser(make_app, live_server, alice, bob, chromium,
     assert page.locator("h1").inner_text() == "학부모 상담 일정 정리"
 
     page.goto(f"{base}/board")
-    card = page.locator("li", has=page.get_by_role("link", name="학부모 상담 일정 정리"))
-    with page.expect_navigation():
-        card.get_by_role("button", name="진행 중(으)로 이동").click()
-    columns = page.locator("section.column")
+    card = page.locator("li.task-card", has=page.get_by_role("link", name="학부모 상담 일정 정리"))
+    card.get_by_label("옮길 곳").select_option(label="진행 중")
+    card.get_by_role("button", name="옮기기").click()
+    expect(page.locator("#board-status")).to_contain_text("진행 중으로 옮겼습니다")
+    columns = page.locator("section.board-column")
     assert "학부모 상담 일정 정리" in columns.nth(1).inner_text()
     assert "학부모 상담 일정 정리" not in columns.nth(0).inner_text()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import date, timedelta
 from urllib.parse import urlsplit
 
@@ -244,6 +245,7 @@ def test_the_report_pages(api, alice, admin, taskapp_runner, client_for, sign_in
     sign_in(web, alice.email)
     form = web.get("/reports").get_data(as_text=True)
     assert 'name="all_tasks"' not in form, "only admins are offered everyone's tasks"
+    assert "데이터를 아직 내보내지 않았습니다" in form and "/admin/analytics/export" not in form
     token = csrf_token_in(form)
 
     bad = web.post("/reports", data={"csrf_token": token, "report": "weekly_throughput", "from_day": "2025-03-10",
@@ -260,9 +262,14 @@ def test_the_report_pages(api, alice, admin, taskapp_runner, client_for, sign_in
     assert asked.status_code == 302
     report_page = asked.headers["Location"]
     queued = web.get(report_page).get_data(as_text=True)
-    assert 'data-status="queued"' in queued and 'http-equiv="refresh"' in queued, "the page follows the report"
+    assert 'data-status="queued"' in queued and "data-live-busy" in queued, "the page's script follows the report"
+    assert 'http-equiv="refresh"' not in queued
     report_id = report_page.rstrip("/").rsplit("/", 1)[-1]
+    live = web.get(f"/reports/{report_id}/live").get_json()
+    assert live["busy"] is True and live["status"] == "queued" and "대기" in live["announce"]
     assert pump(taskapp_runner, finished(api, alice, report_id))
+    live = web.get(f"/reports/{report_id}/live").get_json()
+    assert live["busy"] is False and '<rect class="bar"' in live["html"] and "데이터 기준" in live["html"]
 
     ready = web.get(report_page).get_data(as_text=True)
     assert 'data-status="ready"' in ready and ready.count('<rect class="bar"') == 1, "one week with a completion"
@@ -273,9 +280,15 @@ def test_the_report_pages(api, alice, admin, taskapp_runner, client_for, sign_in
     # the jobs page and the notification lead to the report's page
     assert web.get(f"/jobs/{report_id}").headers["Location"].endswith(f"/reports/{report_id}")
 
+    assert re.search(r"데이터 기준: \d{4}-\d\d-\d\d \d\d:\d\d", listing), "the time the data was exported"
+
     admin_web = client_for("taskapp")
     sign_in(admin_web, admin.email)
-    assert 'name="all_tasks"' in admin_web.get("/reports").get_data(as_text=True)
+    admin_page = admin_web.get("/reports").get_data(as_text=True)
+    assert 'name="all_tasks"' in admin_page
+    # an admin exports now from the reports page and comes back to it
+    now = admin_web.post("/admin/analytics/export", data={"csrf_token": csrf_token_in(admin_page), "next": "reports"})
+    assert now.status_code == 302 and now.headers["Location"].endswith("/reports")
 
 
 def test_a_failed_report_page_gives_the_reason_and_a_retry_button(api, alice, taskapp_runner, client_for, sign_in):

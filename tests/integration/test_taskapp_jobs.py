@@ -289,11 +289,17 @@ def test_the_jobs_page_imports_through_s3_and_exports(client_for, alice, sign_in
     arrived = post_page_form(web, page, "title\n페이지에서 가져온 일\n".encode(), "text/csv", "tasks.csv")
     assert arrived.status_code == 302 and arrived.headers["Location"].endswith("/jobs")
     [job] = api.get("/api/jobs", headers=alice.headers).json["jobs"]
-    assert 'http-equiv="refresh"' in web.get("/jobs").get_data(as_text=True), "the page follows a running job"
+    busy = web.get("/jobs").get_data(as_text=True)
+    assert "data-live-busy" in busy and 'http-equiv="refresh"' not in busy, "the page's script follows the job"
+    live = web.get("/jobs/live", headers={"Accept": "application/json"}).get_json()
+    assert live["busy"] is True and 'data-status="queued"' in live["html"] and "대기" in live["announce"]
+    assert web.get(f"/jobs/{job['job_id']}/live").get_json()["busy"] is True
     assert pump(taskapp_runner, finished(api, alice, job["job_id"]))
     page = web.get("/jobs").get_data(as_text=True)
     row = page.split(f'id="job-{job["job_id"]}"', 1)[1].split("</tr>", 1)[0]
-    assert 'data-status="succeeded"' in row and 'http-equiv="refresh"' not in page
+    assert 'data-status="succeeded"' in row and "data-live-busy" not in page
+    live = web.get(f"/jobs/{job['job_id']}/live").get_json()
+    assert live["busy"] is False and live["status"] == "succeeded" and 'data-status="succeeded"' in live["html"]
 
     exported = web.post("/jobs/export", data={"csrf_token": csrf_token_in(page)})
     assert exported.status_code == 302

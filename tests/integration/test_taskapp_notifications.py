@@ -5,6 +5,7 @@ by the TASK_NOTIFICATIONS queue through the runner."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import pytest
@@ -149,6 +150,20 @@ def test_the_handler_stores_a_repeated_message_once_and_refuses_a_malformed_one(
         "batchItemFailures": [{"itemIdentifier": "m-1"}, {"itemIdentifier": "m-2"}, {"itemIdentifier": "m-3"}]}
 
 
+def test_a_job_gets_one_bell_notice_at_most(resources, alice, api):
+    # a report fails, is retried and succeeds: two messages about one job, one notice in the bell
+    first, second = (notifications.Notice(note_id=notifications.new_note_id(), user=alice.sub, kind=kind,
+                                          at="2026-01-01T00:00:00.000000Z", title="보고서", job_id="job-1")
+                     for kind in ("JOB_FAILED", "JOB_SUCCEEDED"))
+    other_job = notifications.Notice(note_id=notifications.new_note_id(), user=alice.sub, kind="JOB_SUCCEEDED",
+                                     at="2026-01-01T00:00:00.000000Z", title="내보내기", job_id="job-2")
+    assert notifications.handler({"Records": [_record(n.model_dump_json(), f"m-{i}")
+                                              for i, n in enumerate((first, second, other_job))]}, None) \
+        == {"batchItemFailures": []}
+    body = api.get("/api/notifications", headers=alice.headers).get_json()
+    assert body["unread"] == 2 and sorted(n["title"] for n in body["notifications"]) == ["내보내기", "보고서"]
+
+
 def test_in_app_notices_off_are_not_stored(api, alice):
     assert api.patch("/api/profile", json={"notify_in_app": False}, headers=alice.headers).status_code == 200
     notice = notifications.Notice(note_id=notifications.new_note_id(), user=alice.sub, kind="ASSIGNED",
@@ -211,7 +226,16 @@ def test_profile_page_edits_name_phone_time_zone_and_preferences(client_for, api
     sign_in(web, alice.email)
     assert web.get("/auth/profile").headers["Location"].endswith("/profile")  # one profile page in taskapp
     page = web.get("/profile").get_data(as_text=True)
-    assert 'value="앨리스"' in page and '<option selected value="Asia/Seoul">' in page
+    assert 'value="앨리스"' in page
+    # the time zone: a text field searching a list of every zone, the common ones first (Seoul first)
+    zone = re.search(r'<input[^>]*id="time_zone"[^>]*>', page)[0]
+    assert 'list="time-zones"' in zone and 'value="Asia/Seoul"' in zone
+    options = re.findall(r'<option value="([^"]+)"', page.split('<datalist id="time-zones">', 1)[1])
+    assert options[0] == "Asia/Seoul" and len(options) > 300 and page.count("<select") == 0
+    wrong = submit(web, "/profile", {"name": "", "phone": "", "time_zone": "Seoul"})
+    assert wrong.status_code == 400
+    html = wrong.get_data(as_text=True)
+    assert 'id="name-error"' in html and 'id="time_zone-error"' in html and "Asia/Seoul" in html
     bad = submit(web, "/profile", {"name": "앨리스", "phone": "", "time_zone": "Asia/Seoul", "notify_sms": "y"})
     assert bad.status_code == 400 and 'id="notify_sms-error"' in bad.get_data(as_text=True)
     saved = submit(web, "/profile", {"name": "앨리스 김", "phone": "010-2222-3333", "time_zone": "Europe/Berlin",
