@@ -15,6 +15,10 @@ def create_app(config: dict | None = None) -> Flask:
         admin_nav=[("analytics.status", _l("Analytics export"))])
     # the profile page is taskapp's (preferences too), the navigation shows the bell
     app.config.update(PROFILE_ENDPOINT="profile.page", NAV_INCLUDE="taskapp/_bell.html")
+    # agency staff only: an administrator adds an employee to the Cognito group `employees` (README)
+    app.config.update(APP_GROUPS=("employees", "admins"), APP_GROUPS_MESSAGE=_l(
+        "The task manager is for agency employees. Ask an administrator to add your account to the "
+        "employees group."))
 
     from taskapp import file_views, job_views, notification_views, profile_views
     from taskapp.analytics.report_views import bp as reports

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.platform.auth import Identity
 from shared.platform.aws import client
+from shared.platform.csvsafe import unquote_cell, write_csv
 from shared.platform.errors import Conflict, ValidationFailed
 from shared.platform.uploads import UploadPolicy, check_upload, delete_objects, presigned_post
 from taskapp import jobs, services, store
@@ -56,7 +57,6 @@ HEADER_ALIASES = {"제목": "title", "설명": "description", "상태": "status"
                   "마감일": "due_date", "라벨": "labels", "담당자": "assignee"}
 VALUE_ALIASES = {"status": {"할 일": "TODO", "진행 중": "IN_PROGRESS", "완료": "DONE"},
                  "priority": {"낮음": "LOW", "보통": "MEDIUM", "높음": "HIGH"}}
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _bucket() -> str:
@@ -127,8 +127,7 @@ def _column(header: str) -> str:
 
 
 def _clean(value: str | None) -> str:
-    value = (value or "").strip()
-    return value[1:] if value.startswith("'") and value[1:2] in FORMULA_START else value  # our export's quoting
+    return unquote_cell((value or "").strip())  # our export's quoting
 
 
 def _task_data(headers: list[str], row: dict) -> tuple[dict, dict]:
@@ -200,26 +199,18 @@ class ExportParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _cell(value) -> str:
-    text = ", ".join(value) if isinstance(value, list) else "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
 @job_kind("export_tasks", ExportParams, title=_l("Task export"))
 def export_tasks(job: Job, params: ExportParams) -> dict:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(EXPORT_COLUMNS)
-    count, cursor = 0, None
+    rows, cursor = [], None
     while True:
         tasks, cursor = services.list_tasks(job.owner, sort="created", limit=services.MAX_LIMIT, cursor=cursor)
         for task in tasks:
             values = {**task, "assignee": task.get("assignee_email"), "owner": task.get("owner_email")}
-            writer.writerow([_cell(values.get(column)) for column in EXPORT_COLUMNS])
-        count += len(tasks)
+            rows.append([values.get(column) for column in EXPORT_COLUMNS])
         if not cursor:
             break
+    count = len(rows)
     key = f"exports/{job.owner.sub}/{job.job_id}.csv"
-    client("s3").put_object(Bucket=_bucket(), Key=key, Body=("\ufeff" + out.getvalue()).encode(),
+    client("s3").put_object(Bucket=_bucket(), Key=key, Body=write_csv(EXPORT_COLUMNS, rows),
                             ContentType="text/csv; charset=utf-8")
     return {"rows": count, "download": key, "filename": f"tasks-{date.today().isoformat()}.csv"}

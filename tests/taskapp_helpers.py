@@ -29,7 +29,7 @@ def task_user(make_user, bearer):
     """task_user(name=...): a new user with `.headers` (a taskapp bearer token) and `.sub`."""
 
     def make(name: str = "테스트 사용자"):
-        user = make_user(name=name)
+        user = make_user(name=name, groups=("employees",))
         user.headers = bearer(user.email, app_name="taskapp")
         payload = user.headers["Authorization"].split()[1].split(".")[1]
         user.sub = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]

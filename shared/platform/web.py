@@ -73,7 +73,9 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[tu
         LANGUAGES=LANGUAGES,
     )
     app.config.update(config)
-    app.json.ensure_ascii = False  # Korean text stays readable in JSON
+    from shared.platform.payloads import BoundedJSONProvider
+
+    app.json = BoundedJSONProvider(app)  # bodies bounded in size and depth before parsing; Korean readable
     app.add_template_filter(local_time, "kst")
 
     from flask_babel import Babel, get_locale

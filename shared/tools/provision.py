@@ -20,7 +20,7 @@ from shared.platform.aws import MAX_RECEIVES, client, region
 from shared.platform.settings import outputs_path
 
 LAMBDA_TIMEOUT = 30
-GROUPS = ("parents", "staff", "admins")
+GROUPS = ("parents", "staff", "admins", "employees")  # employees: agency staff, who use taskapp
 APP_CLIENTS = ("reqsys", "childsys", "taskapp")
 
 

@@ -21,7 +21,7 @@ from flask_cognito import CognitoAuth, CognitoAuthError, _cognito_auth_required,
 
 from shared.platform.errors import Forbidden, Unauthorized
 
-GROUPS = ("parents", "staff", "admins")
+GROUPS = ("parents", "staff", "admins", "employees")
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,21 @@ def verify_id_token(token: str) -> Identity:
 # --- JSON routes --------------------------------------------------------------------------------
 
 
+class NotForThisApp(Forbidden):
+    def __init__(self):
+        super().__init__(str(current_app.config.get("APP_GROUPS_MESSAGE") or "You do not have access to this resource"))
+        self.code = "not_a_member"
+
+
+def _refuse(identity: Identity, groups: tuple[str, ...]) -> None:
+    """403 unless `identity` is in one of the app's groups (APP_GROUPS: who may use the app at all,
+    e.g. taskapp's agency employees) and in one of the route's `groups`."""
+    if not identity.in_any(*current_app.config.get("APP_GROUPS", ())):
+        raise NotForThisApp()
+    if not identity.in_any(*groups):
+        raise Forbidden()
+
+
 def api_auth_required(*groups: str):
     """Bearer token required; with groups, membership of one of them (else 403)."""
 
@@ -119,8 +134,7 @@ def api_auth_required(*groups: str):
         def wrapper(*args, **kwargs):
             _cognito_auth_required()
             identity = Identity.from_claims(dict(current_cognito_jwt))
-            if not identity.in_any(*groups):
-                raise Forbidden()
+            _refuse(identity, groups)
             g.identity = identity
             return view(*args, **kwargs)
 
@@ -171,8 +185,7 @@ def login_required(*groups: str):
             identity = session_identity()
             if identity is None:
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-            if not identity.in_any(*groups):
-                raise Forbidden()
+            _refuse(identity, groups)
             g.identity = identity
             return view(*args, **kwargs)
 

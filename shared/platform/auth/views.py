@@ -31,12 +31,29 @@ def _settings():
     return current_app.config["SETTINGS"]
 
 
+def safe_next(target: str, default: str) -> str:
+    """`target` if it is a path on this site, else `default`.
+
+    Browsers (WHATWG URL parsing) drop tabs and newlines anywhere in a Location and strip leading
+    control characters and spaces, and read a backslash as a slash: `/\t/evil.example` becomes
+    `//evil.example`, another host. So any control character, space or backslash refuses the target
+    (a newline would also break the header), and what remains must be a path: one leading slash,
+    no scheme, no host.
+    """
+    from urllib.parse import urlsplit
+
+    if not target or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in target) or "\\" in target:
+        return default
+    if not target.startswith("/") or target.startswith("//"):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
 def _safe_next(default: str) -> str:
-    target = request.args.get("next", "")
-    # only paths on this site: no scheme, no host, no protocol-relative //host
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    return safe_next(request.args.get("next", ""), default)
 
 
 def _form_error(form, err: AuthError) -> None:

