@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import csv
 import io
-from pathlib import Path
 
 import pytest
 
