@@ -74,7 +74,14 @@ def post_page_form(web, page: str, content: bytes, content_type: str, filename: 
                          allow_redirects=False, timeout=30)
     assert sent.status_code == 303, sent.text
     back = urlsplit(sent.headers["Location"])
-    return web.get(f"{back.path}?{back.query}")
+    arrived = web.get(f"{back.path}?{back.query}")  # a page that changes nothing: it posts the key on
+    assert arrived.status_code == 200, arrived.status_code
+    html = arrived.get_data(as_text=True)
+    form = html.split("data-autosubmit", 1)[1].split("</form>", 1)[0]
+    fields = {name: html_unescape(value)
+              for name, value in re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form)}
+    return web.post(html_unescape(html.split("data-autosubmit", 1)[0].rsplit('action="', 1)[1].split('"', 1)[0]),
+                    data=fields)
 
 
 @pytest.fixture

@@ -185,3 +185,66 @@ def test_a_crafted_task_cursor_is_a_400(api, alice):
     notes = api.get(f"/api/notifications?cursor={encode({'pk': {'S': 'x'}, 'sk': {'S': 'y'}, 'z': {'S': 'q'}})}",
                     headers=alice.headers)
     assert notes.status_code == 400
+
+
+# --- 2. an upload cannot be swapped after the server checked it -------------------------------
+
+
+def test_an_attachment_posted_again_after_completion_is_not_what_is_served(api, alice):
+    import requests
+
+    from tests.taskapp_helpers import PNG, new_task, post_to_s3
+
+    task = new_task(api, alice)
+    url = f"/api/tasks/{task['task_id']}/attachments"
+    upload = api.post(url, json={"filename": "a.png", "content_type": "image/png"}, headers=alice.headers).get_json()
+    assert post_to_s3(upload, PNG, "image/png").status_code in (200, 204)
+    done = api.post(f"{url}/complete", json={"key": upload["key"]}, headers=alice.headers)
+    assert done.status_code == 201
+    # the same presigned form, still valid, used again with a page of HTML
+    post_to_s3(upload, b"<html><script>alert(1)</script></html>", "image/png")
+    served = requests.get(api.get(done.get_json()["download_url"], headers=alice.headers).headers["Location"],
+                          timeout=10)
+    assert served.content == PNG and served.headers["Content-Type"] == "image/png"
+
+
+def test_an_import_reads_the_checked_copy(api, alice, resources):
+    from shared.platform.aws import client
+    from tests.taskapp_helpers import post_to_s3
+
+    upload = api.post("/api/imports", json={"filename": "t.csv", "content_type": "text/csv"},
+                      headers=alice.headers).get_json()
+    post_to_s3(upload, "title\n첫 일\n".encode(), "text/csv")
+    job = api.post("/api/imports/complete", json={"key": upload["key"]}, headers=alice.headers)
+    assert job.status_code in (201, 202), job.get_json()
+    post_to_s3(upload, b"title\n=HYPERLINK(1)\n", "text/csv")  # posted again after the check
+    body = client("s3").get_object(Bucket=resources["TASK_FILES_BUCKET"], Key=upload["key"] + ".checked")["Body"]
+    assert body.read().decode() == "title\n첫 일\n"
+
+
+# --- 8. a GET changes nothing ------------------------------------------------------------------
+
+
+def test_gets_after_an_upload_change_nothing_and_the_post_needs_csrf(client_for, api, alice, sign_in):
+    from tests.taskapp_helpers import PNG, new_task, post_to_s3
+
+    task = new_task(api, alice)
+    url = f"/api/tasks/{task['task_id']}/attachments"
+    upload = api.post(url, json={"filename": "a.png", "content_type": "image/png"}, headers=alice.headers).get_json()
+    post_to_s3(upload, PNG, "image/png")
+    web = client_for("taskapp")
+    sign_in(web, alice.email)
+    page = web.get(f"/tasks/{task['task_id']}/attachments/uploaded?key={upload['key']}")
+    assert page.status_code == 200 and "data-autosubmit" in page.get_data(as_text=True)
+    assert api.get(url, headers=alice.headers).get_json()["attachments"] == [], "the GET recorded nothing"
+    forged = web.post(f"/tasks/{task['task_id']}/attachments/uploaded", data={"key": upload["key"]})
+    assert forged.status_code == 400  # no CSRF token
+    assert api.get(url, headers=alice.headers).get_json()["attachments"] == []
+
+    csv_upload = api.post("/api/imports", json={"filename": "t.csv", "content_type": "text/csv"},
+                          headers=alice.headers).get_json()
+    post_to_s3(csv_upload, b"title\nx\n", "text/csv")
+    assert web.get(f"/jobs/import/uploaded?key={csv_upload['key']}").status_code == 200
+    assert api.get("/api/jobs", headers=alice.headers).get_json()["jobs"] == []
+    assert web.post("/jobs/import/uploaded", data={"key": csv_upload["key"]}).status_code == 400
+    assert api.get("/api/jobs", headers=alice.headers).get_json()["jobs"] == []
