@@ -53,8 +53,8 @@ def test_report_csv_quotes_formula_cells():
 def test_every_csv_writer_goes_through_csvsafe():
     """No module but shared/platform/csvsafe.py makes a csv.writer: the one place that quotes formulas."""
     writers = []
-    for path in ROOT.glob("*/**/*.py"):
-        if ".venv" in path.parts or "tests" in path.parts or path.name == "csvsafe.py":
+    for path in (p for top in ("reqsys", "childsys", "taskapp", "shared") for p in (ROOT / top).rglob("*.py")):
+        if path.name == "csvsafe.py":
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
@@ -248,3 +248,90 @@ def test_gets_after_an_upload_change_nothing_and_the_post_needs_csrf(client_for,
     assert api.get("/api/jobs", headers=alice.headers).get_json()["jobs"] == []
     assert web.post("/jobs/import/uploaded", data={"key": csv_upload["key"]}).status_code == 400
     assert api.get("/api/jobs", headers=alice.headers).get_json()["jobs"] == []
+
+
+# --- 5. sign-in is throttled ------------------------------------------------------------------
+
+
+def test_many_wrong_passwords_lock_the_account_from_that_address(make_app, make_user, submit):
+    app = make_app("reqsys", migrate=False)
+    user = make_user(groups=("parents",))
+    api = app.test_client()
+    answers = [api.post("/auth/token", json={"email": user.email, "password": "Wrong-1234!pw"}).status_code
+               for _ in range(30)]
+    assert answers[0] == 401 and answers[-1] == 429
+    right = api.post("/auth/token", json={"email": user.email, "password": user.password})
+    assert right.status_code == 429 and right.get_json()["error"]["code"] == "rate_limited"
+    page = submit(app.test_client(), "/auth/login", {"email": user.email, "password": user.password})
+    assert page.status_code == 429
+    # another address is not locked out by these attempts
+    other = app.test_client().post("/auth/token", json={"email": user.email, "password": user.password},
+                                   environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert other.status_code == 200
+
+
+def test_cognito_lockout_is_told_plainly(make_app):
+    from botocore.exceptions import ClientError
+
+    from shared.platform.auth import cognito
+
+    app = make_app("reqsys", migrate=False)
+    with app.test_request_context():
+        for code, message, status in (("NotAuthorizedException", "Password attempts exceeded", 429),
+                                      ("PasswordResetRequiredException", "Password reset required", 403),
+                                      ("TooManyRequestsException", "Rate exceeded", 429)):
+            err = cognito._error(ClientError({"Error": {"Code": code, "Message": message}}, "InitiateAuth"))
+            assert err.status == status and "Password attempts" not in str(err.message)
+
+
+# --- 6. sign-out ends the session ---------------------------------------------------------------
+
+
+def test_a_cookie_copied_before_sign_out_opens_nothing_after(make_app, make_user, sign_in, submit):
+    import copy
+
+    from shared.platform.aws import client
+
+    app = make_app("reqsys")
+    user = make_user(groups=("parents",))
+    web = app.test_client()
+    sign_in(web, user.email)
+    assert web.get("/auth/profile").status_code == 200
+    stolen = copy.deepcopy(web._cookies)  # the cookie as a thief copied it
+    revoked = []
+    events = client("cognito-idp").meta.events
+    events.register("before-call.cognito-idp.RevokeToken", lambda params, **_: revoked.append(params))
+    try:
+        submit(web, "/auth/logout", {}, page="/auth/profile")
+    finally:
+        events.unregister("before-call.cognito-idp.RevokeToken")
+    assert web.get("/auth/profile").status_code == 302
+    thief = app.test_client()
+    thief._cookies = stolen
+    assert thief.get("/auth/profile").status_code == 302, "the copied cookie no longer opens the page"
+    assert len(revoked) == 1 and "Token" in str(revoked[0]["body"]), "the refresh token was revoked"
+
+
+def test_provisioning_puts_a_sign_in_rate_limit_in_front_of_each_api_stage(resources):
+    from shared.platform.aws import client
+    from shared.tools import provision
+    from shared.tools.deploy.stages import lambda_name
+
+    waf, apigateway = client("wafv2"), client("apigateway")
+    arn = resources["WEB_ACL_ARN"]
+    acl = next(a for a in waf.list_web_acls(Scope="REGIONAL")["WebACLs"] if a["ARN"] == arn)
+    [rule] = waf.get_web_acl(Name=acl["Name"], Scope="REGIONAL", Id=acl["Id"])["WebACL"]["Rules"]
+    rate = rule["Statement"]["RateBasedStatement"]
+    assert rule["Action"] == {"Block": {}} and rate["AggregateKeyType"] == "IP" and rate["Limit"] <= 100
+    paths = {s["ByteMatchStatement"]["SearchString"] for s in rate["ScopeDownStatement"]["OrStatement"]["Statements"]}
+    assert {b"/auth/login", b"/auth/token"} <= {p if isinstance(p, bytes) else p.encode() for p in paths}
+    # a stage Zappa made: the web ACL is put in front of it, once
+    api = apigateway.create_rest_api(name=lambda_name("taskapp", "test"))["id"]
+    root = apigateway.get_resources(restApiId=api)["items"][0]["id"]
+    apigateway.put_method(restApiId=api, resourceId=root, httpMethod="GET", authorizationType="NONE")
+    apigateway.put_integration(restApiId=api, resourceId=root, httpMethod="GET", type="MOCK")
+    apigateway.create_deployment(restApiId=api, stageName="taskapp_test")
+    assert provision.protect_apis("test", arn, apps=("taskapp",)) == ["web ACL in front of taskapp_test"]
+    stage_arn = f"arn:aws:apigateway:ap-northeast-2::/restapis/{api}/stages/taskapp_test"
+    assert waf.get_web_acl_for_resource(ResourceArn=stage_arn)["WebACL"]["ARN"] == arn
+    assert provision.protect_apis("test", arn, apps=("taskapp",)) == []

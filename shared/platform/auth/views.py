@@ -8,7 +8,15 @@ from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_te
 from flask_babel import gettext as _
 from pydantic import BaseModel, EmailStr, Field
 
-from shared.platform.auth import cognito, end_session, login_required, session_identity, start_session, verify_id_token
+from shared.platform.auth import (
+    cognito,
+    end_session,
+    login_required,
+    session_identity,
+    start_session,
+    throttle,
+    verify_id_token,
+)
 from shared.platform.auth.cognito import AuthError
 from shared.platform.auth.forms import (
     ConfirmForm,
@@ -70,11 +78,26 @@ class TokenRequest(BaseModel):
     password: str = Field(min_length=1, max_length=256)
 
 
+def _sign_in(email: str, password: str) -> dict:
+    """Cognito's tokens for a right password; AuthError otherwise. Too many wrong passwords for the
+    account from this address lock it for a while (429, the right password too: throttle)."""
+    if throttle.locked(email):
+        raise AuthError(cognito.LOCKED_MESSAGE, 429, "rate_limited")
+    try:
+        tokens = cognito.sign_in(_settings().cognito_client_id, email, password)
+    except AuthError as err:
+        if err.code == "invalid_credentials" and throttle.failed(email):
+            raise AuthError(cognito.LOCKED_MESSAGE, 429, "rate_limited") from None
+        raise
+    throttle.succeeded(email)
+    return tokens
+
+
 @bp.post("/token")
 def token():
     body = load_json(TokenRequest)
     try:
-        tokens = cognito.sign_in(_settings().cognito_client_id, body.email, body.password)
+        tokens = _sign_in(body.email, body.password)
     except AuthError as err:
         raise ApiError(err.status, err.code, str(err.message)) from None
     return jsonify(tokens)
@@ -83,20 +106,22 @@ def token():
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
+    status = 200
     if form.validate_on_submit():
         try:
-            tokens = cognito.sign_in(_settings().cognito_client_id, form.email.data, form.password.data)
+            tokens = _sign_in(form.email.data, form.password.data)
             identity = verify_id_token(tokens["id_token"])
         except AuthError as err:
             if err.code == "not_confirmed":
                 flash(str(err.message), "error")
                 return redirect(url_for("auth.confirm", email=form.email.data))
             _form_error(form, err)
+            status = 429 if err.status == 429 else 400
         else:
-            start_session(identity)
+            start_session(identity, tokens.get("refresh_token"))
             flash(_("Signed in as %(email)s.", email=identity.email), "success")
             return redirect(_safe_next(url_for("home")))
-    return render_template("auth/login.html", form=form), 400 if form.errors else 200
+    return render_template("auth/login.html", form=form), status if status != 200 else (400 if form.errors else 200)
 
 
 @bp.post("/logout")
@@ -193,7 +218,7 @@ def profile():
         except AuthError as err:
             _form_error(form, err)
         else:
-            start_session(replace(session_identity(), name=form.name.data))
+            start_session(replace(session_identity(), name=form.name.data), renew=False)
             flash(_("Your profile is saved."), "success")
             return redirect(url_for("auth.profile"))
     return render_template("auth/profile.html", form=form), 400 if form.errors else 200
