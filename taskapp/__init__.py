@@ -55,6 +55,10 @@ def create_app(config: dict | None = None) -> Flask:
             return value
         return moment.astimezone(ZoneInfo(profile.get("time_zone") or DEFAULT_TIME_ZONE)).strftime("%Y-%m-%d %H:%M")
 
+    from taskapp.api_doc import ROUTES
+
+    app.config["OPENAPI_ROUTES"] = ROUTES  # its JSON routes in the OpenAPI document (/api/openapi.json)
+
     return app
 
 

@@ -131,6 +131,12 @@ ROUTES = [
     # app, method, path (ids from the world fixture), JSON route?,
     #   (anon, parent, other_parent, staff, other_staff, employee, admin)
     ('reqsys', 'GET', '/', False, (200, 200, 200, 200, 200, 200, 200)),
+    ('reqsys', 'GET', '/api/openapi.json', True, (200, 200, 200, 200, 200, 200, 200)),
+    ('reqsys', 'GET', '/api/docs', False, (200, 200, 200, 200, 200, 200, 200)),
+    ('childsys', 'GET', '/api/openapi.json', True, (200, 200, 200, 200, 200, 200, 200)),
+    ('childsys', 'GET', '/api/docs', False, (200, 200, 200, 200, 200, 200, 200)),
+    ('taskapp', 'GET', '/api/openapi.json', True, (200, 200, 200, 200, 200, 200, 200)),
+    ('taskapp', 'GET', '/api/docs', False, (200, 200, 200, 200, 200, 200, 200)),
     ('reqsys', 'GET', '/admin/init', False, (302, 403, 403, 403, 403, 403, 200)),
     ('reqsys', 'POST', '/admin/init', False, (302, 403, 403, 403, 403, 403, 302)),
     ('reqsys', 'GET', '/admin/monitor/', False, (302, 403, 403, 403, 403, 403, 200)),

@@ -93,6 +93,9 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[tu
     init_auth(app)
     app.register_blueprint(ui)
     app.register_blueprint(auth_bp)
+    from shared.platform.openapi import bp as openapi_bp
+
+    app.register_blueprint(openapi_bp)  # /api/openapi.json and /api/docs
 
     @app.before_request
     def _csrf_for_forms():
