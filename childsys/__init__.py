@@ -37,6 +37,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(sync_bp)
     app.register_blueprint(admin_bp)
     app.add_url_rule("/", endpoint="home", view_func=index)
+    from childsys.api_doc import ROUTES
+
+    app.config["OPENAPI_ROUTES"] = ROUTES  # its JSON routes in the OpenAPI document (/api/openapi.json)
+
     return app
 
 

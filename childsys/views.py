@@ -173,6 +173,7 @@ def applications():
         return redirect(url_for("home"))
     query = load_query(ListQuery)
     status = None if query.status == "ALL" else query.status or "REQUESTED"
+    services.parse_status(status)  # 400 naming `status` for a name that is not one
     klass, newest, page = query.klass, query.sort == "newest", query.page
     counts = services.status_counts(g.identity, nursery_id)
     known = None if klass is not None else (counts[status] if status else sum(counts.values()))

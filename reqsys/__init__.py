@@ -39,6 +39,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(monitor_bp)
     app.add_url_rule("/", endpoint="home", view_func=index)
+    from reqsys.api_doc import ROUTES
+
+    app.config["OPENAPI_ROUTES"] = ROUTES  # its JSON routes in the OpenAPI document (/api/openapi.json)
+
     return app
 
 

@@ -15,6 +15,10 @@ def create_app(config: dict | None = None) -> Flask:
         admin_nav=[("analytics.status", _l("Analytics export"))], agency=_l("Daycare support agency"))
     # the profile page is taskapp's (preferences too), the navigation shows the bell
     app.config.update(PROFILE_ENDPOINT="profile.page", NAV_INCLUDE="taskapp/_bell.html")
+    # agency staff only: an administrator adds an employee to the Cognito group `employees` (README)
+    app.config.update(APP_GROUPS=("employees", "admins"), APP_GROUPS_MESSAGE=_l(
+        "The task manager is for agency employees. Ask an administrator to add your account to the "
+        "employees group."))
 
     from taskapp import file_views, job_views, notification_views, profile_views
     from taskapp.analytics.report_views import bp as reports
@@ -49,6 +53,10 @@ def create_app(config: dict | None = None) -> Flask:
             return ""
         profile = page_profile(session_identity()) or {}
         return local_time(value, ZoneInfo(profile.get("time_zone") or DEFAULT_TIME_ZONE))
+
+    from taskapp.api_doc import ROUTES
+
+    app.config["OPENAPI_ROUTES"] = ROUTES  # its JSON routes in the OpenAPI document (/api/openapi.json)
 
     return app
 

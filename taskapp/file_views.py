@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, g, jsonify, redirect, request, url_for
+from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,14 +31,30 @@ def upload_message(err: ValidationFailed, max_bytes: int, types_hint: str) -> st
 # --- pages ---------------------------------------------------------------------------------------
 
 
+def arrived_page(action: str):
+    """S3 sends the browser here (GET, with `bucket` and `key`) after a form upload: a page that hands
+    the key on by POST with the CSRF token. A GET never changes anything."""
+    key = request.args.get("key", "")[:300]
+    return render_template("uploads/arrived.html", action=action, key=key, form=EmptyForm())
+
+
 @bp.get("/tasks/<task_id>/attachments/uploaded")
 @login_required()
+def arrived(task_id: str):
+    files.visible_task(g.identity, task_id)
+    return arrived_page(url_for("files.uploaded", task_id=task_id))
+
+
+@bp.post("/tasks/<task_id>/attachments/uploaded")
+@login_required()
 def uploaded(task_id: str):
-    """Where S3 sends the browser after the form's upload (with `bucket` and `key`)."""
+    """The upload's key, posted by the arrived page: check the file and record it."""
     from taskapp.views import render_detail
 
+    if not EmptyForm().validate_on_submit():
+        return redirect(url_for("main.detail", task_id=task_id))
     try:
-        attachment = files.complete_upload(g.identity, task_id, request.args.get("key"))
+        attachment = files.complete_upload(g.identity, task_id, request.form.get("key"))
     except ValidationFailed as err:
         message = upload_message(err, files.MAX_BYTES, _("This type of file cannot be attached. "
                                                            "Use a picture, PDF, text, CSV, Office or ZIP file."))

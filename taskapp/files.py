@@ -6,9 +6,10 @@
 1. `start_upload`: the caller may see the task; a presigned POST for a new key under the task and
    the caller, limited to MAX_BYTES and TYPES (shared.platform.uploads).
 2. The browser (or a client) POSTs the file to S3; a page's form is redirected back by S3.
-3. `complete_upload(key)`: the key must be the caller's, for this task; shared.platform.uploads.check_upload
-   then checks the object's size, type and content (a bad object is deleted: 400 naming `file`) and
-   the metadata is recorded. Completing twice records once.
+3. `complete_upload(key)`: the key must be the caller's, for this task; shared.platform.uploads.take_upload
+   copies the object to `<key>.checked` (a key no presigned POST names), deletes the upload, and checks
+   the copy's size, type and content (a bad object is deleted: 400 naming `file`); the metadata is
+   recorded, and only the checked copy is ever served. Completing twice records once.
 
 Downloads are short presigned GETs handed out after the task's permission check (anyone else gets
 404, as for the task). Deleting a task deletes every object under its prefix (also uploads never
@@ -23,7 +24,7 @@ import uuid
 from shared.platform.auth import Identity
 from shared.platform.aws import client
 from shared.platform.errors import Forbidden, NotFound, ValidationFailed
-from shared.platform.uploads import UploadPolicy, check_upload, delete_objects, presigned_get, presigned_post
+from shared.platform.uploads import UploadPolicy, delete_objects, presigned_get, presigned_post, take_upload
 from taskapp import services, store
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -36,6 +37,7 @@ TYPES = frozenset({
     f"{OFFICE}.presentationml.presentation",
 })
 POLICY = UploadPolicy(max_bytes=MAX_BYTES, content_types=TYPES)
+CHECKED = ".checked"  # suffix of the checked copy, the only object ever served
 KEY = re.compile(r"^tasks/(?P<task>[^/]{1,64})/(?P<sub>[^/]{1,64})/(?P<file>[0-9a-f]{32})$")
 
 
@@ -56,6 +58,11 @@ def _new_key(identity: Identity, task_id: str) -> str:
 
 def public(item: dict) -> dict:
     return store.without_keys(item)
+
+
+def visible_task(identity: Identity, task_id: str) -> None:
+    """404 unless the caller may see the task."""
+    services.visible(identity, task_id)
 
 
 def list_files(identity: Identity, task_id: str) -> list[dict]:
@@ -100,12 +107,13 @@ def complete_upload(identity: Identity, task_id: str, key: str | None) -> dict:
     existing = store.get(f"TASK#{task_id}", f"FILE#{match['file']}")
     if existing:
         return public(existing)
-    stored = check_upload(_bucket(), key, POLICY)
+    # checked and served as a copy no presigned POST can write (the upload's form stays valid for minutes)
+    stored = take_upload(_bucket(), key, POLICY, key + CHECKED)
     if len(_items(task_id)) >= MAX_FILES:
-        delete_objects(_bucket(), [key])
+        delete_objects(_bucket(), [stored.key])
         raise ValidationFailed({"file": TOO_MANY})
     item = {"pk": f"TASK#{task_id}", "sk": f"FILE#{match['file']}", "file_id": match["file"], "task_id": task_id,
-            "key": key, "filename": stored.filename, "size": stored.size, "content_type": stored.content_type,
+            "key": stored.key, "filename": stored.filename, "size": stored.size, "content_type": stored.content_type,
             "uploaded_by": identity.sub, "uploaded_by_email": identity.email, "uploaded_at": store.now_iso()}
     ddb = store.ddb()
     try:

@@ -42,7 +42,7 @@ def _job_words():
 def render_jobs(upload_error: str | None = None, status: int = 200):
     limit, cursor = page_args()
     items, next_cursor = jobs.list_jobs(g.identity, limit, cursor)
-    upload = transfer.start_import_upload(g.identity, redirect=url_for("jobs.import_uploaded", _external=True))
+    upload = transfer.start_import_upload(g.identity, redirect=url_for("jobs.import_arrived", _external=True))
     return render_template("taskapp/jobs.html", jobs=items, upload=upload, busy=_busy(items),
                            upload_error=upload_error, form=EmptyForm(),
                            live_url=url_for("jobs.live_list", cursor=cursor),
@@ -75,10 +75,21 @@ def live_list():
 
 @bp.get("/jobs/import/uploaded")
 @login_required()
+def import_arrived():
+    """Where S3 sends the browser after the CSV's upload: hands the key on by POST (file_views.arrived_page)."""
+    from taskapp.file_views import arrived_page
+
+    return arrived_page(url_for("jobs.import_uploaded"))
+
+
+@bp.post("/jobs/import/uploaded")
+@login_required()
 def import_uploaded():
-    """Where S3 sends the browser after the CSV's upload (with `bucket` and `key`)."""
+    """The CSV's key, posted by the arrived page: check it and start the import."""
+    if not EmptyForm().validate_on_submit():
+        return redirect(url_for("jobs.page"))
     try:
-        transfer.start_import(g.identity, request.args.get("key"))
+        transfer.start_import(g.identity, request.form.get("key"))
     except ValidationFailed as err:
         hint = _("Upload a CSV file (UTF-8).")
         return render_jobs(upload_message(err, transfer.MAX_BYTES, hint), status=400)

@@ -34,10 +34,12 @@ def page():
                            target=target)
 
 
-@bp.get("/notifications/<note_id>/open")
+@bp.post("/notifications/<note_id>/open")
 @login_required()
 def open_note(note_id: str):
-    """Follow a notification: it is read, and the browser goes to its task."""
+    """Follow a notification (a form's POST with the CSRF token): it is read, and the browser goes to its task."""
+    if not EmptyForm().validate_on_submit():
+        return redirect(url_for("notifications.page"))
     return redirect(target(notifications.mark_read(g.identity, note_id)))
 
 

@@ -76,7 +76,7 @@ def page():
         except ValidationFailed as err:
             show_errors(form, err, FIELD_MESSAGES, aliases={"display_name": "name"})
         if not form.errors:
-            start_session(replace(g.identity, name=saved["display_name"]))
+            start_session(replace(g.identity, name=saved["display_name"]), renew=False)
             flash(_("Your profile is saved."), "success")
             return redirect(url_for("profile.page"))
     return render_template("taskapp/profile.html", form=form, zones=zone_options()), 400 if form.errors else 200

@@ -384,8 +384,9 @@ def list_tasks(identity: Identity, *, status: str | None = None, assignee: str |
     state = decode_cursor(cursor) if cursor else {}
     for name, start in state.items():  # "start", "done", or a key in this user's partition of the index
         index, pk = sources[name][:2] if name in sources else (None, None)
-        if index is None or not (start in ("start", "done") or isinstance(start, dict)
-                                 and start.get(f"gsi{index[-1]}pk") == {"S": pk}):
+        n = index[-1] if index else ""
+        if index is None or not (start in ("start", "done") or store.is_start_key(
+                start, {"pk", "sk", f"gsi{n}pk", f"gsi{n}sk"}) and start[f"gsi{n}pk"] == {"S": pk}):
             raise ValidationFailed({"cursor": "Not a cursor from this list"})
     fetched: dict[str, tuple[list[dict], bool]] = {}
     for name, (index, pk, source_filters, source_values) in sources.items():

@@ -125,16 +125,29 @@ def without_keys(item: dict) -> dict:
 # --- cursors: opaque to callers, checked on the way back ------------------------------------------
 
 
+MAX_CURSOR = 4096  # characters: a few keys of ours in base64 are far shorter
+
+
+def is_start_key(start, names: set[str]) -> bool:
+    """Whether `start` is a DynamoDB key made of exactly the attributes `names`, each a string DynamoDB
+    takes as a key (a whole check: a key DynamoDB would refuse must be a 400 here, never its error)."""
+    return isinstance(start, dict) and set(start) == names and all(
+        isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) and 0 < len(v["S"].encode()) <= 1024
+        for v in start.values())
+
+
 def encode_cursor(state: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> dict:
     """The state inside a cursor; 400 naming `cursor` when it is not one of ours."""
-    try:
-        state = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        state = None
+    state = None
+    if len(cursor) <= MAX_CURSOR:
+        try:
+            state = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+            state = None
     if not isinstance(state, dict):
         raise ValidationFailed({"cursor": "Not a cursor from this list"})
     return state
@@ -147,10 +160,10 @@ def query_page(limit: int, cursor: str | None, **kwargs) -> tuple[list[dict], st
     (`:pk` in ExpressionAttributeValues) is refused with 400 naming `cursor`."""
     if cursor:
         start = decode_cursor(cursor)
-        partition = f"{kwargs['IndexName']}pk" if "IndexName" in kwargs else "pk"
-        keys = all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in start.values())
-        if not keys or not {"pk", "sk", partition} <= set(start) \
-                or start[partition] != kwargs["ExpressionAttributeValues"][":pk"]:
+        index = kwargs.get("IndexName")
+        partition = f"{index}pk" if index else "pk"
+        names = {"pk", "sk", *((f"{index}pk", f"{index}sk") if index else ())}
+        if not is_start_key(start, names) or start[partition] != kwargs["ExpressionAttributeValues"][":pk"]:
             raise ValidationFailed({"cursor": "Not a cursor from this list"})  # edited, or from another list
         kwargs["ExclusiveStartKey"] = start
     page = ddb().query(TableName=table(), Limit=limit, **kwargs)

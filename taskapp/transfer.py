@@ -12,7 +12,8 @@ The CSV: UTF-8 (Excel's "CSV UTF-8" too, BOM and all), a header row, then one ta
   so an export imports back; any other unknown column is reported (row 1) and ignored.
 
 Import: the file is uploaded to TASK_FILES_BUCKET under imports/<sub>/ like an attachment
-(presigned POST, then shared.platform.uploads.check_upload), and `start_import` queues the job. The job
+(presigned POST, then shared.platform.uploads.take_upload: checked as a copy at <key>.checked, which
+no form can write), and `start_import` queues the job (on the copy). The job
 checks every row; each bad one is reported as {row, field, reason}, with the row number a
 spreadsheet shows (the header is row 1), and every good one is created as the job's owner. A
 row's task id derives from the job and the row, so a retried job never creates a row twice.
@@ -36,8 +37,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.platform.auth import Identity
 from shared.platform.aws import client
+from shared.platform.csvsafe import unquote_cell, write_csv
 from shared.platform.errors import Conflict, ValidationFailed
-from shared.platform.uploads import UploadPolicy, check_upload, delete_objects, presigned_post
+from shared.platform.uploads import UploadPolicy, delete_objects, presigned_post, take_upload
 from taskapp import jobs, services, store
 from taskapp.jobs import Job, JobFailed, job_kind
 from taskapp.notifications import Kind, notify
@@ -48,6 +50,8 @@ MAX_ROWS = 1000  # also in the message of JobFailed below
 MAX_REPORTED = 100  # bad rows kept in the job's result (the count is always exact)
 IMPORT_POLICY = UploadPolicy(max_bytes=MAX_BYTES, content_types=frozenset({"text/csv", "text/plain"}))
 IMPORT_KEY = re.compile(r"^imports/(?P<sub>[^/]{1,64})/[0-9a-f]{32}$")
+CHECKED = ".checked"  # the checked copy of an upload: no presigned POST names such a key
+CHECKED_KEY = re.compile(r"^imports/(?P<sub>[^/]{1,64})/[0-9a-f]{32}\.checked$")
 ROW_IDS = uuid.UUID("5b1f6c2e-8d0b-4c53-9a51-3f0f7f0c2d11")  # namespace of imported rows' task ids
 
 COLUMNS = ("title", "description", "status", "priority", "due_date", "labels", "assignee")
@@ -56,7 +60,6 @@ HEADER_ALIASES = {"제목": "title", "설명": "description", "상태": "status"
                   "마감일": "due_date", "라벨": "labels", "담당자": "assignee"}
 VALUE_ALIASES = {"status": {"할 일": "TODO", "진행 중": "IN_PROGRESS", "완료": "DONE"},
                  "priority": {"낮음": "LOW", "보통": "MEDIUM", "높음": "HIGH"}}
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _bucket() -> str:
@@ -79,14 +82,15 @@ def start_import(identity: Identity, key: str | None) -> dict:
     match = IMPORT_KEY.match(key or "")
     if not match or match["sub"] != identity.sub:
         raise ValidationFailed({"key": "Not an upload of yours"})
-    check_upload(_bucket(), key, IMPORT_POLICY)
-    return jobs.enqueue(identity, "import_tasks", {"key": key})
+    # the job reads the checked copy: the upload's form stays valid for minutes and could replace the file
+    stored = take_upload(_bucket(), key, IMPORT_POLICY, key + CHECKED)
+    return jobs.enqueue(identity, "import_tasks", {"key": stored.key})
 
 
 class ImportParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    key: str = Field(pattern=IMPORT_KEY.pattern)
+    key: str = Field(pattern=CHECKED_KEY.pattern)
 
 
 def _read_rows(key: str) -> tuple[list[str], list[dict]]:
@@ -127,8 +131,7 @@ def _column(header: str) -> str:
 
 
 def _clean(value: str | None) -> str:
-    value = (value or "").strip()
-    return value[1:] if value.startswith("'") and value[1:2] in FORMULA_START else value  # our export's quoting
+    return unquote_cell((value or "").strip())  # our export's quoting
 
 
 def _task_data(headers: list[str], row: dict) -> tuple[dict, dict]:
@@ -200,26 +203,18 @@ class ExportParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _cell(value) -> str:
-    text = ", ".join(value) if isinstance(value, list) else "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
 @job_kind("export_tasks", ExportParams, title=_l("Task export"))
 def export_tasks(job: Job, params: ExportParams) -> dict:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(EXPORT_COLUMNS)
-    count, cursor = 0, None
+    rows, cursor = [], None
     while True:
         tasks, cursor = services.list_tasks(job.owner, sort="created", limit=services.MAX_LIMIT, cursor=cursor)
         for task in tasks:
             values = {**task, "assignee": task.get("assignee_email"), "owner": task.get("owner_email")}
-            writer.writerow([_cell(values.get(column)) for column in EXPORT_COLUMNS])
-        count += len(tasks)
+            rows.append([values.get(column) for column in EXPORT_COLUMNS])
         if not cursor:
             break
+    count = len(rows)
     key = f"exports/{job.owner.sub}/{job.job_id}.csv"
-    client("s3").put_object(Bucket=_bucket(), Key=key, Body=("\ufeff" + out.getvalue()).encode(),
+    client("s3").put_object(Bucket=_bucket(), Key=key, Body=write_csv(EXPORT_COLUMNS, rows),
                             ContentType="text/csv; charset=utf-8")
     return {"rows": count, "download": key, "filename": f"tasks-{date.today().isoformat()}.csv"}

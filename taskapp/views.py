@@ -255,7 +255,7 @@ def detail(task_id: str):
 
 def render_detail(task_id: str, upload_error: str | None = None, status: int = 200):
     """The task page: the task, its files and a fresh upload form, from one Query of its partition."""
-    page = files.task_page(g.identity, task_id, redirect=url_for("files.uploaded", task_id=task_id, _external=True))
+    page = files.task_page(g.identity, task_id, redirect=url_for("files.arrived", task_id=task_id, _external=True))
     return render_template("taskapp/detail.html", form=EmptyForm(), upload_error=upload_error, today=_today(),
                            **page), status
 

@@ -154,8 +154,9 @@ def cold_start(outputs: dict[str, str], runs: int) -> None:
     for run in range(runs + 1):  # round robin, so drift hits every case alike; run 0 warms the .pyc files
         for name, (setup, first) in cases.items():
             script = CHILD.format(setup=setup, first=first)
-            # the variable Lambda sets in every function's environment
-            function = {"AWS_LAMBDA_FUNCTION_NAME": f"daycare-{name.split()[0]}-bench"}
+            # a variable Lambda sets in every function's environment (not AWS_LAMBDA_FUNCTION_NAME: with it
+            # the emulator's local mode is refused)
+            function = {"LAMBDA_TASK_ROOT": str(ROOT)}
             started = time.perf_counter()
             done = subprocess.run([sys.executable, "-c", script], env={**env, **function}, cwd=ROOT,
                                   capture_output=True, text=True, check=False)

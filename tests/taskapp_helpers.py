@@ -29,7 +29,7 @@ def task_user(make_user, bearer):
     """task_user(name=...): a new user with `.headers` (a taskapp bearer token) and `.sub`."""
 
     def make(name: str = "테스트 사용자"):
-        user = make_user(name=name)
+        user = make_user(name=name, groups=("employees",))
         user.headers = bearer(user.email, app_name="taskapp")
         payload = user.headers["Authorization"].split()[1].split(".")[1]
         user.sub = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
@@ -74,7 +74,14 @@ def post_page_form(web, page: str, content: bytes, content_type: str, filename: 
                          allow_redirects=False, timeout=30)
     assert sent.status_code == 303, sent.text
     back = urlsplit(sent.headers["Location"])
-    return web.get(f"{back.path}?{back.query}")
+    arrived = web.get(f"{back.path}?{back.query}")  # a page that changes nothing: it posts the key on
+    assert arrived.status_code == 200, arrived.status_code
+    html = arrived.get_data(as_text=True)
+    form = html.split("data-autosubmit", 1)[1].split("</form>", 1)[0]
+    fields = {name: html_unescape(value)
+              for name, value in re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form)}
+    return web.post(html_unescape(html.split("data-autosubmit", 1)[0].rsplit('action="', 1)[1].split('"', 1)[0]),
+                    data=fields)
 
 
 @pytest.fixture

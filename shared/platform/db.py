@@ -44,8 +44,10 @@ def init_db(app: Flask, db: SQLAlchemy, migrations: Path) -> None:
     app.config["MIGRATIONS_DIR"] = str(migrations)
     db.init_app(app)
     # Flask-Migrate imports Alembic, a sixth of a cold start; Lambda runs no `flask db` command, so
-    # there (AWS_LAMBDA_FUNCTION_NAME is set in every function) upgrade_schema registers it on first use
-    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    # there (LAMBDA_TASK_ROOT and AWS_LAMBDA_FUNCTION_NAME are set in every function) upgrade_schema registers
+    # it on first use. The package check runs zips on the emulator with LAMBDA_TASK_ROOT only: local mode
+    # is refused where AWS_LAMBDA_FUNCTION_NAME is set (shared.platform.settings).
+    if not (os.environ.get("LAMBDA_TASK_ROOT") or os.environ.get("AWS_LAMBDA_FUNCTION_NAME")):
         _register_migrate(app)
 
 

@@ -5,6 +5,11 @@ outputs file that provisioning writes (`.local/aws-<stage>.json`), so
 `flask --app reqsys run` works after `make run` has provisioned once. In AWS
 (no AWS_ENDPOINT_URL) the values come from the Lambda environment, and unsafe
 values stop the app from starting.
+
+Local mode is AWS_ENDPOINT_URL and nothing else, and never inside a Lambda function: with
+AWS_LAMBDA_FUNCTION_NAME set (Lambda sets it in every function) an AWS_ENDPOINT_URL stops the app
+from starting, whatever else is set, so a stray variable cannot turn a deployed function into one
+running on the public local secrets.
 """
 
 from __future__ import annotations
@@ -50,6 +55,14 @@ def _parameters(path: str) -> dict[str, str]:
     pages = client("ssm").get_paginator("get_parameters_by_path").paginate(
         Path=path.rstrip("/"), Recursive=False, WithDecryption=True)
     return {p["Name"].rsplit("/", 1)[-1]: p["Value"] for page in pages for p in page["Parameters"]}
+
+
+def refuse_local_mode_in_lambda(env) -> None:
+    """UnsafeSettings when the environment asks for local mode inside a Lambda function."""
+    if env.get("AWS_LAMBDA_FUNCTION_NAME") and env.get("AWS_ENDPOINT_URL"):
+        raise UnsafeSettings(
+            f"{env['AWS_LAMBDA_FUNCTION_NAME']} refuses to start: AWS_ENDPOINT_URL (the local mode, with its "
+            "public secrets and no production checks) is never allowed in a Lambda function")
 
 
 def _with_parameters(env: dict[str, str], into_environ: bool) -> dict[str, str]:
@@ -102,9 +115,11 @@ class Settings:
     # where browsers fetch static files from: empty = this app (locally); in AWS the stage's static bucket
     static_url: str = ""
 
+    in_lambda: bool = False
+
     @property
     def is_local(self) -> bool:
-        return bool(self.endpoint_url)
+        return bool(self.endpoint_url) and not self.in_lambda
 
     @property
     def cognito_issuer(self) -> str:
@@ -119,7 +134,10 @@ class Settings:
 
     @classmethod
     def load(cls, app_name: str, env: dict[str, str] | None = None) -> Settings:
-        env = _with_parameters(dict(os.environ if env is None else env), into_environ=env is None)
+        from_environ = env is None
+        env = dict(os.environ if env is None else env)
+        refuse_local_mode_in_lambda(env)
+        env = _with_parameters(env, into_environ=from_environ)
         endpoint = env.get("AWS_ENDPOINT_URL") or None
         stage = env.get("STAGE", "local")
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "ap-northeast-2"
@@ -149,10 +167,14 @@ class Settings:
             offer_reminder_days=_days(env, "OFFER_REMINDER_DAYS", 2),
             priority_criteria_path=env.get("PRIORITY_CRITERIA_PATH", ""),
             static_url=_static_url(env, region, local=bool(endpoint)),
+            in_lambda=bool(env.get("AWS_LAMBDA_FUNCTION_NAME")),
         )
 
     def check_production(self) -> None:
         """Refuse to start in AWS with settings that would be unsafe there."""
+        if self.in_lambda and self.endpoint_url:
+            refuse_local_mode_in_lambda({"AWS_LAMBDA_FUNCTION_NAME": self.app_name,
+                                         "AWS_ENDPOINT_URL": self.endpoint_url})
         if self.is_local:
             return
         problems = []

@@ -31,7 +31,8 @@ def verify(secret: str, body: bytes, headers, now: float | None = None) -> bool:
     """True only for a correct signature made within the time window."""
     timestamp = headers.get(TIMESTAMP_HEADER, "")
     signature = headers.get(SIGNATURE_HEADER, "")
-    if not secret or not timestamp.isdigit() or not signature:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses
+    if not secret or not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12) or not signature:
         return False
     current = now if now is not None else time.time()
     if abs(current - int(timestamp)) > WINDOW_SECONDS:

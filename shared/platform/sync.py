@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from shared.platform.errors import ApiError, Unauthorized, ValidationFailed
 from shared.platform.events import Envelope, EventType
-from shared.platform.payloads import field_errors
+from shared.platform.payloads import JSONTooLarge, check_json_bounds, field_errors
 from shared.platform.signing import verify
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,10 @@ def signed_envelope(expected: EventType) -> Envelope:
     if not verify(current_app.config["SETTINGS"].sync_secret, body, request.headers):
         log.warning("sync call to %s refused: missing, wrong or expired signature", request.path)
         raise Unauthorized("A valid signature is required")
+    try:
+        check_json_bounds(body)
+    except JSONTooLarge as err:
+        raise ApiError(400, "malformed_json", str(err)) from None
     try:
         envelope = Envelope.from_json(body)
     except ValidationError as err:

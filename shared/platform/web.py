@@ -141,7 +141,9 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[Na
     )
     app.config.update(config)
     app.jinja_env.add_extension("jinja2.ext.do")  # the form macros collect errors with {% do %}
-    app.json.ensure_ascii = False  # Korean text stays readable in JSON
+    from shared.platform.payloads import BoundedJSONProvider
+
+    app.json = BoundedJSONProvider(app)  # bodies bounded in size and depth before parsing; Korean readable
     app.add_template_filter(local_time, "kst")
 
     from flask_babel import Babel, get_locale
@@ -159,6 +161,9 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[Na
     init_auth(app)
     app.register_blueprint(ui)
     app.register_blueprint(auth_bp)
+    from shared.platform.openapi import bp as openapi_bp
+
+    app.register_blueprint(openapi_bp)  # /api/openapi.json and /api/docs
 
     from shared.platform import assets
 

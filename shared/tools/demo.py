@@ -6,9 +6,9 @@ DEMO_PASSWORD = "Demo-1234!"  # noqa: S105 - local demo accounts, documented in 
 DEMO_USERS = [
     ("parent@example.com", "김하늘 (학부모)", ["parents"], None),
     ("staff@example.com", "이서준 (A00017 교사)", ["staff"], "A00017"),
-    ("admin@example.com", "박지민 (관리자)", ["admins"], None),
-    ("user@example.com", "최유진", [], None),
-    ("user2@example.com", "정민호", [], None),
+    ("admin@example.com", "박지민 (관리자)", ["admins", "employees"], None),
+    ("user@example.com", "최유진", ["employees"], None),  # agency employees: taskapp
+    ("user2@example.com", "정민호", ["employees"], None),
 ]
 
 # (nursery_id, name, address, area)

@@ -21,7 +21,7 @@ from shared.platform.aws import MAX_RECEIVES, client, region
 from shared.platform.settings import outputs_path
 
 LAMBDA_TIMEOUT = 30
-GROUPS = ("parents", "staff", "admins")
+GROUPS = ("parents", "staff", "admins", "employees")  # employees: agency staff, who use taskapp
 APP_CLIENTS = ("reqsys", "childsys", "taskapp")
 
 
@@ -92,6 +92,8 @@ def spec(stage: str, account_id: str) -> Spec:
         tables=[
             Table("EVENTS_TABLE", f"{prefix}-events", "request_id", "event_id", stream=True),
             Table("IDEMPOTENCY_TABLE", f"{prefix}-idempotency", "id", ttl_attribute="expiration"),
+            # browser sessions' records and sign-in failure counts (shared/platform/auth/sessions.py, throttle.py)
+            Table("SESSIONS_TABLE", f"{prefix}-sessions", "id", ttl_attribute="expires"),
             # taskapp: key and index design in taskapp/services.py
             Table("TASKS_TABLE", f"{prefix}-tasks", "pk", "sk",
                   indexes=tuple((f"gsi{i}", f"gsi{i}pk", f"gsi{i}sk") for i in "1234")),
@@ -157,6 +159,7 @@ def apply(stage: str) -> Result:
     ensure_user_pool(s, result)
     ensure_ses_identity(s, result)
     ensure_analytics(s, result)
+    ensure_sign_in_limit(s, result)
     path = outputs_path(stage)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result.outputs, indent=2, sort_keys=True) + "\n")
@@ -548,6 +551,75 @@ def ensure_analytics(s: Spec, result: Result) -> None:
         s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={
             "Rules": [r for r in rules if r.get("ID") != rule["ID"]] + [rule]})
         result.changes.append(f"set expiry of athena-results/ in {bucket}")
+
+
+# --- throttling sign-in in front of API Gateway ---------------------------------------------------
+
+SIGN_IN_PATHS = ("/auth/login", "/auth/token", "/auth/signup", "/auth/confirm", "/auth/forgot", "/auth/reset")
+SIGN_IN_LIMIT = 100  # requests per address per 5 minutes to the paths above (the app locks one account sooner)
+
+
+def _web_acl_rules() -> list[dict]:
+    def path(text: str) -> dict:
+        return {"ByteMatchStatement": {"SearchString": text.encode(), "FieldToMatch": {"UriPath": {}},
+                                       "TextTransformations": [{"Priority": 0, "Type": "LOWERCASE"}],
+                                       "PositionalConstraint": "CONTAINS"}}
+
+    return [{
+        "Name": "sign-in-rate", "Priority": 0, "Action": {"Block": {}},
+        "Statement": {"RateBasedStatement": {
+            "Limit": SIGN_IN_LIMIT, "EvaluationWindowSec": 300, "AggregateKeyType": "IP",
+            "ScopeDownStatement": {"OrStatement": {"Statements": [path(p) for p in SIGN_IN_PATHS]}}}},
+        "VisibilityConfig": {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True,
+                             "MetricName": "sign-in-rate"},
+    }]
+
+
+def ensure_sign_in_limit(s: Spec, result: Result) -> None:
+    """A regional WAF web ACL whose rate-based rule blocks an address sending more than SIGN_IN_LIMIT
+    requests in 5 minutes to the sign-in and token routes; `protect_apis` puts it in front of each web
+    app's API Gateway stage once Zappa has made it. Output: WEB_ACL_ARN."""
+    waf = client("wafv2")
+    name = f"{s.prefix}-sign-in"
+    visibility = {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": name}
+    existing = next((acl for acl in waf.list_web_acls(Scope="REGIONAL", Limit=100).get("WebACLs", [])
+                     if acl["Name"] == name), None)
+    if existing is None:
+        acl = waf.create_web_acl(Name=name, Scope="REGIONAL", DefaultAction={"Allow": {}}, Rules=_web_acl_rules(),
+                                 VisibilityConfig=visibility,
+                                 Description="Rate limit on sign-in and token routes (shared/tools/provision.py)")
+        arn = acl["Summary"]["ARN"]
+        result.changes.append(f"created web ACL {name}")
+    else:
+        arn = existing["ARN"]
+        current = waf.get_web_acl(Name=name, Scope="REGIONAL", Id=existing["Id"])
+        if current["WebACL"].get("Rules") != _web_acl_rules():
+            waf.update_web_acl(Name=name, Scope="REGIONAL", Id=existing["Id"], DefaultAction={"Allow": {}},
+                               Rules=_web_acl_rules(), VisibilityConfig=visibility,
+                               LockToken=current["LockToken"])
+            result.changes.append(f"updated web ACL {name}")
+    result.outputs["WEB_ACL_ARN"] = arn
+
+
+def protect_apis(stage: str, web_acl_arn: str, apps=("reqsys", "childsys", "taskapp")) -> list[str]:
+    """Associate the sign-in web ACL with each web app's API Gateway stage (`<app>_<stage>` of the REST
+    API Zappa names after the function); run after `zappa deploy`. The changes made."""
+    from shared.tools.deploy.stages import lambda_name
+
+    apigateway, waf = client("apigateway"), client("wafv2")
+    apis = {api["name"]: api["id"] for page in apigateway.get_paginator("get_rest_apis").paginate()
+            for api in page["items"]}
+    changes = []
+    for app in apps:
+        api_id = apis.get(lambda_name(app, stage))
+        if api_id is None:
+            continue  # not deployed yet: the next deploy associates it
+        resource = f"arn:aws:apigateway:{region()}::/restapis/{api_id}/stages/{app}_{stage}"
+        current = waf.get_web_acl_for_resource(ResourceArn=resource).get("WebACL") or {}
+        if current.get("ARN") != web_acl_arn:
+            waf.associate_web_acl(WebACLArn=web_acl_arn, ResourceArn=resource)
+            changes.append(f"web ACL in front of {app}_{stage}")
+    return changes
 
 
 def wire_event_sources(stage: str, settings_path=None) -> list[str]:

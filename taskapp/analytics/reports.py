@@ -14,8 +14,6 @@ all tasks (`:user_sub`, `:all_tasks`). Windows are local days (`:from_day`..`:to
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -29,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from shared.platform.auth import Identity
 from shared.platform.aws import client
+from shared.platform.csvsafe import write_csv
 from shared.platform.errors import Forbidden
 from shared.platform.settings import Settings
 from taskapp.analytics.catalog import SNAPSHOTS, local_today
@@ -172,12 +171,8 @@ def result_key(scope: Scope, report_id: str) -> str:
 
 
 def to_csv(result: QueryResult) -> bytes:
-    """UTF-8 with a byte-order mark, so spreadsheet programs read Korean text right."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(result.columns)
-    writer.writerows(["" if v is None else v for v in row] for row in result.rows)
-    return out.getvalue().encode("utf-8-sig")
+    """UTF-8 with a byte-order mark, so spreadsheet programs read Korean text right; no formula cells."""
+    return write_csv(result.columns, result.rows)
 
 
 def run_report(request: ReportRequest, scope: Scope, report_id: str, *, settings: Settings | None = None,

@@ -35,7 +35,7 @@ def test_every_output_exists(prov):
     pool = idp.describe_user_pool(UserPoolId=out["COGNITO_USERPOOL_ID"])["UserPool"]
     assert pool["UsernameAttributes"] == ["email"]
     groups = {g["GroupName"] for g in idp.list_groups(UserPoolId=out["COGNITO_USERPOOL_ID"])["Groups"]}
-    assert groups == {"parents", "staff", "admins"}
+    assert groups == {"parents", "staff", "admins", "employees"}
     client_ids = {out[f"COGNITO_CLIENT_ID_{app}"] for app in ("REQSYS", "CHILDSYS", "TASKAPP")}
     assert len(client_ids) == 3  # one client per app, so a token for one app is refused by the others
     for bucket in ("UPLOADS_BUCKET", "TASK_FILES_BUCKET", "ANALYTICS_BUCKET"):

@@ -61,6 +61,6 @@ def test_a_days_work_in_the_browser(make_app, live_server, alice, bob, chromium,
     note = page.locator("li.note.unread")
     assert "학부모 상담 일정 정리" in note.inner_text() and "밥" in note.inner_text()
     with page.expect_navigation():
-        note.get_by_role("link").click()
+        note.locator("form.open button").click()
     assert page.url == task_url and page.locator(".bell .count").count() == 0
     assert "완료" in page.locator("dl").inner_text()

@@ -187,7 +187,7 @@ def test_an_admin_exports_now_from_the_page(analytics_env, admin, client_for, si
 
 
 def test_the_export_button_is_for_admins_only(analytics_env, make_user, client_for, sign_in, bearer, admin):
-    user = make_user()
+    user = make_user(groups=("employees",))
     web = client_for("taskapp")
     sign_in(web, user.email)
     assert web.get("/admin/analytics").status_code == 403

@@ -184,7 +184,7 @@ def test_admin_init_needs_the_csrf_token(make_app, make_user, sign_in):
 
 def test_in_lambda_alembic_waits_until_the_schema_is_upgraded(make_app, monkeypatch, tmp_path):
     """Lambda runs no `flask db` command: Flask-Migrate is registered by the first upgrade_schema."""
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "daycare-reqsys-test")
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", str(tmp_path))
     app = make_app("reqsys", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'lambda.db'}"}, migrate=False)
     assert "migrate" not in app.extensions
     assert upgrade_schema(app) == head_of(app)

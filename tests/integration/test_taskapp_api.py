@@ -63,7 +63,7 @@ def test_someone_else_gets_404_and_the_assignee_reads_and_edits(api, alice, bob,
     assert api.delete(url, headers=bob.headers).status_code == 403
     listed = api.get("/api/tasks?assignee=me", headers=bob.headers).get_json()["tasks"]
     assert [t["task_id"] for t in listed] == [task["task_id"]]
-    stranger = make_user()
+    stranger = make_user(groups=("employees",))
     assert api.get(url, headers=bearer(stranger.email, app_name="taskapp")).status_code == 404
 
 

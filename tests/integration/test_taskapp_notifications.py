@@ -97,7 +97,8 @@ def test_the_in_app_notification_appears_for_the_right_user(api, alice, bob, car
     page = web.get("/notifications").get_data(as_text=True)
     assert "예산안 검토" in page and "캐럴" in page and 'class="note unread"' in page
     # opening it marks it read and leads to the task
-    opened = web.get(f"/notifications/{note['note_id']}/open")
+    assert web.get(f"/notifications/{note['note_id']}/open").status_code == 405, "a GET changes nothing"
+    opened = web.post(f"/notifications/{note['note_id']}/open", data={"csrf_token": csrf_token_in(page)})
     assert opened.status_code == 302 and opened.headers["Location"].endswith(f"/tasks/{task['task_id']}")
     assert notes(alice)["unread"] == 0 and notes(alice)["notifications"][0]["read"] is True
     assert 'data-unread' not in web.get("/board").get_data(as_text=True)

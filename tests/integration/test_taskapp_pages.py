@@ -9,7 +9,7 @@ from tests.taskapp_helpers import new_task
 
 
 def test_create_move_on_board_and_delete(client_for, make_user, sign_in, submit):
-    user = make_user()
+    user = make_user(groups=("employees",))
     web = client_for("taskapp")
     assert web.get("/tasks").status_code == 302  # sign-in first
     sign_in(web, user.email)
@@ -63,7 +63,7 @@ def test_create_move_on_board_and_delete(client_for, make_user, sign_in, submit)
 
 
 def test_other_users_task_page_is_404(client_for, make_user, sign_in, submit):
-    owner, other = make_user(), make_user()
+    owner, other = make_user(groups=("employees",)), make_user(groups=("employees",))
     web = client_for("taskapp")
     sign_in(web, owner.email)
     created = submit(web, "/tasks/new", {"title": "Private", "status": "TODO", "priority": "LOW"})

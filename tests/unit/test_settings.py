@@ -153,3 +153,19 @@ def test_a_broken_criteria_file_stops_the_app(tmp_path):
     for app_name in ("reqsys", "childsys"):
         with pytest.raises(ValueError, match="priority criteria"):
             create(app_name, env)
+
+
+def test_local_mode_is_refused_inside_a_lambda_whatever_else_is_set():
+    lambda_env = {"AWS_LAMBDA_FUNCTION_NAME": "daycare-reqsys-prod", "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}
+    for env in (lambda_env, safe_env(**lambda_env), {**lambda_env, "SECRET_KEY": DEV_SECRET_KEY, "STAGE": "local"}):
+        with pytest.raises(UnsafeSettings, match="AWS_ENDPOINT_URL"):
+            Settings.load("reqsys", env)
+    # a Settings object made some other way is refused again where the app starts
+    from dataclasses import replace
+
+    made = replace(Settings.load("reqsys", safe_env()), endpoint_url="http://127.0.0.1:4566", in_lambda=True)
+    assert not made.is_local
+    with pytest.raises(UnsafeSettings):
+        made.check_production()
+    # outside a Lambda the endpoint alone is local mode, as before
+    assert Settings.load("reqsys", {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}).is_local

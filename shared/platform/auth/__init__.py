@@ -21,7 +21,7 @@ from flask_cognito import CognitoAuth, CognitoAuthError, _cognito_auth_required,
 
 from shared.platform.errors import Forbidden, Unauthorized
 
-GROUPS = ("parents", "staff", "admins")
+GROUPS = ("parents", "staff", "admins", "employees")
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,21 @@ def verify_id_token(token: str) -> Identity:
 # --- JSON routes --------------------------------------------------------------------------------
 
 
+class NotForThisApp(Forbidden):
+    def __init__(self):
+        super().__init__(str(current_app.config.get("APP_GROUPS_MESSAGE") or "You do not have access to this resource"))
+        self.code = "not_a_member"
+
+
+def _refuse(identity: Identity, groups: tuple[str, ...]) -> None:
+    """403 unless `identity` is in one of the app's groups (APP_GROUPS: who may use the app at all,
+    e.g. taskapp's agency employees) and in one of the route's `groups`."""
+    if not identity.in_any(*current_app.config.get("APP_GROUPS", ())):
+        raise NotForThisApp()
+    if not identity.in_any(*groups):
+        raise Forbidden()
+
+
 def api_auth_required(*groups: str):
     """Bearer token required; with groups, membership of one of them (else 403)."""
 
@@ -119,8 +134,7 @@ def api_auth_required(*groups: str):
         def wrapper(*args, **kwargs):
             _cognito_auth_required()
             identity = Identity.from_claims(dict(current_cognito_jwt))
-            if not identity.in_any(*groups):
-                raise Forbidden()
+            _refuse(identity, groups)
             g.identity = identity
             return view(*args, **kwargs)
 
@@ -134,22 +148,41 @@ def api_auth_required(*groups: str):
 _SESSION_KEYS = ("sub", "email", "name", "groups", "daycare_id", "expires_at")
 
 
-def start_session(identity: Identity) -> None:
+def start_session(identity: Identity, refresh_token: str | None = None, *, renew: bool = True) -> None:
+    """Sign the browser in as `identity`: a new server-side session record (shared.platform.auth.sessions)
+    that the cookie names. `renew=False` only changes the claims the cookie carries (a profile edit),
+    keeping the record."""
+    from shared.platform.auth import sessions
+
+    session_id = session.get("sid")
+    if renew or not session_id:
+        if session_id:
+            sessions.end(session_id)  # signing in again replaces the old session
+        session_id = sessions.create(identity.sub, identity.expires_at, refresh_token)
     session.clear()
     session.update({key: getattr(identity, key) for key in _SESSION_KEYS})
     session["groups"] = list(identity.groups)
+    session["sid"] = session_id
     session.permanent = True
+    g.pop("session_checked", None)
 
 
 def end_session() -> None:
+    """Sign out: the session's record is deleted (every copy of the cookie stops working) and its Cognito
+    refresh token revoked."""
+    from shared.platform.auth import sessions
+
+    session_id = session.get("sid")
+    if session_id:
+        sessions.end(session_id)
     session.clear()
 
 
 def session_identity() -> Identity | None:
-    """The signed-in user of this browser session, or None (expired sessions end here)."""
+    """The signed-in user of this browser session, or None (expired or signed-out sessions end here)."""
     if "sub" not in session:
         return None
-    if session.get("expires_at", 0) < time.time():
+    if session.get("expires_at", 0) < time.time() or not _record_alive():
         session.clear()
         return None
     return Identity(
@@ -162,6 +195,15 @@ def session_identity() -> Identity | None:
     )
 
 
+def _record_alive() -> bool:
+    """The cookie's session record exists (looked up once per request)."""
+    from shared.platform.auth import sessions
+
+    if "session_checked" not in g:
+        g.session_checked = sessions.alive(str(session.get("sid") or ""), str(session["sub"]))
+    return g.session_checked
+
+
 def login_required(*groups: str):
     """Signed-in session required; with groups, membership of one of them (else 403 page)."""
 
@@ -171,8 +213,7 @@ def login_required(*groups: str):
             identity = session_identity()
             if identity is None:
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-            if not identity.in_any(*groups):
-                raise Forbidden()
+            _refuse(identity, groups)
             g.identity = identity
             return view(*args, **kwargs)
 

@@ -24,6 +24,9 @@ class AuthError(Exception):
         self.field = field
 
 
+LOCKED_MESSAGE = _l("Too many failed sign-ins. Please wait a few minutes before trying again, "
+                    "or reset your password.")
+
 # Cognito error code -> (user message, HTTP status, our code, form field)
 _ERRORS = {
     "NotAuthorizedException": (_l("Incorrect email or password."), 401, "invalid_credentials", None),
@@ -37,12 +40,27 @@ _ERRORS = {
            "a number and a symbol."), 400, "weak_password", "password"),
     "CodeMismatchException": (_l("The code is not correct."), 400, "wrong_code", "code"),
     "ExpiredCodeException": (_l("The code has expired. Ask for a new one."), 400, "expired_code", "code"),
+    "PasswordResetRequiredException": (
+        _l("Your password must be reset before you can sign in. Use \"Forgot password\"."), 403,
+        "password_reset_required", None),
     "LimitExceededException": (_l("Too many attempts. Please wait and try again."), 429, "rate_limited", None),
-    "TooManyRequestsException": (_l("Too many attempts. Please wait and try again."), 429, "rate_limited", None),
+    "TooManyRequestsException": (LOCKED_MESSAGE, 429, "rate_limited", None),
     "TooManyFailedAttemptsException": (
         _l("Too many attempts. Please wait and try again."), 429, "rate_limited", None),
     "InvalidParameterException": (_l("Some of the details are not valid."), 400, "invalid", None),
 }
+
+
+def _error(err) -> AuthError:
+    """A Cognito ClientError as the AuthError the user is told (503 "unavailable" for one we do not know)."""
+    code = err.response.get("Error", {}).get("Code", "")
+    if code == "NotAuthorizedException" and "attempts exceeded" in err.response["Error"].get("Message", ""):
+        # Cognito's own lockout after repeated wrong passwords ("Password attempts exceeded")
+        return AuthError(LOCKED_MESSAGE, 429, "rate_limited")
+    if code in _ERRORS:
+        message, status, our_code, field = _ERRORS[code]
+        return AuthError(message, status, our_code, field)
+    return AuthError(_l("Sign-in is unavailable right now. Please try again."), 503, "unavailable")
 
 
 def _call(operation: str, **kwargs):
@@ -51,12 +69,10 @@ def _call(operation: str, **kwargs):
     try:
         return getattr(client("cognito-idp"), operation)(**kwargs)
     except ClientError as err:
-        code = err.response.get("Error", {}).get("Code", "")
-        if code in _ERRORS:
-            message, status, our_code, field = _ERRORS[code]
-            raise AuthError(message, status, our_code, field) from None
-        log.exception("cognito %s failed", operation)
-        raise AuthError(_l("Sign-in is unavailable right now. Please try again."), 503, "unavailable") from None
+        error = _error(err)
+        if error.code == "unavailable":
+            log.exception("cognito %s failed", operation)
+        raise error from None
     except BotoCoreError:
         log.exception("cognito %s unreachable", operation)
         raise AuthError(_l("Sign-in is unavailable right now. Please try again."), 503, "unavailable") from None

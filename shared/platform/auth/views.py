@@ -8,7 +8,15 @@ from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_te
 from flask_babel import gettext as _
 from pydantic import BaseModel, EmailStr, Field
 
-from shared.platform.auth import cognito, end_session, login_required, session_identity, start_session, verify_id_token
+from shared.platform.auth import (
+    cognito,
+    end_session,
+    login_required,
+    session_identity,
+    start_session,
+    throttle,
+    verify_id_token,
+)
 from shared.platform.auth.cognito import AuthError
 from shared.platform.auth.forms import (
     ConfirmForm,
@@ -31,12 +39,29 @@ def _settings():
     return current_app.config["SETTINGS"]
 
 
+def safe_next(target: str, default: str) -> str:
+    """`target` if it is a path on this site, else `default`.
+
+    Browsers (WHATWG URL parsing) drop tabs and newlines anywhere in a Location and strip leading
+    control characters and spaces, and read a backslash as a slash: `/\t/evil.example` becomes
+    `//evil.example`, another host. So any control character, space or backslash refuses the target
+    (a newline would also break the header), and what remains must be a path: one leading slash,
+    no scheme, no host.
+    """
+    from urllib.parse import urlsplit
+
+    if not target or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in target) or "\\" in target:
+        return default
+    if not target.startswith("/") or target.startswith("//"):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
 def _safe_next(default: str) -> str:
-    target = request.args.get("next", "")
-    # only paths on this site: no scheme, no host, no protocol-relative //host
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    return safe_next(request.args.get("next", ""), default)
 
 
 def _form_error(form, err: AuthError) -> None:
@@ -52,11 +77,26 @@ class TokenRequest(BaseModel):
     password: str = Field(min_length=1, max_length=256)
 
 
+def _sign_in(email: str, password: str) -> dict:
+    """Cognito's tokens for a right password; AuthError otherwise. Too many wrong passwords for the
+    account from this address lock it for a while (429, the right password too: throttle)."""
+    if throttle.locked(email):
+        raise AuthError(cognito.LOCKED_MESSAGE, 429, "rate_limited")
+    try:
+        tokens = cognito.sign_in(_settings().cognito_client_id, email, password)
+    except AuthError as err:
+        if err.code == "invalid_credentials" and throttle.failed(email):
+            raise AuthError(cognito.LOCKED_MESSAGE, 429, "rate_limited") from None
+        raise
+    throttle.succeeded(email)
+    return tokens
+
+
 @bp.post("/token")
 def token():
     body = load_json(TokenRequest)
     try:
-        tokens = cognito.sign_in(_settings().cognito_client_id, body.email, body.password)
+        tokens = _sign_in(body.email, body.password)
     except AuthError as err:
         raise ApiError(err.status, err.code, str(err.message)) from None
     return jsonify(tokens)
@@ -65,20 +105,22 @@ def token():
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
+    status = 200
     if form.validate_on_submit():
         try:
-            tokens = cognito.sign_in(_settings().cognito_client_id, form.email.data, form.password.data)
+            tokens = _sign_in(form.email.data, form.password.data)
             identity = verify_id_token(tokens["id_token"])
         except AuthError as err:
             if err.code == "not_confirmed":
                 flash(str(err.message), "error")
                 return redirect(url_for("auth.confirm", email=form.email.data))
             _form_error(form, err)
+            status = 429 if err.status == 429 else 400
         else:
-            start_session(identity)
+            start_session(identity, tokens.get("refresh_token"))
             flash(_("Signed in as %(email)s.", email=identity.email), "success")
             return redirect(_safe_next(url_for("home")))
-    return render_template("auth/login.html", form=form), 400 if form.errors else 200
+    return render_template("auth/login.html", form=form), status if status != 200 else (400 if form.errors else 200)
 
 
 @bp.post("/logout")
@@ -175,7 +217,7 @@ def profile():
         except AuthError as err:
             _form_error(form, err)
         else:
-            start_session(replace(session_identity(), name=form.name.data))
+            start_session(replace(session_identity(), name=form.name.data), renew=False)
             flash(_("Your profile is saved."), "success")
             return redirect(url_for("auth.profile"))
     return render_template("auth/profile.html", form=form), 400 if form.errors else 200

@@ -52,7 +52,7 @@ ATHENA_CALLER_ACTIONS = ("glue:GetDatabase", "glue:GetPartitions", "glue:GetTabl
 # policies in requests for this API operation" (API reference), so no policy can grant or deny them.
 NO_IAM = {
     "cognito-idp:ConfirmForgotPassword", "cognito-idp:ConfirmSignUp", "cognito-idp:ForgotPassword",
-    "cognito-idp:InitiateAuth", "cognito-idp:SignUp",
+    "cognito-idp:InitiateAuth", "cognito-idp:RevokeToken", "cognito-idp:SignUp",
 }
 # (app, action) -> why the function never makes a call its modules contain.
 NOT_RUN_HERE: dict[tuple[str, str], str] = {
@@ -64,6 +64,9 @@ NOT_RUN_HERE: dict[tuple[str, str], str] = {
                                      "never publish()",
     ("analytics", "lambda:InvokeFunction"): "taskapp.analytics.export.request_export runs in taskapp (the admin "
                                             "button); the analytics function runs only `handler`",
+    **{("analytics", action): "the analytics function serves no pages: shared.platform.auth's browser sessions "
+                              "(auth/sessions.py), which its modules import with Identity, never run there"
+       for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")},
     ("taskapp", "dynamodb:Scan"): "the export's table scan runs in taskapp only locally (request_export); in "
                                   "AWS taskapp invokes the analytics function",
 }
@@ -149,6 +152,9 @@ def policy(app: str, stage: str, *, account_id: str, region: str, outputs: Mappi
     if app in ("reqsys", "childsys", "taskapp"):
         signup = ["cognito-idp:AdminAddUserToGroup"] if app == "reqsys" else []
         statements.append(_statement("Users", profile + signup, [user_pool]))
+        # browser sessions' records and sign-in failure counts (shared/platform/auth/sessions.py, throttle.py)
+        statements.append(_statement("Sessions", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                                  "dynamodb:DeleteItem"], table("SESSIONS_TABLE")))
     if app in ("reqsys", "childsys"):
         # the outbox relay publishes the app's events (shared.platform.outbox -> shared.platform.events)
         statements.append(_statement("PublishEvents", ["sqs:SendMessage"], [_queue_arn(outputs, "INTEGRATED_EVENTS")]))

@@ -566,7 +566,8 @@ def check_zip(zip_path: Path, python: Path, aws_env: dict[str, str], stage: str)
             archive.extractall(task)
         answers_file = Path(tmp) / "answers.json"
         env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "LANG": "C.UTF-8", "PYTHONNOUSERSITE": "1",
-               "LAMBDA_TASK_ROOT": str(task), "AWS_LAMBDA_FUNCTION_NAME": stages.lambda_name(app, stage),
+               # as Lambda, but for AWS_LAMBDA_FUNCTION_NAME: with it the emulator (local mode) is refused
+               "LAMBDA_TASK_ROOT": str(task),
                **{k: v for k, v in aws_env.items() if k != "AWS_OUTPUTS_DIR"},
                # in AWS a SSM parameter (DATABASE_URL); Lambda may write only under /tmp
                "DATABASE_URL": f"sqlite:///{Path(tmp) / f'{app}.db'}"}

@@ -149,6 +149,7 @@ def deploy(stage: str, env: Mapping[str, str], run: Callable[[list[str]], None],
     for app in WEB_APPS:
         run(zappa_command(app, stage, settings_file, zips[app], _deployed(app, stage)))
     say(publish_app_urls(stage))
+    say(provision.protect_apis(stage, result.outputs["WEB_ACL_ARN"]))  # the sign-in rate limit (WAF)
     for app in EVENT_APPS:
         run(zappa_command(app, stage, settings_file, zips[app], _deployed(app, stage)))
     print("5. event source mappings", flush=True)
