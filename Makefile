@@ -54,7 +54,7 @@ smoke: install
 translations: install
 	mkdir -p .local
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs='.venv .local tests' -o .local/messages.pot .
-	$(BIN)/pybabel update -i .local/messages.pot -d shared/platform/translations --width 120
+	$(BIN)/pybabel update -i .local/messages.pot -d shared/platform/translations --width 120 --ignore-obsolete
 	$(BIN)/pybabel compile -d shared/platform/translations
 
 # The KRDS design system: re-copy its CSS, icons and (subset) font from the pinned npm package krds-uiux
