@@ -92,7 +92,7 @@ def content_security_policy(app: Flask) -> str:
         f"font-src {own}",
         f"img-src {own} data: {uploads}".strip(),
         f"frame-src 'self' {uploads}".strip(),  # a proof shown inside a page
-        f"connect-src 'self' {uploads}".strip(),  # uploads sent by script, with progress
+        f"connect-src 'self' {uploads}".strip(),  # uploads sent by script (progress, checks) go to S3 too
         "object-src 'none'",
         "base-uri 'self'",
         f"form-action 'self' {uploads}".strip(),  # presigned S3 POST forms

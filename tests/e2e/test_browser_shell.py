@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_support import SIZES, assert_accessible_and_fits, new_page, sign_in_as
+from tests.browser_helpers import SIZES, assert_accessible_and_fits, new_page, sign_in_as
 
 pytestmark = pytest.mark.browser
 

@@ -32,7 +32,7 @@ def option_value(html: str, label_part: str) -> str:
 
 
 def field_error(html: str, field: str) -> str:
-    found = re.search(rf'<p class="form-hint-invalid" id="{field}-error">([^<]*)</p>', html)
+    found = re.search(rf'<p class="[^"]*" id="{field}-error">([^<]*)</p>', html)
     return unescape(found.group(1)) if found else ""
 
 

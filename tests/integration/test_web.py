@@ -377,3 +377,16 @@ def test_with_a_static_url_pages_link_the_files_there(make_app, resources):
     policy = response.headers["Content-Security-Policy"]
     assert "style-src 'self' https://static.example.com" in policy
     assert "font-src 'self' https://static.example.com" in policy
+
+
+def test_in_aws_pages_demand_https_for_a_year(make_app):
+    from dataclasses import replace
+
+    from shared.platform.settings import Settings
+
+    local = Settings.load("taskapp")
+    issuer = f"https://cognito-idp.{local.region}.amazonaws.com/{local.cognito_userpool_id}"
+    in_aws = replace(local, endpoint_url=None, secret_key="k" * 40, sync_secret="s" * 40,
+                     cognito_client_id=local.cognito_client_id or "client", jwks_path=f"{issuer}/.well-known/jwks.json")
+    response = make_app("taskapp", {"SETTINGS": in_aws}).test_client().get("/healthz")
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
