@@ -28,6 +28,49 @@ ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
+# what each queue carries, in plain words (the monitor's pages name queues by these, not by their AWS names)
+QUEUE_PURPOSES = {
+    "INTEGRATED_EVENTS": _l("Event record (every change, in order)"),
+    "EMAIL": _l("Emails to parents"),
+    "TO_CHILDSYS": _l("Changes sent to the daycare staff's system"),
+    "TO_REQSYS": _l("Changes sent to the parents' system"),
+    "TASK_NOTIFICATIONS": _l("Task notifications"),
+    "TASK_JOBS": _l("Task background jobs"),
+}
+# an application's fields as the timeline's summary shows them (others are listed under "other values")
+SUMMARY_FIELDS = {
+    "child_name": _l("Child's name"), "child_id": _l("Child ID"), "child_birthday": _l("Birthday"),
+    "nursery_id": _l("Daycare ID"), "desired_start": _l("Desired start month"), "age_class": _l("Class"),
+    "status": _l("Status"), "score": _l("Score"), "priority_tier": _l("Priority"),
+    "parent_name": _l("Parent's name"), "parent_email": _l("Email"), "parent_tel": _l("Phone"),
+    "offer_expires_at": _l("Offer open until"), "reason": _l("Reason"), "criteria": _l("Priority criteria"),
+}
+
+
+CRITERION_STATES = {"PENDING": _l("to check"), "VERIFIED": _l("verified"), "REJECTED": _l("not accepted")}
+
+
+@bp.app_context_processor
+def _monitor_words():
+    return {"queue_purposes": QUEUE_PURPOSES, "summary_fields": SUMMARY_FIELDS}
+
+
+@bp.app_template_filter("plain")
+def plain(value) -> str:
+    """A value from an event as a person reads it: lists and objects as words, never Python's notation."""
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, dict):
+        if "code" in value:  # a criterion: its Korean label (or code) and its state
+            label = value.get("label_ko") or value.get("code")
+            state = CRITERION_STATES.get(value.get("status"), value.get("status"))
+            return f"{label}: {state}" if state else str(label)
+        return ", ".join(f"{key}: {plain(item)}" for key, item in value.items() if item not in (None, "", [], {}))
+    if isinstance(value, list | tuple):
+        return ", ".join(plain(item) for item in value) or "–"
+    return "–" if value in (None, "") else str(value)
+
+
 def _settings():
     return current_app.config["SETTINGS"]
 
