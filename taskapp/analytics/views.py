@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from shared.platform.auth import api_auth_required, login_required
 from shared.platform.auth.forms import EmptyForm
 from taskapp.analytics.catalog import EVENTS, SNAPSHOTS
-from taskapp.analytics.export import partition_days, request_export
+from taskapp.analytics.export import latest_export_at, partition_days, request_export
 
 bp = Blueprint("analytics", __name__)
 
@@ -19,8 +19,8 @@ def status():
     settings = current_app.config["SETTINGS"]
     bucket = settings.resource("ANALYTICS_BUCKET")
     snapshots, events = partition_days(bucket, SNAPSHOTS), partition_days(bucket, EVENTS)
-    return render_template("taskapp/analytics_admin.html", bucket=bucket, snapshots=snapshots, events=events,
-                           database=settings.resource("GLUE_DATABASE"), form=EmptyForm())
+    return render_template("taskapp/analytics_admin.html", snapshots=snapshots, events=events,
+                           exported_at=latest_export_at(bucket), form=EmptyForm())
 
 
 @bp.post("/admin/analytics/export")

@@ -110,7 +110,7 @@ def test_a_job_page_follows_the_job_without_a_reload(make_app, live_server, alic
 
 
 def test_every_taskapp_page_passes_axe_and_fits_a_phone(analytics_env, make_app, live_server, alice, bob,
-                                                        chromium, api, taskapp_runner):
+                                                        make_user, chromium, api, taskapp_runner):
     base = live_server(make_app("taskapp"))
     task = new_task(api, alice, title=LONG_TITLE, due_date="2020-01-02", labels=["회의", "예산"], assignee=bob.email,
                     description="시청 담당자에게 보내기 전에 다시 확인합니다.")
@@ -133,23 +133,28 @@ def test_every_taskapp_page_passes_axe_and_fits_a_phone(analytics_env, make_app,
     }
     shots = os.environ.get("TASKAPP_SCREENSHOTS")
     problems: list[str] = []
-    for size_name, size in (("phone", PHONE), ("desktop", DESKTOP)):
-        context = chromium.new_context(locale="ko-KR", viewport=size)
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        browser_sign_in(page, base, alice)
-        for name, path in pages.items():
-            page.goto(base + path)
-            if name == "new":  # the form after a submit with errors: the summary and the messages
-                page.locator("#assignee").fill("밥")
-                with page.expect_navigation():
-                    page.locator("main form button[type=submit]").click()
-                assert page.locator("[data-error-summary]").count() == 1
-            if shots:
-                Path(shots).mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=f"{shots}/taskapp-{name}-{size_name}.png", full_page=True)
-            if page_width(page) > size["width"]:
-                problems.append(f"{name} at {size_name}: {page_width(page)} px wide")
-            problems += [f"{name} at {size_name}: {p}" for p in serious_accessibility_problems(page)]
-        context.close()
+
+    def check(user, role: str, pages: dict[str, str]) -> None:
+        for size_name, size in (("phone", PHONE), ("desktop", DESKTOP)):
+            context = chromium.new_context(locale="ko-KR", viewport=size)
+            page = context.new_page()
+            page.set_default_timeout(10_000)
+            browser_sign_in(page, base, user)
+            for name, path in pages.items():
+                page.goto(base + path)
+                if name == "new":  # the form after a submit with errors: the summary and the messages
+                    page.locator("#assignee").fill("밥")
+                    with page.expect_navigation():
+                        page.locator("main form button[type=submit]").click()
+                    assert page.locator("[data-error-summary]").count() == 1
+                if shots:
+                    Path(shots).mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=f"{shots}/taskapp-{name}-{role}-{size_name}.png", full_page=True)
+                if page_width(page) > size["width"]:
+                    problems.append(f"{name} as {role} at {size_name}: {page_width(page)} px wide")
+                problems.extend(f"{name} as {role} at {size_name}: {p}" for p in serious_accessibility_problems(page))
+            context.close()
+
+    check(alice, "staff", pages)
+    check(make_user(groups=("admins",), name="관리자"), "admin", {"reports": "/reports", "export": "/admin/analytics"})
     assert problems == []
