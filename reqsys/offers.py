@@ -176,22 +176,27 @@ def expire_due(now: datetime) -> int:
                 or application.offer_expires_at > now:  # answered in the meantime
             db.session.rollback()
             continue
-        _expire(application)
-        if _committed():
+        if _committed(_expire, application):
             expired += 1
     return expired
 
 
-def _committed() -> bool:
-    """Commit the schedule's change of one offer; False (nothing written) when a parent's answer changed
-    the row since it was read: the one conditional update decides between them."""
+def _committed(work, application: Application, *args) -> bool:
+    """Make and commit the schedule's change of one offer; False (nothing written) when a parent's answer
+    changed the row since it was read: the one conditional update decides between them."""
     try:
+        work(application, *args)
         db.session.commit()
     except StaleDataError:
         db.session.rollback()
         log.info("offer deadlines: an offer was answered while being expired or reminded; left to the answer")
         return False
     return True
+
+
+def _remind(application: Application, now: datetime) -> None:
+    application.reminded_at = now
+    stage(application, EventType.REMIND, SYSTEM, offer_expires_at=iso(application.offer_expires_at))
 
 
 def remind_due(now: datetime) -> int:
@@ -203,8 +208,6 @@ def remind_due(now: datetime) -> int:
         if application is None or application.status_enum is not Status.ACCEPTED or application.reminded_at:
             db.session.rollback()
             continue
-        application.reminded_at = now
-        stage(application, EventType.REMIND, SYSTEM, offer_expires_at=iso(application.offer_expires_at))
-        if _committed():
+        if _committed(_remind, application, now):
             reminded += 1
     return reminded
