@@ -7,7 +7,6 @@ pipeline handlers run from zappa_settings.json's real wiring, and emails land in
 from __future__ import annotations
 
 import json
-import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +15,8 @@ from shared.pipeline.email import SUBJECTS
 from shared.pipeline.mailbox import sent_emails
 from shared.platform.events import Envelope
 from shared.tools.runner import Runner, load_event_sources
+from shared.waitlist.body import request_id_for
+from tests.conftest import claims_of
 from tests.test_pipeline_flow import pipeline_settings
 from tests.test_reqsys_waitlist import add_nurseries, seed_body
 
@@ -48,10 +49,12 @@ def make_system(make_app, live_server, make_user, bearer, resources, tmp_path, m
         parent = make_user(groups=("parents",))
         staff = make_user(groups=("staff",), daycare_id="A00017")
         admin = make_user(groups=("admins",))
+        parent_headers = bearer(parent.email)
         return SimpleNamespace(
             reqsys=reqsys_app.test_client(), childsys=childsys_app.test_client(), runner=runner,
-            parent=bearer(parent.email), staff=bearer(staff.email, app_name="childsys"),
-            admin=bearer(admin.email, app_name="childsys"))
+            parent=parent_headers, staff=bearer(staff.email, app_name="childsys"),
+            admin=bearer(admin.email, app_name="childsys"), parent_email=parent.email,
+            parent_sub=claims_of(parent_headers["Authorization"].split()[1])["sub"])
 
     return make
 
@@ -82,6 +85,11 @@ def in_reqsys(system, request_id):
     return next(a for a in listed if a["request_id"] == request_id)
 
 
+def rid(system, body, nursery_id=None) -> str:
+    """The id of the system's parent's application in `body` (the account's tag after the seed's ids)."""
+    return request_id_for(system.parent_sub, body["child_id"], nursery_id or body["nursery_id"])
+
+
 def subjects_to(address):
     return [mail["subject"] for mail in sent_emails(to=address)]
 
@@ -92,9 +100,9 @@ def test_apply_then_staff_decide_and_both_sides_agree(system, decision, status, 
 
 
 def apply_and_decide(system, decision, status, code):
-    email = f"parent-{uuid.uuid4().hex[:8]}@example.com"
+    email = system.parent_email  # the account's own (verified) address: the notices go there
     body = seed_body(parent_email=email)
-    request_id = body["child_id"] + body["nursery_id"]
+    request_id = rid(system, body)
     assert system.reqsys.post("/enterwait/request", json=body, headers=system.parent).status_code == 201
 
     assert pump(system, lambda: in_childsys(system, request_id) is not None)
@@ -111,9 +119,9 @@ def apply_and_decide(system, decision, status, code):
 
 
 def test_cancel_after_accept_reaches_childsys_and_unenrols(system):
-    email = f"parent-{uuid.uuid4().hex[:8]}@example.com"
+    email = system.parent_email  # the account's own (verified) address: the notices go there
     body = seed_body(parent_email=email)
-    request_id = body["child_id"] + body["nursery_id"]
+    request_id = rid(system, body)
     system.reqsys.post("/enterwait/request", json=body, headers=system.parent)
     assert pump(system, lambda: in_childsys(system, request_id) is not None)
     system.childsys.post("/request/accept", json=body, headers=system.staff)
@@ -133,7 +141,7 @@ def test_cancel_after_accept_reaches_childsys_and_unenrols(system):
 def test_an_envelope_is_what_travels(system):
     """The same event id reaches childsys as left reqsys: one envelope end to end."""
     body = seed_body()
-    request_id = body["child_id"] + body["nursery_id"]
+    request_id = rid(system, body)
     system.reqsys.post("/enterwait/request", json=body, headers=system.parent)
     assert pump(system, lambda: in_childsys(system, request_id) is not None)
     from reqsys.models import OutboxEvent, db
@@ -151,12 +159,12 @@ def test_at_expiry_the_offer_moves_on_and_staff_are_prompted_to_offer_the_next(s
     from reqsys.offers import run_deadlines
 
     start = f"{datetime.now(UTC).year + 1}-03"
-    email = f"parent-{uuid.uuid4().hex[:8]}@example.com"
+    email = system.parent_email  # the account's own (verified) address: the notices go there
     first, second = (seed_body(parent_email=email, desired_start=start, child_name=name) for name in ("첫째", "둘째"))
     for body in (first, second):
         assert system.reqsys.post("/enterwait/request", json=body, headers=system.parent).status_code == 201
-    ids = [body["child_id"] + "A00017" for body in (first, second)]
-    assert pump(system, lambda: all(in_childsys(system, rid) for rid in ids))
+    ids = [rid(system, body, "A00017") for body in (first, second)]
+    assert pump(system, lambda: all(in_childsys(system, one) for one in ids))
     klass = in_childsys(system, ids[0])["age_class"]
     staff = make_user(groups=("staff",), daycare_id="A00017")
     page = system.childsys.application.test_client()
@@ -185,12 +193,12 @@ def test_proofs_and_verifications_travel_and_the_rank_follows(system, resources)
 
     from tests.test_reqsys_portal import PDF
 
-    email = f"parent-{uuid.uuid4().hex[:8]}@example.com"
+    email = system.parent_email  # the account's own (verified) address: the notices go there
     plain, declared = seed_body(parent_email=email), seed_body(parent_email=email, criteria=["DUAL_INCOME"])
     for body in (plain, declared):
         assert system.reqsys.post("/enterwait/request", json=body, headers=system.parent).status_code == 201
-    rid = declared["child_id"] + "A00017"
-    assert in_reqsys(system, rid)["rank"] == 2
+    declared_id = rid(system, declared, "A00017")
+    assert in_reqsys(system, declared_id)["rank"] == 2
 
     ids = {"child_id": declared["child_id"], "nursery_id": "A00017", "criterion": "DUAL_INCOME"}
     upload = system.reqsys.post("/enterwait/proofs/upload", json={
@@ -201,13 +209,14 @@ def test_proofs_and_verifications_travel_and_the_rank_follows(system, resources)
                               headers=system.parent).status_code == 200
 
     def proof_arrived():
-        application = in_childsys(system, rid)
+        application = in_childsys(system, declared_id)
         return application and application["criteria"][0]["has_proof"]
 
     assert pump(system, proof_arrived)
     verified = system.childsys.post("/request/verify", json={**ids, "status": "VERIFIED"}, headers=system.staff)
     assert verified.status_code == 200 and verified.json["application"]["rank"] == 1
 
-    assert pump(system, lambda: in_reqsys(system, rid)["score"] == 200)
-    assert in_reqsys(system, rid)["rank"] == 1 and in_reqsys(system, plain["child_id"] + "A00017")["rank"] == 2
+    assert pump(system, lambda: in_reqsys(system, declared_id)["score"] == 200)
+    assert in_reqsys(system, declared_id)["rank"] == 1
+    assert in_reqsys(system, rid(system, plain, "A00017"))["rank"] == 2
     assert pump(system, lambda: any(s.endswith(SUBJECTS["VERIFY"][1]) for s in subjects_to(email)))
