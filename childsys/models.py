@@ -60,7 +60,7 @@ class Application(ApplicationMixin, db.Model):
     def body(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in BODY_FIELDS} | {
             "desired_start": self.desired_start, "request_id": self.request_id,
-            "notify_email": self.notify_email or self.parent_email}
+            "notify_email": self.notify_email or ""}
 
 
 queue_indexes(Application)

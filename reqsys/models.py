@@ -96,7 +96,7 @@ class Application(ApplicationMixin, db.Model):
     def body(self) -> dict:
         """The seed's JSON body of this application, with its start month, criteria and daycare name."""
         return {**{name: getattr(self, name) for name in BODY_FIELDS}, "request_id": self.request_id,
-                "notify_email": self.notify_email or self.parent_email,
+                "notify_email": self.notify_email or "",
                 "criteria": [c.code for c in self.criteria],
                 "nursery_name": self.nursery.name if self.nursery else self.nursery_id}
 
