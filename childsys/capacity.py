@@ -2,8 +2,9 @@
 the prompt to offer a freed place to the next child in rank.
 
 Free places = places - enrolled - outstanding offers, per class. A class without a configured
-number of places has no limit (the pages say it is not set). Offers into one class are
-serialised by locking that class's row, so two staff members cannot both take the last place.
+number of places has no limit (the pages say it is not set). An offer takes a place by one
+conditional UPDATE of the class's row that counts the free places as it runs (take_free_place), so
+two staff members cannot both take the last place, on SQLite as on MySQL.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, union_all
+from sqlalchemy import func, select, union_all, update
 
 from childsys.models import Application, ApplicationHistory, ClassCapacity, Enrollment, db, utcnow
 from shared.platform.auth import Identity
@@ -107,19 +108,45 @@ def set_places(identity: Identity, nursery_id: str | None, places: dict[int, int
     return class_places(nursery_id)
 
 
-def check_free_place(application: Application, override_reason: str | None) -> str | None:
-    """Before an offer: None when the child's class has a free place (or no limit set), the override
-    reason when it is full and overridden; else 409 ClassFull (the transaction is rolled back)."""
+def lock_class(nursery_id: str, age_class: int | None) -> None:
+    """Lock a class's places row until the transaction ends (MySQL; SQLite ignores it): offers into one
+    class take it before the application's row, so they queue in one order and never deadlock."""
+    if age_class is not None:
+        db.session.execute(select(ClassCapacity.version).where(
+            ClassCapacity.nursery_id == nursery_id, ClassCapacity.age_class == age_class).with_for_update())
+
+
+def take_free_place(application: Application, override_reason: str | None) -> str | None:
+    """Before an offer: take a free place in the child's class by one conditional change, or refuse.
+
+    None when a place was taken (or the class has no limit set), the override reason when the class is
+    full and overridden; else 409 ClassFull (the transaction is rolled back). The place is taken by
+    `UPDATE class_capacities SET version = version + 1 WHERE … AND places > enrolled + offered`, counted in
+    that statement: on SQLite the statement holds the database's write lock while it counts, on MySQL the
+    class's row lock (lock_class) is held and the counts are locking reads, so two offers can never both
+    take the last place, and free places never go below zero.
+    """
     if application.age_class is None:
         return None
-    capacity = db.session.scalars(select(ClassCapacity).where(
-        ClassCapacity.nursery_id == application.nursery_id, ClassCapacity.age_class == application.age_class)
-        .with_for_update()).first()
-    if capacity is None:
-        return None
-    [places] = class_places(application.nursery_id, only=application.age_class, lock=True)
-    if places.free > 0:
-        return None
+    nursery_id, klass = application.nursery_id, application.age_class
+    enrolled = select(func.count()).select_from(Enrollment).where(
+        Enrollment.nursery_id == nursery_id, Enrollment.age_class == klass).scalar_subquery()
+    offered = select(func.count()).select_from(Application).where(
+        Application.nursery_id == nursery_id, Application.age_class == klass,
+        Application.status == Status.ACCEPTED.code).scalar_subquery()
+    mine = (ClassCapacity.nursery_id == nursery_id, ClassCapacity.age_class == klass)
+    [places] = class_places(nursery_id, only=klass, lock=True)  # latest committed counts (MySQL: locking reads)
+    if places.places is None:
+        return None  # no limit set for this class
+    if places.free <= 0:
+        return _full(places, override_reason)
+    taken = db.session.execute(update(ClassCapacity).where(*mine, ClassCapacity.places > enrolled + offered)
+                               .values(version=ClassCapacity.version + 1)
+                               .execution_options(synchronize_session=False)).rowcount
+    return None if taken else _full(class_places(nursery_id, only=klass)[0], override_reason)
+
+
+def _full(places: ClassPlaces, override_reason: str | None) -> str:
     if override_reason:
         return override_reason
     db.session.rollback()

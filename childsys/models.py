@@ -38,7 +38,8 @@ BODY_FIELDS = ("child_id", "child_name", "child_birthday", "user_id", "parent_na
 
 
 class Application(ApplicationMixin, db.Model):
-    """An application received from reqsys; request_id = child_id + nursery_id.
+    """An application received from reqsys, by the request_id its events carry (older events: child_id +
+    nursery_id).
 
     Ranked at its daycare by shared.waitlist.ranking.rank_order (the staff list's order).
     """
@@ -57,7 +58,9 @@ class Application(ApplicationMixin, db.Model):
         order_by="ApplicationCriterion.id", cascade="all, delete-orphan")
 
     def body(self) -> dict[str, str]:
-        return {name: getattr(self, name) for name in BODY_FIELDS} | {"desired_start": self.desired_start}
+        return {name: getattr(self, name) for name in BODY_FIELDS} | {
+            "desired_start": self.desired_start, "request_id": self.request_id,
+            "notify_email": self.notify_email or ""}
 
 
 queue_indexes(Application)
@@ -99,6 +102,8 @@ class ClassCapacity(db.Model):
     nursery_id: Mapped[str] = mapped_column(String(10), primary_key=True)
     age_class: Mapped[int] = mapped_column(Integer, primary_key=True)
     places: Mapped[int] = mapped_column(Integer)
+    # bumped by every offer that takes a place, in the same conditional UPDATE that checks one is free
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_by: Mapped[str | None] = mapped_column(String(254), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -110,7 +115,7 @@ class Enrollment(db.Model):
     __table_args__ = (Index("ix_enrollments_class", "nursery_id", "age_class"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    request_id: Mapped[str] = mapped_column(String(30), unique=True)
+    request_id: Mapped[str] = mapped_column(String(64), unique=True)
     nursery_id: Mapped[str] = mapped_column(String(10), index=True)
     age_class: Mapped[int | None] = mapped_column(Integer, nullable=True)
     desired_start: Mapped[str | None] = mapped_column(String(7), nullable=True)

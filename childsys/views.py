@@ -255,7 +255,8 @@ def _back(application):
 
 
 def _ids(application, **extra) -> dict:
-    return {"child_id": application.child_id, "nursery_id": application.nursery_id, **extra}
+    return {"request_id": application.request_id, "child_id": application.child_id,
+            "nursery_id": application.nursery_id, **extra}
 
 
 @bp.route("/applications/<request_id>/accept", methods=["GET", "POST"])

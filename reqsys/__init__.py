@@ -28,6 +28,7 @@ def create_app(config: dict | None = None) -> Flask:
     init_db(app, db, Path(__file__).parent / "migrations")
     load_criteria(app.config["SETTINGS"].priority_criteria_path or None)  # a broken file stops the start
 
+    from reqsys.contact_views import bp as contact_bp
     from reqsys.monitor import bp as monitor_bp
     from reqsys.sync import bp as sync_bp
     from reqsys.views import api, bp, index
@@ -38,6 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(sync_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(monitor_bp)
+    app.register_blueprint(contact_bp)
     app.add_url_rule("/", endpoint="home", view_func=index)
     from reqsys.api_doc import ROUTES
 

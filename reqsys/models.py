@@ -44,6 +44,24 @@ class Child(db.Model):
     name: Mapped[str] = mapped_column(String(50))
     birthday: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # the one application the child is enrolled by: a confirmation claims it with a conditional update
+    # (WHERE it is still what was read), so a child is enrolled at most once, whatever races
+    enrolled_request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ContactEmail(db.Model):
+    """An address other than the account's own that a parent gave for notices: it gets them only once
+    someone confirmed it through the link (or code) sent to it."""
+
+    __tablename__ = "contact_emails"
+    __table_args__ = (UniqueConstraint("parent_sub", "email", name="uq_contact_emails_parent_email"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    parent_sub: Mapped[str] = mapped_column(String(64), index=True)
+    email: Mapped[str] = mapped_column(String(254))  # lower case
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the code sent
+    sent_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 # the seed's JSON body, in its order, and the portal's additions: what every event of reqsys carries
@@ -52,7 +70,8 @@ BODY_FIELDS = ("child_id", "child_name", "child_birthday", "user_id", "parent_na
 
 
 class Application(ApplicationMixin, db.Model):
-    """One child's application to one daycare; request_id = child_id + nursery_id (the seed's id).
+    """One child of one account, applying to one daycare (unique per account, child id and daycare);
+    request_id = shared.waitlist.body.request_id_for(...) (rows from before keep the seed's child_id + nursery_id).
 
     Ranked at its daycare by shared.waitlist.ranking.rank_order; an offer (ACCEPTED) runs until
     offer_expires_at, after which the schedule in reqsys.offers expires it.
@@ -60,6 +79,7 @@ class Application(ApplicationMixin, db.Model):
 
     __table_args__ = (
         Index("ix_applications_child_status", "child_id", "status"),  # a child's limit
+        UniqueConstraint("parent_sub", "child_id", "nursery_id", name="uq_applications_account_child_nursery"),
         Index("ix_applications_offers", "status", "offer_expires_at"),  # the deadline schedule
     )
 
@@ -75,7 +95,8 @@ class Application(ApplicationMixin, db.Model):
 
     def body(self) -> dict:
         """The seed's JSON body of this application, with its start month, criteria and daycare name."""
-        return {**{name: getattr(self, name) for name in BODY_FIELDS},
+        return {**{name: getattr(self, name) for name in BODY_FIELDS}, "request_id": self.request_id,
+                "notify_email": self.notify_email or "",
                 "criteria": [c.code for c in self.criteria],
                 "nursery_name": self.nursery.name if self.nursery else self.nursery_id}
 

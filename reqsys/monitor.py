@@ -14,9 +14,11 @@ from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, re
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from sqlalchemy import select
 from wtforms import StringField
 from wtforms.validators import Length, Optional, Regexp
 
+from reqsys.models import Application, db
 from shared.pipeline import monitor
 from shared.platform.auth import api_auth_required, login_required
 from shared.platform.clock import local_time
@@ -234,7 +236,7 @@ def timeline():
         child_id, nursery_id = (form.child_id.data or "").strip(), (form.nursery_id.data or "").strip()
         request_id = (form.request_id.data or "").strip() or None
         if request_id is None and child_id and nursery_id:
-            request_id = child_id + nursery_id  # the seed's request_id
+            request_id = _application_id(child_id, nursery_id)
         elif request_id is None:
             form.request_id.errors = [_("Enter a request ID, or a child ID and a daycare ID.")]
     if request_id:
@@ -271,3 +273,11 @@ def _parse_time(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value) if value else None
     except ValueError:
         return None
+
+
+def _application_id(child_id: str, nursery_id: str) -> str:
+    """The request id of the one application of a child id at a daycare (ids carry the parent's account), or
+    the seed's child_id + nursery_id (an application from before, or several accounts': name it by its id)."""
+    ids = db.session.scalars(select(Application.request_id).where(
+        Application.child_id == child_id, Application.nursery_id == nursery_id).limit(2)).all()
+    return ids[0] if len(ids) == 1 else child_id + nursery_id

@@ -22,7 +22,7 @@ from reqsys.models import Application, ApplicationCriterion, db
 from reqsys.services import (
     ApplicationIds,
     actor,
-    get_application,
+    own_application,
     own_locked,
     publish_pending,
     stage,
@@ -30,7 +30,7 @@ from reqsys.services import (
 from shared.platform.auth import Identity
 from shared.platform.clock import naive_utc
 from shared.platform.db import retry_on_race
-from shared.platform.errors import Conflict, NotFound, ValidationFailed
+from shared.platform.errors import Conflict, ValidationFailed
 from shared.platform.events import EventType
 from shared.platform.payloads import validate
 from shared.platform.uploads import StoredObject, UploadPolicy, delete_objects, presigned_post, take_upload
@@ -86,9 +86,7 @@ def _criterion(application: Application, code: str) -> ApplicationCriterion:
 def upload_form(identity: Identity, data: UploadRequest | dict) -> dict:
     """The presigned POST (url, fields) for one proof, and the key it will have."""
     body = validate(UploadRequest, data)
-    application = get_application(identity, body.request_id)
-    if application.parent_sub != identity.sub:
-        raise NotFound("No such application")
+    application = own_application(identity, body)
     _criterion(application, body.criterion)
     key = _prefix(identity, application, body.criterion) + uuid.uuid4().hex
     post = presigned_post(_bucket(), key, PROOF_POLICY, body.content_type, body.filename)
@@ -103,9 +101,7 @@ def register(identity: Identity, data: Uploaded | dict, now: datetime | None = N
     for `<key>` stays valid for minutes after the check).
     """
     body = validate(Uploaded, data)
-    application = get_application(identity, body.request_id)
-    if application.parent_sub != identity.sub:
-        raise NotFound("No such application")
+    application = own_application(identity, body)
     prefix = _prefix(identity, application, body.criterion)
     if not body.key.startswith(prefix) or not UPLOAD_NAME.fullmatch(body.key[len(prefix):]):
         raise ValidationFailed({"key": "is not an upload for this criterion"})

@@ -15,6 +15,7 @@ from shared.platform import aws
 from shared.platform.events import Envelope
 from shared.platform.settings import Settings
 from shared.platform.signing import verify
+from tests.pipeline_helpers import StandIn, bridge_event, drain, envelope, event_ids, queue_arn, sqs_record
 
 REGION = "ap-northeast-2"
 ACCOUNT = "123456789012"
@@ -167,3 +168,7 @@ def runner_settings(resources, tmp_path, *local_stages: str):
 
 
 LOCAL_PREFIX = "daycare-local-"
+
+
+def email_record(resources, env) -> dict:
+    return sqs_record(bridge_event(env), queue_arn(resources["EMAIL_QUEUE_URL"]))

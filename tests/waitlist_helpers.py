@@ -85,8 +85,11 @@ def only(client, who) -> dict:
     return rows[0]
 
 
-def request_id(body: dict) -> str:
-    return body["child_id"] + body["nursery_id"]
+def request_id(body: dict, who) -> str:
+    """The id of `who`'s application in `body`: the seed's child_id + nursery_id and a tag of the account."""
+    from shared.waitlist.body import request_id_for
+
+    return request_id_for(who.sub, body["child_id"], body["nursery_id"])
 
 
 def signed(app, envelope: Envelope, secret: str | None = None, now: float | None = None):

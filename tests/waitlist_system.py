@@ -4,7 +4,6 @@ the pipeline run by the local runner from zappa_settings.json's wiring, emails i
 from __future__ import annotations
 
 import json
-import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -12,6 +11,8 @@ import pytest
 from shared.pipeline.email import SUBJECTS
 from shared.pipeline.mailbox import sent_emails
 from shared.tools.runner import Runner, load_event_sources
+from shared.waitlist.body import request_id_for
+from tests.conftest import claims_of
 from tests.pipeline_helpers import pipeline_settings
 from tests.waitlist_helpers import add_nurseries, seed_body
 
@@ -46,10 +47,12 @@ def make_system(make_app, live_server, make_user, bearer, resources, tmp_path, m
         parent = make_user(groups=("parents",))
         staff = make_user(groups=("staff",), daycare_id="A00017")
         admin = make_user(groups=("admins",))
+        parent_headers = bearer(parent.email)
         return SimpleNamespace(
             reqsys=reqsys_app.test_client(), childsys=childsys_app.test_client(), runner=runner,
-            parent=bearer(parent.email), staff=bearer(staff.email, app_name="childsys"),
-            admin=bearer(admin.email, app_name="childsys"))
+            parent=parent_headers, staff=bearer(staff.email, app_name="childsys"),
+            admin=bearer(admin.email, app_name="childsys"), parent_email=parent.email,
+            parent_sub=claims_of(parent_headers["Authorization"].split()[1])["sub"])
 
     return make
 
@@ -80,14 +83,19 @@ def in_reqsys(system, request_id):
     return next(a for a in listed if a["request_id"] == request_id)
 
 
+def rid(system, body, nursery_id=None) -> str:
+    """The id of the system's parent's application in `body` (the account's tag after the seed's ids)."""
+    return request_id_for(system.parent_sub, body["child_id"], nursery_id or body["nursery_id"])
+
+
 def subjects_to(address):
     return [mail["subject"] for mail in sent_emails(to=address)]
 
 
 def apply_and_decide(system, decision, status, code):
-    email = f"parent-{uuid.uuid4().hex[:8]}@example.com"
+    email = system.parent_email  # the account's own (verified) address: the notices go there
     body = seed_body(parent_email=email)
-    request_id = body["child_id"] + body["nursery_id"]
+    request_id = rid(system, body)
     assert system.reqsys.post("/enterwait/request", json=body, headers=system.parent).status_code == 201
 
     assert pump(system, lambda: in_childsys(system, request_id) is not None)

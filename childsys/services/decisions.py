@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import select
 
-from childsys.capacity import check_free_place
+from childsys.capacity import lock_class, take_free_place
 from childsys.models import (
     Application,
     ApplicationHistory,
@@ -42,19 +43,40 @@ from shared.waitlist.rules import (
 )
 
 
-def _staff_locked(identity: Identity, ref: ApplicationRef) -> Application:
-    """The application a staff request names, locked: 403 for another daycare, 404 when there is none.
+def _staff_named(identity: Identity, ref: ApplicationRef) -> Application:
+    """The application a staff request names, as read (not locked): 403 for another daycare, 404 when
+    there is none.
 
-    The seed's request_id (child_id + nursery_id) is ambiguous: child "1A" at "B01" and child "1" at
-    "AB01" share one. So the row found must be of the named child and daycare, else staff of a daycare
-    whose id ends another's could act on that daycare's applications.
+    By its request_id, or by the seed's child_id + nursery_id. Children are each parent account's own,
+    so two accounts' children may share a child id at one daycare: then the two ids are ambiguous, and
+    the request must name the application's request_id (409 `ambiguous_application`).
     """
-    require_daycare(identity, ref.nursery_id)
-    application = locked(db.session, Application, ref.request_id)
-    if application is None or (application.child_id, application.nursery_id) != (ref.child_id, ref.nursery_id):
+    if ref.nursery_id:
+        require_daycare(identity, ref.nursery_id)
+    if ref.request_id:
+        rows = db.session.scalars(select(Application).where(Application.request_id == ref.request_id)).all()
+    else:
+        rows = db.session.scalars(select(Application).where(
+            Application.child_id == ref.child_id, Application.nursery_id == ref.nursery_id).limit(2)).all()
+        if len(rows) > 1:
+            raise Conflict("Two applications at this daycare have this child id (different parents): name the "
+                           "one meant by its request_id", "ambiguous_application")
+    application = rows[0] if rows else None
+    if application is None or any(wanted and wanted != have for wanted, have in (
+            (ref.child_id, application.child_id), (ref.nursery_id, application.nursery_id))):
         db.session.rollback()
         raise NotFound("No such application")
+    require_daycare(identity, application.nursery_id)
     return application
+
+
+def _staff_locked(identity: Identity, ref: ApplicationRef, offer: bool = False) -> Application:
+    """The named application, locked and read afresh (what it then becomes is written only if its version
+    is still the one read). For an offer, the class's places are locked first: one lock order for all."""
+    named = _staff_named(identity, ref)
+    if offer:
+        lock_class(named.nursery_id, named.age_class)
+    return locked(db.session, Application, named.request_id)
 
 
 def record_event(application: Application, envelope: Envelope, actor: str | None, note: str | None,
@@ -96,7 +118,7 @@ def decide(identity: Identity, data: DecisionBody | dict, event_type: EventType,
     if event_type is EventType.REJECT and not reason:
         raise ValidationFailed({"reason": "Give a reason for the rejection"})
     now = now or datetime.now(UTC)
-    application = _staff_locked(identity, body)
+    application = _staff_locked(identity, body, offer=event_type is EventType.OFFER)
     try:
         target = next_status(application.status_enum, event_type)
     except Conflict:
@@ -105,7 +127,7 @@ def decide(identity: Identity, data: DecisionBody | dict, event_type: EventType,
     override = None
     extra: dict[str, Any] = {}
     if event_type is EventType.OFFER:
-        override = check_free_place(application, body.override_reason)
+        override = take_free_place(application, body.override_reason)
         application.offered_at = naive_utc(now)
         application.offer_expires_at = offer_deadline(now, current_app.config["SETTINGS"].offer_days)
         extra["offer_expires_at"] = iso(application.offer_expires_at)

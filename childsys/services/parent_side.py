@@ -77,13 +77,16 @@ class ParentSide(SyncedEvents):
     def change(self, application, envelope, target, body):
         for name, value in body.model_dump(include=set(BODY_FIELDS)).items():
             setattr(application, name, value or "")
+        # where the parent's emails go (a verified address; "" for none), which this side's events carry back
+        carried = envelope.application.get("notify_email")
+        application.notify_email = body.parent_email if carried is None else str(carried)[:254]
         event_type = str(envelope.type)
         if event_type == "REQUEST":
             _renew(application, body, naive_utc(envelope.occurred_at))
         elif event_type == "CONFIRM":
             _enroll(application)
-        elif event_type == "CANCEL":
-            _unenroll(envelope.request_id)
+        elif event_type in ("CANCEL", "WITHDRAW"):  # a withdrawal ends an enrolment too: the child moved
+            _unenroll(application.request_id)
         if event_type == "WITHDRAW":  # where the child enrolled instead
             return str(envelope.application.get("reason") or "")[:500] or None
         return None
@@ -92,7 +95,7 @@ class ParentSide(SyncedEvents):
         record_event(application, envelope, actor=envelope.actor or _default_actor(str(envelope.type), body), note=note)
 
 
-apply_sync = retry_on_race(db)(ParentSide(db, Application, ApplicationHistory).apply)
+apply_sync = retry_on_race(db, rerun_stale=True)(ParentSide(db, Application, ApplicationHistory).apply)
 
 
 def _renew(application: Application, body: ApplicationBody, occurred: datetime) -> None:

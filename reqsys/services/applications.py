@@ -13,7 +13,8 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import selectinload
 
 from reqsys.models import Application, ApplicationCriterion, ApplicationHistory, Child, Nursery, OutboxEvent, db, utcnow
-from reqsys.services.children import COUNTED, child_usage, find_child, of_child
+from reqsys.services.children import COUNTED, child_usage, find_child, of_child, release_enrolment
+from reqsys.services.contacts import contact_code, notify_address, send_contact_code
 from reqsys.services.schemas import MONTHS_AHEAD, SEED_FIELDS, ApplicationIds
 from shared.platform.auth import Identity
 from shared.platform.clock import aware, naive_utc
@@ -21,15 +22,15 @@ from shared.platform.db import retry_on_race
 from shared.platform.errors import ApiError, Conflict, Forbidden, NotFound, ValidationFailed
 from shared.platform.events import Envelope, EventType
 from shared.platform.payloads import validate
-from shared.waitlist.body import ApplicationBody
+from shared.waitlist.body import ApplicationBody, request_id_for
 from shared.waitlist.calendar import add_months, age_class, default_start, parse_month, this_month
 from shared.waitlist.criteria import (
     configured_criteria,
     declare_criteria,
     update_priority,
 )
-from shared.waitlist.ranking import Place, locked, queue_places
-from shared.waitlist.rules import MAX_ACTIVE, next_status
+from shared.waitlist.ranking import Place, locked, locked_where, queue_places
+from shared.waitlist.rules import MAX_ACTIVE, WAITING, Status, next_status
 
 
 class LimitReached(ApiError):
@@ -53,13 +54,36 @@ def actor(identity: Identity) -> str:
 
 
 def own_locked(identity: Identity, ids: ApplicationIds) -> Application:
-    """One of the parent's own applications, locked; 404 for anyone else's (its existence stays private)."""
+    """One of the parent's own applications, locked; 404 for anyone else's (its existence stays private).
+    Named by its request_id, or by the child id and daycare, which are the account's own (unique per account)."""
     _check_user_id(identity, ids.user_id)
-    application = locked(db.session, Application, ids.request_id)
+    if ids.request_id:
+        application = locked(db.session, Application, ids.request_id)
+    else:
+        application = _own_row(identity, ids.child_id, ids.nursery_id)
     if application is None or application.parent_sub != identity.sub:
         db.session.rollback()
         raise NotFound("No such application")
     return application
+
+
+def own_application(identity: Identity, ids: ApplicationIds) -> Application:
+    """One of the parent's own applications as read (not locked); 404 for anyone else's."""
+    _check_user_id(identity, ids.user_id)
+    where = (Application.request_id == ids.request_id,) if ids.request_id else (
+        Application.parent_sub == identity.sub, Application.child_id == ids.child_id,
+        Application.nursery_id == ids.nursery_id)
+    application = db.session.scalars(select(Application).where(*where)).first()
+    if application is None or application.parent_sub != identity.sub:
+        raise NotFound("No such application")
+    return application
+
+
+def _own_row(identity: Identity, child_id: str, nursery_id: str) -> Application | None:
+    """The account's application for its child at a daycare, locked (another account's child of the same
+    id is another child: never found here, so it neither blocks nor reveals anything)."""
+    return locked_where(db.session, Application, Application.parent_sub == identity.sub,
+                        Application.child_id == child_id, Application.nursery_id == nursery_id)
 
 
 def record(application: Application, envelope: Envelope, note: str | None = None,
@@ -136,10 +160,7 @@ def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None
     now = now or datetime.now(UTC)
     desired_start, klass = _start_month(body, now)
 
-    application = locked(db.session, Application, body.request_id)
-    if application is not None and application.parent_sub != identity.sub:
-        db.session.rollback()
-        raise Conflict("This child already has an application at this daycare", "already_applied")
+    application = _own_row(identity, body.child_id, body.nursery_id)
     try:
         target = next_status(application.status_enum if application else None, EventType.REQUEST)
     except Conflict:
@@ -151,9 +172,10 @@ def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None
     fields.update(user_id=body.user_id or identity.sub, desired_start=desired_start, age_class=klass,
                   applied_at=naive_utc(now), status=target.code, reason=None, offered_at=None,
                   offer_expires_at=None, reminded_at=None)
+    fields["notify_email"], pending = notify_address(identity, body.parent_email)
     if application is None:
-        application = Application(request_id=body.request_id, parent_sub=identity.sub, version=1,
-                                  created_at=utcnow(), **fields)
+        application = Application(request_id=request_id_for(identity.sub, body.child_id, body.nursery_id),
+                                  parent_sub=identity.sub, version=1, created_at=utcnow(), **fields)
         db.session.add(application)
     else:
         for name, value in fields.items():
@@ -166,7 +188,10 @@ def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None
         db.session.add(Child(parent_sub=identity.sub, child_id=body.child_id, name=body.child_name,
                              birthday=body.birthday))
     stage(application, EventType.REQUEST, actor(identity), now)
+    code = contact_code(identity, body.parent_email) if pending else None
     db.session.commit()
+    if code:
+        send_contact_code(body.parent_email, code)
     publish_pending()
     return application
 
@@ -175,6 +200,8 @@ def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None
 def cancel(identity: Identity, data: ApplicationIds | dict) -> Application:
     """Cancel one of the parent's own applications: waiting, offered, or enrolled (the place is freed)."""
     application = own_locked(identity, validate(ApplicationIds, data))
+    if application.status_enum is Status.ENROLLED:
+        release_enrolment(application)
     change(application, EventType.CANCEL)
     stage(application, EventType.CANCEL, actor(identity))
     db.session.commit()

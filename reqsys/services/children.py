@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from reqsys.models import Application, Child, db
@@ -68,3 +68,11 @@ def active_counts(identity: Identity, child_ids: list[str]) -> dict[str, tuple[i
             *of_child(identity.sub, *child_ids), Application.status.in_(COUNTED))):
         found[child_id].append(code)
     return {child_id: child_usage(codes) for child_id, codes in found.items()}
+
+
+def release_enrolment(application: Application) -> None:
+    """The child is no longer enrolled by this application (it was cancelled): its claim is cleared."""
+    db.session.execute(update(Child).where(
+        Child.parent_sub == application.parent_sub, Child.child_id == application.child_id,
+        Child.enrolled_request_id == application.request_id).values(enrolled_request_id=None)
+        .execution_options(synchronize_session=False))

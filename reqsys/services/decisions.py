@@ -58,7 +58,7 @@ class DaycareDecisions(SyncedEvents):
         record(application, envelope, note=note)
 
 
-apply_sync = retry_on_race(db)(DaycareDecisions(db, Application, ApplicationHistory).apply)
+apply_sync = retry_on_race(db, rerun_stale=True)(DaycareDecisions(db, Application, ApplicationHistory).apply)
 
 
 def _deadline(envelope: Envelope) -> datetime:

@@ -47,6 +47,9 @@ def application_dict(application: Application, place: Place | None = None) -> di
         "request_status": status.code,
         "version": application.version,
         "reason": application.reason,
+        # where the notices go: the account's verified email until someone confirms parent_email
+        "notify_email": application.notify_email,
+        "parent_email_confirmed": parent_email_confirmed(application),
         "desired_start": application.desired_start,
         "age_class": application.age_class,
         "rank": place.rank if place else None,
@@ -64,3 +67,8 @@ def application_dict(application: Application, place: Place | None = None) -> di
             for row in application.history
         ],
     }
+
+
+def parent_email_confirmed(application: Application) -> bool:
+    """Whether the notices go to the parent_email the application gives (it is the account's own, or confirmed)."""
+    return (application.notify_email or "").strip().lower() == application.parent_email.strip().lower()

@@ -2,8 +2,8 @@
 
 Each SQS body is the EventBridge event the bus's rule delivered; its `detail` is the
 envelope. The email (Jinja templates in templates/email/, one per event type, text and
-HTML, Korean first with English below) goes to the application's `parent_email` from
-SES_SENDER.
+HTML, Korean first with English below) goes to the verified address the event carries
+(`notify_email`; events from before it existed: `parent_email`) from SES_SENDER.
 
 It is sent with SES `SendRawEmail` as one multipart/alternative MIME message: the same
 email SES's `SendEmail` would build from Text + Html, but the emulator only keeps one body
@@ -156,6 +156,14 @@ def parse(body: str) -> Envelope:
     return envelope
 
 
+def recipient(envelope: Envelope) -> str:
+    """Where the email goes: the verified `notify_email` the event carries (the account's own email, or
+    a parent_email someone confirmed; "" when there is none); an event from before it carried one: the
+    parent_email."""
+    app = envelope.application
+    return _one_line(app["notify_email"] if "notify_email" in app else app.get("parent_email"))
+
+
 def send(envelope: Envelope, sender: str, table: str) -> bool:
     """Email the parent about the event unless already done; True if an email was sent."""
     key = {"id": {"S": f"email#{envelope.event_id}"}}
@@ -163,7 +171,10 @@ def send(envelope: Envelope, sender: str, table: str) -> bool:
     if dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item"):
         log.info("event %s (%s): email already sent, skipped", envelope.event_id, envelope.type)
         return False
-    to = _one_line(envelope.application["parent_email"])
+    to = recipient(envelope)
+    if not to:
+        log.warning("event %s (%s): no verified address to notify, not sent", envelope.event_id, envelope.type)
+        return False
     subject, text, html = render(envelope)
     result = client("ses").send_raw_email(Source=sender, Destinations=[to],
                                           RawMessage={"Data": build_message(sender, to, subject, text, html)})

@@ -90,8 +90,15 @@ def scheduled_job(create_app: Callable[[], Flask], job: Callable[[], Result]) ->
     return handler
 
 
-def retry_on_race(db: SQLAlchemy, attempts: int = 3) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+def retry_on_race(db: SQLAlchemy, attempts: int = 3, rerun_stale: bool = False
+                  ) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
     """Run a unit of work again when a request running at the same moment made it fail.
+
+    A conditional update that found the row changed since it was read (the version it read is gone:
+    SQLAlchemy's StaleDataError, on SQLite as on MySQL) means another request decided first: nothing
+    of this unit of work is written, and the caller gets 409 `changed_meanwhile`; with `rerun_stale`
+    (a consumer of events) it is run again instead, and decides on what the other committed (a repeat
+    is then ignored).
 
     Either MySQL rolled it back to break a deadlock (two requests locking the same rows in
     different orders: a parent confirming offers at two daycares at once), or a row it inserts
@@ -100,6 +107,7 @@ def retry_on_race(db: SQLAlchemy, attempts: int = 3) -> Callable[[Callable[..., 
     is a 409, the child is there) instead of failing with a 500. After `attempts`, 409.
     """
     from sqlalchemy.exc import IntegrityError, OperationalError
+    from sqlalchemy.orm.exc import StaleDataError
 
     from shared.platform.errors import Conflict
 
@@ -109,6 +117,13 @@ def retry_on_race(db: SQLAlchemy, attempts: int = 3) -> Callable[[Callable[..., 
             for attempt in range(1, attempts + 1):
                 try:
                     return work(*args, **kwargs)
+                except StaleDataError:
+                    db.session.rollback()
+                    log.info("%s lost a race: the row changed since it was read (attempt %d of %d)",
+                             work.__qualname__, attempt, attempts)
+                    if not rerun_stale:
+                        raise Conflict("The application changed at the same time; reload it and try again",
+                                       "changed_meanwhile") from None
                 except (IntegrityError, OperationalError) as err:
                     db.session.rollback()
                     if isinstance(err, OperationalError) and (getattr(err.orig, "args", None) or (0,))[0] != DEADLOCK:
@@ -116,7 +131,7 @@ def retry_on_race(db: SQLAlchemy, attempts: int = 3) -> Callable[[Callable[..., 
                     log.log(logging.INFO if attempt < attempts else logging.WARNING,
                             "%s collided with another request (attempt %d of %d): %s", work.__qualname__,
                             attempt, attempts, type(err.orig).__name__)
-            raise Conflict("The application changed at the same time; please try again")
+            raise Conflict("The application changed at the same time; please try again", "changed_meanwhile")
 
         return wrapper
 

@@ -58,7 +58,11 @@ class Envelope(BaseModel):
 
     @property
     def request_id(self) -> str:
-        """The seed's id of an application: child_id + nursery_id."""
+        """The application's id: the `request_id` the body carries, else (an event from before bodies
+        carried it) the seed's child_id + nursery_id."""
+        carried = self.application.get("request_id")
+        if carried:
+            return str(carried)
         return f"{self.application.get('child_id', '')}{self.application.get('nursery_id', '')}"
 
     def to_json(self) -> str:

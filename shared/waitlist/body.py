@@ -2,30 +2,46 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 
 from shared.waitlist.calendar import parse_month
 
 CHILD_ID = r"^[0-9A-Za-z-]+$"
 NURSERY_ID = r"^[A-Za-z0-9]+$"
+REQUEST_ID = r"^[0-9A-Za-z.-]+$"
 
 KOREAN_PHONE = re.compile(r"^0\d{1,2}-?\d{3,4}-?\d{4}$")
 
 
+def request_id_for(parent_sub: str, child_id: str, nursery_id: str) -> str:
+    """The id of an account's application for its child at a daycare: the seed's child_id + nursery_id, then
+    a tag of the account (children are each account's own: another account typing the same child id at the
+    same daycare gets an application of its own, with an id of the same form, so it learns nothing)."""
+    tag = hashlib.sha256(f"waitlist-account:{parent_sub}".encode()).hexdigest()[:10]
+    return f"{child_id}{nursery_id}.{tag}"
+
+
 class ApplicationRef(BaseModel):
-    """Which application a request is about: the seed's two ids (the seed's full body is accepted too)."""
+    """Which application a request is about: the seed's two ids (the seed's full body is accepted too),
+    or the application's own `request_id` (needed where two accounts' children share the seed's ids)."""
 
     model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
 
-    child_id: str = Field(min_length=1, max_length=20, pattern=CHILD_ID)
-    nursery_id: str = Field(min_length=1, max_length=10, pattern=NURSERY_ID)
+    request_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=REQUEST_ID)
+    child_id: str | None = Field(default=None, min_length=1, max_length=20, pattern=CHILD_ID, validate_default=True)
+    nursery_id: str | None = Field(default=None, min_length=1, max_length=10, pattern=NURSERY_ID,
+                                   validate_default=True)
 
-    @property
-    def request_id(self) -> str:
-        return self.child_id + self.nursery_id
+    @field_validator("child_id", "nursery_id")
+    @classmethod
+    def _required_without_request_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and not info.data.get("request_id"):
+            raise ValueError("Field required (or give request_id)")
+        return value
 
 
 class ApplicationBody(BaseModel):
@@ -79,10 +95,6 @@ class ApplicationBody(BaseModel):
         if any(not re.fullmatch(r"[A-Z0-9_]{1,30}", code) for code in codes):
             raise ValueError("must be a list of criterion codes")
         return list(dict.fromkeys(codes))
-
-    @property
-    def request_id(self) -> str:
-        return self.child_id + self.nursery_id
 
     @property
     def birthday(self) -> date:

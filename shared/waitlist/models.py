@@ -28,7 +28,9 @@ class ApplicationMixin:
     __tablename__ = "applications"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    request_id: Mapped[str] = mapped_column(String(30), unique=True)
+    # the application's id: the seed's child_id + nursery_id, and (since children are each account's own) a
+    # tag of the parent's account, so two accounts typing one child id at one daycare get two applications
+    request_id: Mapped[str] = mapped_column(String(64), unique=True)
     child_id: Mapped[str] = mapped_column(String(20))
     child_name: Mapped[str] = mapped_column(String(50))
     child_birthday: Mapped[str] = mapped_column(String(8))  # YYYYMMDD, as in the seed
@@ -40,6 +42,8 @@ class ApplicationMixin:
     parent_email: Mapped[str] = mapped_column(String(254))
     status: Mapped[int] = mapped_column(Integer)  # shared.waitlist.rules.Status code
     version: Mapped[int] = mapped_column(Integer, default=0)  # set by whoever creates the row, from its event
+    # where the emails go: the account's own (verified) email, or parent_email once someone confirmed it
+    notify_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(500), nullable=True)  # why it was rejected or withdrawn
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -50,6 +54,14 @@ class ApplicationMixin:
     score: Mapped[int] = mapped_column(Integer, default=0)
     offered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     offer_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict:  # noqa: N805 - SQLAlchemy's declared_attr
+        """Every UPDATE of a row is conditional on the version read (`... WHERE id = :id AND version = :read`):
+        the code sets the new version itself (a change bumps it, a synced event brings its own), and an
+        update that finds the version gone raises StaleDataError (shared.platform.db.retry_on_race: 409, or a
+        consumer's rerun). So two decisions read at the same version never both commit, on SQLite too."""
+        return {"version_id_col": cls.version, "version_id_generator": False}
 
     @property
     def status_enum(self) -> Status:

@@ -12,8 +12,15 @@ from shared.waitlist.rules import WAITING
 
 def locked(session, model, request_id: str):
     """The application, row-locked until the transaction ends (MySQL; SQLite serialises writers), and
-    read afresh: a page that loaded it earlier in this request must not decide on what it saw then."""
-    return session.scalars(select(model).where(model.request_id == request_id).with_for_update()
+    read afresh: a page that loaded it earlier in this request must not decide on what it saw then.
+    What it is then changed to is written only if its version is still the one read (the models'
+    version_id_col), where a database ignores the lock (SQLite) as where it keeps it."""
+    return locked_where(session, model, model.request_id == request_id)
+
+
+def locked_where(session, model, *conditions):
+    """The one application matching `conditions` (a unique key), locked and read afresh as by `locked`."""
+    return session.scalars(select(model).where(*conditions).with_for_update()
                            .execution_options(populate_existing=True)).first()
 
 

@@ -9,7 +9,7 @@ Status codes (`request_status` in JSON) keep the original numbers and add the po
       88  REJECTED   the daycare rejected the application (with a reason)
       89  DECLINED   the parent declined the offer
       90  EXPIRED    the offer was not answered by its deadline
-      97  WITHDRAWN  withdrawn by the system: the child enrolled at another daycare
+      97  WITHDRAWN  withdrawn by the system: the child enrolled at another daycare (moved, if it was enrolled here)
       99  CANCELLED  cancelled by the parent
 
 Events for one application carry a version that grows with each state change, so a late or
@@ -59,7 +59,8 @@ TRANSITIONS: dict[str, tuple[Status, frozenset[Status | None]]] = {
     "CONFIRM": (Status.ENROLLED, frozenset({Status.ACCEPTED})),
     "DECLINE": (Status.DECLINED, frozenset({Status.ACCEPTED})),
     "EXPIRE": (Status.EXPIRED, frozenset({Status.ACCEPTED})),
-    "WITHDRAW": (Status.WITHDRAWN, frozenset({Status.REQUESTED, Status.ACCEPTED})),
+    # the child enrolled elsewhere: its other applications, and an enrolment it is moving from
+    "WITHDRAW": (Status.WITHDRAWN, frozenset({Status.REQUESTED, Status.ACCEPTED, Status.ENROLLED})),
 }
 # the parent's side ending an application wins a tie with a daycare decision made at the same moment
 CLOSES_ON_TIE = frozenset({"CANCEL", "WITHDRAW"})

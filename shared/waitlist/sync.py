@@ -54,6 +54,19 @@ class SyncedEvents:
     def record(self, application, envelope: Envelope, note: str | None, checked: Any) -> None:
         raise NotImplementedError
 
+    def find(self, envelope: Envelope):
+        """The application the event is about, locked: by the request_id it carries; an event from before
+        bodies carried one names the seed's child_id + nursery_id, which finds the row of that id or else
+        the one application of that child id at that daycare (several: none, the event is ambiguous)."""
+        model, session = self.application_model, self.db.session
+        application = locked(session, model, envelope.request_id)
+        if application is not None or envelope.application.get("request_id"):
+            return application
+        ids = session.scalars(select(model.request_id).where(
+            model.child_id == str(envelope.application.get("child_id", "")),
+            model.nursery_id == str(envelope.application.get("nursery_id", ""))).limit(2)).all()
+        return locked(session, model, ids[0]) if len(ids) == 1 else None
+
     # --- the skeleton ----------------------------------------------------------------------------------
 
     def apply(self, envelope: Envelope) -> str:
@@ -66,7 +79,7 @@ class SyncedEvents:
         seen = select(self.history_model.id).where(self.history_model.event_id == envelope.event_id)
         if session.scalars(seen).first() is not None:
             return IGNORED
-        application = locked(session, self.application_model, envelope.request_id)
+        application = self.find(envelope)
         if event_type == self.criterion_event:
             return self.apply_criterion(application, envelope, checked)
         current = application.status_enum if application is not None else None
@@ -94,7 +107,7 @@ class SyncedEvents:
                 raise
         note = self.change(application, envelope, target, checked)
         application.status = target.code
-        application.version = envelope.version
+        application.version = envelope.version  # conditional on the version read (the mapper's version_id_col)
         self.record(application, envelope, note, checked)
         session.commit()
         return APPLIED

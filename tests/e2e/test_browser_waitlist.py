@@ -28,7 +28,13 @@ def submit(page):
 
 
 def status_of(page, request_id) -> str | None:
-    return page.locator(f"#application-{request_id} .badge").get_attribute("data-status")
+    return page.locator(f"[id='application-{request_id}'] .badge").get_attribute("data-status")
+
+
+def application_id(page, seed_id: str) -> str:
+    """The request id of the parent's application shown for the seed's child_id + nursery_id (the account's
+    tag follows it)."""
+    return page.locator(f"article[id^='application-{seed_id}.']").get_attribute("id").removeprefix("application-")
 
 
 def apply(page, base, nursery_id, child_label, criteria=()):
@@ -49,7 +55,6 @@ def test_offer_confirm_and_the_other_application_is_withdrawn(system, make_user,
     parent = make_user(groups=("parents",), name="김부모")
     staff = make_user(groups=("staff",), daycare_id="A00017", name="이교사")
     child_id = "2023" + uuid.uuid4().hex[:11].translate(str.maketrans("abcdef", "123456"))
-    offered, other = child_id + "A00017", child_id + "A00018"
 
     parent_page = chromium.new_context(locale="ko-KR").new_page()
     sign_in(parent_page, reqsys_url, parent.email, parent.password)
@@ -60,9 +65,10 @@ def test_offer_confirm_and_the_other_application_is_withdrawn(system, make_user,
     submit(parent_page)
 
     apply(parent_page, reqsys_url, "A00017", "김새싹 (2023-03-01)", criteria=["DUAL_INCOME"])
+    offered = application_id(parent_page, child_id + "A00017")
     assert status_of(parent_page, offered) == "REQUESTED"
-    assert "대기 1명 중 1위" in parent_page.locator(f"#application-{offered} .queue").inner_text()
-    criterion = parent_page.locator(f"#criterion-{offered}-DUAL_INCOME")
+    assert "대기 1명 중 1위" in parent_page.locator(f"[id='application-{offered}'] .queue").inner_text()
+    criterion = parent_page.locator(f"[id='criterion-{offered}-DUAL_INCOME']")
     assert criterion.get_attribute("data-status") == "PENDING"
     # the proof goes from the browser straight to S3 (the emulator), then the server checks and records it
     criterion.locator("input[type=file]").set_input_files(
@@ -70,10 +76,11 @@ def test_offer_confirm_and_the_other_application_is_withdrawn(system, make_user,
     with parent_page.expect_navigation():
         criterion.get_by_role("button", name="증빙 서류 올리기").click()
     assert "증빙 서류를 올렸습니다" in parent_page.content()
-    assert "재직증명서.pdf" in parent_page.locator(f"#criterion-{offered}-DUAL_INCOME").inner_text()
+    assert "재직증명서.pdf" in parent_page.locator(f"[id='criterion-{offered}-DUAL_INCOME']").inner_text()
     parent_page.goto(f"{reqsys_url}/nurseries/A00018/apply")
     assert "3곳 중 1곳 신청 중" in parent_page.locator("#limits").inner_text(), "the form states the limit"
     apply(parent_page, reqsys_url, "A00018", "김새싹 (2023-03-01)")
+    other = application_id(parent_page, child_id + "A00018")
     assert status_of(parent_page, other) == "REQUESTED"
 
     staff_page = chromium.new_context(locale="ko-KR").new_page()
@@ -100,16 +107,16 @@ def test_offer_confirm_and_the_other_application_is_withdrawn(system, make_user,
         return status_of(parent_page, offered) == "ACCEPTED"
 
     assert pump(system, offer_arrived)
-    offer = parent_page.locator(f"#offer-{offered}")
+    offer = parent_page.locator(f"[id='offer-{offered}']")
     assert "입소를 제안했습니다" in offer.inner_text() and "까지 답해 주세요" in offer.inner_text()
     assert "다른 신청 1건은 자동으로 철회" in offer.inner_text()
     offer.get_by_role("button", name="입소 확정").click()  # asks first, in a dialog
     with parent_page.expect_navigation():
-        parent_page.locator(f"#confirm-{offered}").get_by_role("button", name="입소 확정").click()
+        parent_page.locator(f"[id='confirm-{offered}']").get_by_role("button", name="입소 확정").click()
 
     assert status_of(parent_page, offered) == "ENROLLED"
     assert status_of(parent_page, other) == "WITHDRAWN"
-    assert "자동 철회" in parent_page.locator(f"#application-{other}").inner_text()
+    assert "자동 철회" in parent_page.locator(f"[id='application-{other}']").inner_text()
 
     # childsys learns both: the child is enrolled at A00017, and the other daycare's application is withdrawn
     assert pump(system, lambda: staff_page.goto(f"{childsys_url}/enrolled") and "김새싹" in staff_page.content())

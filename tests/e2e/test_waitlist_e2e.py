@@ -6,20 +6,12 @@ pipeline handlers run from zappa_settings.json's real wiring, and emails land in
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from shared.pipeline.email import SUBJECTS
 from shared.platform.events import Envelope
 from tests.waitlist_helpers import seed_body
-from tests.waitlist_system import (
-    apply_and_decide,
-    in_childsys,
-    in_reqsys,
-    pump,
-    subjects_to,
-)
+from tests.waitlist_system import apply_and_decide, in_childsys, in_reqsys, pump, rid, subjects_to
 
 
 @pytest.mark.parametrize(("decision", "status", "code"), [("accept", "ACCEPTED", 2), ("reject", "REJECTED", 88)])
@@ -30,9 +22,9 @@ def test_apply_then_staff_decide_and_both_sides_agree(system, decision, status, 
 
 
 def test_cancel_after_accept_reaches_childsys_and_unenrols(system):
-    email = f"parent-{uuid.uuid4().hex[:8]}@example.com"
+    email = system.parent_email  # the account's own (verified) address: the notices go there
     body = seed_body(parent_email=email)
-    request_id = body["child_id"] + body["nursery_id"]
+    request_id = rid(system, body)
     system.reqsys.post("/enterwait/request", json=body, headers=system.parent)
     assert pump(system, lambda: in_childsys(system, request_id) is not None)
     system.childsys.post("/request/accept", json=body, headers=system.staff)
@@ -52,7 +44,7 @@ def test_cancel_after_accept_reaches_childsys_and_unenrols(system):
 def test_an_envelope_is_what_travels(system):
     """The same event id reaches childsys as left reqsys: one envelope end to end."""
     body = seed_body()
-    request_id = body["child_id"] + body["nursery_id"]
+    request_id = rid(system, body)
     system.reqsys.post("/enterwait/request", json=body, headers=system.parent)
     assert pump(system, lambda: in_childsys(system, request_id) is not None)
     from reqsys.models import OutboxEvent, db
@@ -70,12 +62,12 @@ def test_at_expiry_the_offer_moves_on_and_staff_are_prompted_to_offer_the_next(s
     from reqsys.offers import run_deadlines
 
     start = f"{datetime.now(UTC).year + 1}-03"
-    email = f"parent-{uuid.uuid4().hex[:8]}@example.com"
+    email = system.parent_email  # the account's own (verified) address: the notices go there
     first, second = (seed_body(parent_email=email, desired_start=start, child_name=name) for name in ("첫째", "둘째"))
     for body in (first, second):
         assert system.reqsys.post("/enterwait/request", json=body, headers=system.parent).status_code == 201
-    ids = [body["child_id"] + "A00017" for body in (first, second)]
-    assert pump(system, lambda: all(in_childsys(system, rid) for rid in ids))
+    ids = [rid(system, body, "A00017") for body in (first, second)]
+    assert pump(system, lambda: all(in_childsys(system, one) for one in ids))
     klass = in_childsys(system, ids[0])["age_class"]
     staff = make_user(groups=("staff",), daycare_id="A00017")
     page = system.childsys.application.test_client()
@@ -104,12 +96,12 @@ def test_proofs_and_verifications_travel_and_the_rank_follows(system, resources)
 
     from tests.file_samples import PDF
 
-    email = f"parent-{uuid.uuid4().hex[:8]}@example.com"
+    email = system.parent_email  # the account's own (verified) address: the notices go there
     plain, declared = seed_body(parent_email=email), seed_body(parent_email=email, criteria=["DUAL_INCOME"])
     for body in (plain, declared):
         assert system.reqsys.post("/enterwait/request", json=body, headers=system.parent).status_code == 201
-    rid = declared["child_id"] + "A00017"
-    assert in_reqsys(system, rid)["rank"] == 2
+    declared_id = rid(system, declared, "A00017")
+    assert in_reqsys(system, declared_id)["rank"] == 2
 
     ids = {"child_id": declared["child_id"], "nursery_id": "A00017", "criterion": "DUAL_INCOME"}
     upload = system.reqsys.post("/enterwait/proofs/upload", json={
@@ -120,13 +112,14 @@ def test_proofs_and_verifications_travel_and_the_rank_follows(system, resources)
                               headers=system.parent).status_code == 200
 
     def proof_arrived():
-        application = in_childsys(system, rid)
+        application = in_childsys(system, declared_id)
         return application and application["criteria"][0]["has_proof"]
 
     assert pump(system, proof_arrived)
     verified = system.childsys.post("/request/verify", json={**ids, "status": "VERIFIED"}, headers=system.staff)
     assert verified.status_code == 200 and verified.json["application"]["rank"] == 1
 
-    assert pump(system, lambda: in_reqsys(system, rid)["score"] == 200)
-    assert in_reqsys(system, rid)["rank"] == 1 and in_reqsys(system, plain["child_id"] + "A00017")["rank"] == 2
+    assert pump(system, lambda: in_reqsys(system, declared_id)["score"] == 200)
+    assert in_reqsys(system, declared_id)["rank"] == 1
+    assert in_reqsys(system, rid(system, plain, "A00017"))["rank"] == 2
     assert pump(system, lambda: any(s.endswith(SUBJECTS["VERIFY"][1]) for s in subjects_to(email)))

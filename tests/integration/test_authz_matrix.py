@@ -38,7 +38,7 @@ def world(make_app, make_user, bearer, sign_in):
     """Users of every role, the three apps, a client per (app, role) and the objects the table names."""
     users = {role: make_user(groups=GROUPS[role], daycare_id=DAYCARE.get(role)) for role in ROLES[1:]}
     apps = {name: make_app(name) for name in ("reqsys", "childsys", "taskapp")}
-    from tests.test_reqsys_waitlist import add_nurseries
+    from tests.waitlist_helpers import add_nurseries
 
     add_nurseries(apps["reqsys"])
     pages, headers = {}, {}

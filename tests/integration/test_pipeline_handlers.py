@@ -15,7 +15,16 @@ from shared.pipeline.stream import EVENT_SOURCE
 from shared.platform import aws
 from shared.platform.batch import MalformedMessage, process_sqs_batch
 from shared.platform.events import Envelope
-from tests.pipeline_helpers import StandIn, bridge_event, drain, envelope, event_ids, queue_arn, sqs_record
+from tests.pipeline_helpers import (
+    StandIn,
+    bridge_event,
+    drain,
+    email_record,
+    envelope,
+    event_ids,
+    queue_arn,
+    sqs_record,
+)
 
 
 def table_items(table: str, request_id: str) -> list[dict]:
@@ -199,8 +208,6 @@ def test_stream_reports_failed_entries_by_sequence_number(resources, monkeypatch
 
 # --- email -------------------------------------------------------------------------------------------
 
-def email_record(resources, env) -> dict:
-    return sqs_record(bridge_event(env), queue_arn(resources["EMAIL_QUEUE_URL"]))
 
 
 def test_email_request_and_accept_reach_the_parent_once(resources):

@@ -103,7 +103,7 @@ def test_a_third_application_is_refused_for_an_enrolled_child(app, client, paren
 
     assert third.status_code == 409
     assert "while the child is enrolled" in third.get_json()["error"]["message"]
-    assert by_id(client, parent)[request_id(body)]["status"] == "ENROLLED"
+    assert by_id(client, parent)[request_id(body, parent)]["status"] == "ENROLLED"
 
 
 def test_another_account_using_the_same_child_id_neither_blocks_nor_withdraws_the_child(app, client, parent, account,
@@ -121,7 +121,7 @@ def test_another_account_using_the_same_child_id_neither_blocks_nor_withdraws_th
     confirmed = client.post("/enterwait/confirm", json={**copied, "nursery_id": "A00018"}, headers=stranger.headers)
 
     assert confirmed.status_code == 200 and confirmed.get_json()["withdrawn"] == [
-        body["child_id"] + n for n in ("A00021", "B00102")], "only the stranger's own"
+        request_id({**body, "nursery_id": n}, stranger) for n in ("A00021", "B00102")], "only the stranger's own"
     assert {a["nursery_id"]: a["status"] for a in applications(client, parent)} == {
         "A00017": "REQUESTED", "B00215": "REQUESTED"}
 
@@ -235,15 +235,15 @@ def test_confirming_enrols_and_withdraws_the_childs_other_applications(app, clie
                            headers=parent.headers)
 
     assert response.status_code == 200, response.get_data(as_text=True)
-    others = [body["child_id"] + n for n in ("A00018", "A00021")]
+    others = [request_id({**body, "nursery_id": n}, parent) for n in ("A00018", "A00021")]
     assert sorted(response.get_json()["withdrawn"]) == others
     listed = by_id(client, parent)
-    assert listed[request_id(body)]["status"] == "ENROLLED"
+    assert listed[request_id(body, parent)]["status"] == "ENROLLED"
     assert [listed[o]["status"] for o in others] == ["WITHDRAWN", "WITHDRAWN"]
     assert listed[others[0]]["reason"] == "햇살 어린이집"
     events = events_of(sqs, queue)
     assert sorted((e.type, e.request_id, e.actor) for e in events) == sorted(
-        [("CONFIRM", request_id(body), parent.email)] + [("WITHDRAW", o, "system") for o in others])
+        [("CONFIRM", request_id(body, parent), parent.email)] + [("WITHDRAW", o, "system") for o in others])
     withdraw = next(e for e in events if e.type == "WITHDRAW")
     assert withdraw.application["enrolled_nursery_name"] == "햇살 어린이집"
     assert withdraw.version == 2, "versioned like any change, so a late event never undoes it"
@@ -291,12 +291,13 @@ def test_the_schedule_expires_unanswered_offers_and_reminds_once(app, client, pa
     with app.app_context():
         assert run_deadlines(deadline + timedelta(seconds=1)) == {"expired": 1, "reminded": 0}
         assert run_deadlines(deadline + timedelta(minutes=10)) == {"expired": 0, "reminded": 0}
-    listed = by_id(client, parent)[request_id(body)]
+    listed = by_id(client, parent)[request_id(body, parent)]
     assert (listed["status"], listed["request_status"], listed["version"]) == ("EXPIRED", 90, 3)
     [expired] = events_of(sqs, queue)
     assert (expired.type, expired.actor, expired.version) == ("EXPIRE", "system", 3)
     assert client.post("/enterwait/confirm", json=body, headers=parent.headers).status_code == 409
-    assert by_id(client, other_parent)[request_id(other)]["status"] == "REQUESTED", "only the offer moved on"
+    assert by_id(client, other_parent)[request_id(other, other_parent)]["status"] == "REQUESTED", \
+        "only the offer moved on"
 
 
 def test_the_schedule_handler_runs_the_deadlines_in_the_app(app, client, parent, queue, monkeypatch):
@@ -311,7 +312,7 @@ def test_the_schedule_handler_runs_the_deadlines_in_the_app(app, client, parent,
     schedule = importlib.reload(importlib.import_module("reqsys.schedule"))
     assert schedule.handler({"source": "aws.events"}, None) == {"expired": 1, "reminded": 0}
     assert schedule.handler({}, None) == {"expired": 0, "reminded": 0} and built == [1]
-    assert by_id(client, parent)[request_id(body)]["status"] == "EXPIRED"
+    assert by_id(client, parent)[request_id(body, parent)]["status"] == "EXPIRED"
 
 
 def test_a_confirmation_after_the_deadline_expires_the_offer_instead(app, client, parent, queue, sqs):
@@ -323,7 +324,7 @@ def test_a_confirmation_after_the_deadline_expires_the_offer_instead(app, client
     response = client.post("/enterwait/confirm", json=body, headers=parent.headers)
 
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "offer_expired"
-    assert by_id(client, parent)[request_id(body)]["status"] == "EXPIRED"
+    assert by_id(client, parent)[request_id(body, parent)]["status"] == "EXPIRED"
     assert [e.type for e in events_of(sqs, queue)] == ["EXPIRE"]
 
 
@@ -343,13 +344,13 @@ def test_a_page_that_showed_the_offer_before_it_expired_cannot_confirm_it(app, m
     who = Identity(parent.sub, parent.email, "", ("parents",), None, 0)
 
     with app.test_request_context():
-        shown = services.get_application(who, request_id(body))  # what the page saw
+        shown = services.get_application(who, request_id(body, parent))  # what the page saw
         assert shown.status_enum.name == "ACCEPTED"
         with schedule.app_context():
             assert run_deadlines(deadline + timedelta(seconds=1))["expired"] == 1
         with pytest.raises(offers.Conflict):
             offers.confirm(who, body, now=deadline - timedelta(minutes=5))
-    assert by_id(client, parent)[request_id(body)]["status"] == "EXPIRED"
+    assert by_id(client, parent)[request_id(body, parent)]["status"] == "EXPIRED"
 
 
 @pytest.mark.mysql
@@ -370,11 +371,11 @@ def test_a_confirmation_holding_the_row_wins_over_the_schedule_on_mysql(make_app
     engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
     with engine.connect() as parent_side:  # the parent's confirmation, holding the row lock
         parent_side.execute(sa.text("SELECT id FROM applications WHERE request_id = :r FOR UPDATE"),
-                            {"r": request_id(body)})
+                            {"r": request_id(body, parent)})
         with app.app_context():
             assert run_deadlines(deadline + timedelta(seconds=1))["expired"] == 0, "skipped, not blocked"
         parent_side.execute(sa.text("UPDATE applications SET status = 3, version = version + 1 WHERE request_id = :r"),
-                            {"r": request_id(body)})
+                            {"r": request_id(body, parent)})
         parent_side.commit()
     engine.dispose()
     with app.app_context():
@@ -407,7 +408,7 @@ def test_a_proof_goes_to_s3_is_checked_and_told_to_childsys(app, client, parent,
     assert response.status_code == 200, response.get_data(as_text=True)
     [criterion] = response.get_json()["application"]["criteria"]
     assert criterion["proof"]["filename"] == "재직증명서.pdf" and criterion["status"] == "PENDING"
-    assert key.startswith(f"proofs/{parent.sub}/{request_id(body)}/DUAL_INCOME/")
+    assert key.startswith(f"proofs/{parent.sub}/{request_id(body, parent)}/DUAL_INCOME/")
     [event] = events_of(sqs, queue)
     assert (event.type, event.application["criterion"]["proof_key"], event.actor) == (
         "PROOF", key + ".checked", parent.email)
@@ -452,7 +453,7 @@ def test_a_proof_cannot_be_swapped_after_it_was_checked(app, client, parent, que
     [event] = events_of(sqs, queue)
     recorded = event.application["criterion"]["proof_key"]
     stored = aws_client("s3").get_object(Bucket=resources["UPLOADS_BUCKET"], Key=recorded)["Body"].read()
-    assert stored == PDF and recorded.startswith(f"proofs/{parent.sub}/{request_id(body)}/DUAL_INCOME/")
+    assert stored == PDF and recorded.startswith(f"proofs/{parent.sub}/{request_id(body, parent)}/DUAL_INCOME/")
     for key in (recorded, upload["key"] + "x", upload["key"] + "/x"):
         again = client.post("/enterwait/proofs", json={**ids, "key": key}, headers=parent.headers)
         assert again.status_code == 400 and "key" in again.get_json()["error"]["fields"], key

@@ -31,6 +31,7 @@ SEED = {
     (Status.ACCEPTED, "DECLINE", Status.DECLINED),
     (Status.ACCEPTED, "EXPIRE", Status.EXPIRED),
     (Status.ACCEPTED, "WITHDRAW", Status.WITHDRAWN),
+    (Status.ENROLLED, "WITHDRAW", Status.WITHDRAWN),  # the child moved: enrolled at another daycare
     (Status.ACCEPTED, "CANCEL", Status.CANCELLED),
     (Status.ENROLLED, "CANCEL", Status.CANCELLED),
     *[(closed, "REQUEST", Status.REQUESTED) for closed in sorted(CLOSED, key=lambda s: s.code)],
@@ -51,7 +52,6 @@ def test_allowed_transitions(current, event, expected):
     (Status.REQUESTED, "CONFIRM"),  # nothing to confirm before an offer
     (Status.EXPIRED, "CONFIRM"),  # too late
     (Status.ENROLLED, "EXPIRE"),  # confirmed first: the expiry finds nothing to do
-    (Status.ENROLLED, "WITHDRAW"),
     (None, "OFFER"),
 ])
 def test_forbidden_transitions_are_conflicts(current, event):
@@ -143,7 +143,14 @@ def test_default_start_is_next_month_in_korea():
 
 
 def test_the_seed_body_is_valid():
-    assert ApplicationBody.model_validate(SEED).request_id == "202301013333333A00017"
+    from shared.waitlist.body import request_id_for
+
+    body = ApplicationBody.model_validate(SEED)
+    assert (body.child_id, body.nursery_id) == ("202301013333333", "A00017")
+    # its application's id: the seed's child_id + nursery_id, then the account's tag (each account's own child)
+    assert request_id_for("sub-1", body.child_id, body.nursery_id).startswith("202301013333333A00017.")
+    assert request_id_for("sub-1", body.child_id, body.nursery_id) != request_id_for("sub-2", body.child_id,
+                                                                                     body.nursery_id)
 
 
 def test_the_portal_fields_are_optional_and_checked():

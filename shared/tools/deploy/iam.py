@@ -172,6 +172,10 @@ def policy(app: str, stage: str, *, account_id: str, region: str, outputs: Mappi
                                               "sqs:DeleteMessage"], dlqs),
             _statement("MonitorRedrive", ["sqs:SendMessage"], all_queues),
             _statement("MonitorTimeline", ["dynamodb:Query"], table("EVENTS_TABLE")),
+            # the confirmation code for an address a parent gave for notices (reqsys.services.contacts)
+            _statement("ContactCode", ["ses:SendEmail"], [
+                arn("ses", f"identity/{outputs['SES_SENDER']}"),
+                arn("ses", f"identity/{outputs['SES_SENDER'].split('@')[-1]}")]),
         ]
     if app == "childsys":
         statements.append(_statement("ProofDownloads", ["s3:GetObject"], [objects("UPLOADS_BUCKET")]))
