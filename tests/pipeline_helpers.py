@@ -15,7 +15,6 @@ from shared.platform import aws
 from shared.platform.events import Envelope
 from shared.platform.settings import Settings
 from shared.platform.signing import verify
-from tests.pipeline_helpers import StandIn, bridge_event, drain, envelope, event_ids, queue_arn, sqs_record
 
 REGION = "ap-northeast-2"
 ACCOUNT = "123456789012"

@@ -30,7 +30,7 @@ from shared.waitlist.criteria import (
     update_priority,
 )
 from shared.waitlist.ranking import Place, locked, locked_where, queue_places
-from shared.waitlist.rules import MAX_ACTIVE, WAITING, Status, next_status
+from shared.waitlist.rules import MAX_ACTIVE, Status, next_status
 
 
 class LimitReached(ApiError):
