@@ -107,3 +107,9 @@ def axe_problems(page) -> list[str]:
     results = Axe().run(page)
     return [f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}" for v in results.response["violations"]
             if v.get("impact") in ("critical", "serious")]
+
+
+def application_id(page, seed_id: str) -> str:
+    """The request id of the parent's application shown for the seed's child_id + nursery_id (the account's
+    tag follows it)."""
+    return page.locator(f"article[id^='application-{seed_id}.']").get_attribute("id").removeprefix("application-")

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from tests.file_samples import PDF
+from tests.waitlist_browser import application_id
 from tests.waitlist_system import in_childsys, pump
 
 pytestmark = pytest.mark.browser
@@ -29,12 +30,6 @@ def submit(page):
 
 def status_of(page, request_id) -> str | None:
     return page.locator(f"[id='application-{request_id}'] .badge").get_attribute("data-status")
-
-
-def application_id(page, seed_id: str) -> str:
-    """The request id of the parent's application shown for the seed's child_id + nursery_id (the account's
-    tag follows it)."""
-    return page.locator(f"article[id^='application-{seed_id}.']").get_attribute("id").removeprefix("application-")
 
 
 def apply(page, base, nursery_id, child_label, criteria=()):

@@ -9,6 +9,7 @@ import pytest
 from tests.waitlist_browser import (
     DESKTOP,
     PHONE,
+    application_id,
     axe_problems,
     child_id,
     fill_apply,
@@ -87,8 +88,8 @@ def test_the_apply_form_shows_every_error_after_one_submit(parent_page, reqsys_s
 def _apply_with_proof_item(page, base):
     fill_apply(page, base, "A00017", criteria=["DUAL_INCOME"])
     send(page, "신청하기")
-    request_id = page.kid + "A00017"
-    item = page.locator(f"#criterion-{request_id}-DUAL_INCOME")
+    page.rid = application_id(page, page.kid + "A00017")
+    item = page.locator(f"[id='criterion-{page.rid}-DUAL_INCOME']")
     assert item.get_attribute("data-status") == "PENDING"
     return item
 
@@ -121,7 +122,7 @@ def test_a_refused_proof_shows_its_error_beside_the_file_box_on_a_phone(parent_p
     with page.expect_navigation(url="**/applications?*"):
         item.get_by_role("button", name="증빙 서류 올리기").click()
     page.wait_for_load_state()
-    item = page.locator(f"#criterion-{page.kid}A00017-DUAL_INCOME")
+    item = page.locator(f"[id='criterion-{page.rid}-DUAL_INCOME']")
     error = item.locator(".error")
     assert error.is_visible() and "파일 내용이 파일 형식과 맞지 않습니다" in error.inner_text()
     assert in_viewport(page, error), "the message is on screen after the reload, not 2,000 px above"
@@ -134,29 +135,29 @@ def test_a_refused_proof_shows_its_error_beside_the_file_box_on_a_phone(parent_p
         files=[{"name": "재직증명서.pdf", "mimeType": "application/pdf", "buffer": PDF}])
     with page.expect_navigation(url="**/applications#*"):
         item.get_by_role("button", name="증빙 서류 올리기").click()
-    assert "재직증명서.pdf" in page.locator(f"#criterion-{page.kid}A00017-DUAL_INCOME").inner_text()
+    assert "재직증명서.pdf" in page.locator(f"[id='criterion-{page.rid}-DUAL_INCOME']").inner_text()
 
 
 def test_the_parents_card_says_the_rank_out_of_how_many_and_what_each_button_does(parent_page, reqsys_site):
     _app, base = reqsys_site
     page = parent_page
     _apply_with_proof_item(page, base)
-    card = page.locator(f"#application-{page.kid}A00017")
+    card = page.locator(f"[id='application-{page.rid}']")
     queue = card.locator(".queue")
     total = int(queue.get_attribute("data-waiting"))
     assert f"대기 {total}명 중 {queue.get_attribute('data-rank')}위" in queue.inner_text()
     assert "대기를 완전히 그만둡니다" in card.inner_text(), "cancelling is explained beside its button"
     # cancelling asks first; dismissed, nothing changes
     card.get_by_role("button", name="신청 취소").click()
-    dialog = page.locator(f"#cancel-{page.kid}A00017")
+    dialog = page.locator(f"[id='cancel-{page.rid}']")
     assert dialog.is_visible()
     dialog.get_by_role("button", name="그대로 두기").click()
     assert dialog.is_hidden() and card.locator(".badge").get_attribute("data-status") == "REQUESTED"
     card.get_by_role("button", name="신청 취소").click()
     with page.expect_navigation():
         dialog.get_by_role("button", name="신청 취소").click()
-    assert page.url.endswith(f"#application-{page.kid}A00017"), "back at the card acted on"
-    card = page.locator(f"#application-{page.kid}A00017")
+    assert page.url.endswith(f"#application-{page.rid}"), "back at the card acted on"
+    card = page.locator(f"[id='application-{page.rid}']")
     assert card.locator(".badge").get_attribute("data-status") == "CANCELLED"
     assert "신청을 취소했습니다" in card.inner_text() or "취소" in card.locator(".flashes").inner_text(), \
         "the message moved into the card"
