@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 log = logging.getLogger("shared.batch")
@@ -145,15 +144,16 @@ def _fields(record: dict, hop: str | None, aws_request_id: str | None) -> dict[s
     return {k: v for k, v in found.items() if v is not None}
 
 
-@cache
 def _queue_url(arn: str) -> str | None:
-    """The URL of the queue an event source ARN names (arn:aws:sqs:region:account:name)."""
-    from shared.platform.aws import client
+    """The URL of the queue an event source ARN names (arn:aws:sqs:region:account:name), without an API
+    call: SQS's URL is https://sqs.<region>.amazonaws.com/<account>/<name> (the emulator's: endpoint/account/name)."""
+    import os
 
     parts = arn.split(":")
     if len(parts) != 6 or parts[2] != "sqs":
         return None
-    return client("sqs").get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+    base = os.environ.get("AWS_ENDPOINT_URL") or f"https://sqs.{parts[3]}.amazonaws.com"
+    return f"{base.rstrip('/')}/{parts[4]}/{parts[5]}"
 
 
 def _retry_later(record: dict, seconds: int | None) -> None:

@@ -198,7 +198,9 @@ def policy(app: str, stage: str, *, account_id: str, region: str, outputs: Mappi
             _statement("Ingest", ["dynamodb:PutItem"], table("EVENTS_TABLE")),
             _statement("Route", ["events:PutEvents"], [outputs.get("EVENT_BUS_ARN")
                                                        or arn("events", f"event-bus/{outputs['EVENT_BUS_NAME']}")]),
-            _statement("EmailOnce", ["dynamodb:GetItem", "dynamodb:PutItem"], table("IDEMPOTENCY_TABLE")),
+            # claims (shared.platform.idempotency) and the last failure's reason of a message (shared.platform.batch)
+            _statement("EffectsOnce", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                       "dynamodb:DeleteItem"], table("IDEMPOTENCY_TABLE")),
             # SES authorises the sending identity: the address, or its domain if that is what is verified
             _statement("Email", ["ses:SendRawEmail"], [arn("ses", f"identity/{outputs['SES_SENDER']}"),
                                                        arn("ses", f"identity/{outputs['SES_SENDER'].split('@')[-1]}")]),
