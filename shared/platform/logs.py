@@ -68,11 +68,15 @@ def setup(service: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     if os.environ.get("LOG_FORMAT") == "text":
         return
-    if getattr(root, "_json_service", None) == service and root.handlers:
+    if getattr(root, "_json_service", None) == service:
         return
-    if not root.handlers:
-        root.addHandler(logging.StreamHandler(sys.stderr))
-    for handler in root.handlers:
+    # the plain stream handlers (ours, basicConfig's) and Lambda's own; others (a test's capture) are left alone
+    outputs = [h for h in root.handlers
+               if type(h) is logging.StreamHandler or type(h).__name__ == "LambdaLoggerHandler"]
+    if not outputs:
+        outputs = [logging.StreamHandler(sys.stderr)]
+        root.addHandler(outputs[0])
+    for handler in outputs:
         if not isinstance(handler.formatter, JsonFormatter) or handler.formatter.service != service:
             handler.setFormatter(JsonFormatter(service))
     if root.level == logging.NOTSET or root.level > level:
