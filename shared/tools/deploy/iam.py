@@ -60,7 +60,7 @@ NOT_RUN_HERE: dict[tuple[str, str], str] = {
     ("childsys", "s3:DeleteObject"): "childsys takes only presigned_get from shared.platform.uploads (a proof's download link)",
     ("childsys", "cognito-idp:AdminAddUserToGroup"): "only reqsys's sign-up puts new users in a group (parents)",
     ("taskapp", "cognito-idp:AdminAddUserToGroup"): "only reqsys's sign-up puts new users in a group (parents)",
-    ("pipeline", "sqs:SendMessage"): "the handlers take Envelope/EventType from shared.platform.events, never publish()",
+    ("reqsys", "dynamodb:PutItem"): "shared.platform.batch records failure reasons only in queue handlers; reqsys has none",
     ("analytics", "lambda:InvokeFunction"): "taskapp.analytics.export.request_export runs in taskapp (the admin "
                                             "button); the analytics function runs only `handler`",
     ("taskapp", "dynamodb:Scan"): "the export's table scan runs in taskapp only locally (request_export); in "
@@ -166,6 +166,18 @@ def policy(app: str, stage: str, *, account_id: str, region: str, outputs: Mappi
             _statement("MonitorRedrive", ["sqs:SendMessage"], all_queues),
             _statement("MonitorTimeline", ["dynamodb:Query"], table("EVENTS_TABLE")),
         ]
+        # the stream's on-failure queue: its batch descriptions are read, and replayed from the events table to
+        # the bus; the last failure's reason of a dead letter is read from the idempotency table
+        stream_dlqs = [arn for key, arn in outputs.items() if key.endswith("_STREAM_DLQ_ARN")]
+        if stream_dlqs:
+            statements += [
+                _statement("MonitorStreamFailures", ["sqs:GetQueueAttributes", "sqs:ReceiveMessage",
+                                                     "sqs:ChangeMessageVisibility", "sqs:DeleteMessage"], stream_dlqs),
+                _statement("MonitorReplay", ["dynamodb:Scan"], table("EVENTS_TABLE")),
+                _statement("MonitorReplayBus", ["events:PutEvents"], [
+                    outputs.get("EVENT_BUS_ARN") or arn("events", f"event-bus/{outputs['EVENT_BUS_NAME']}")]),
+            ]
+        statements.append(_statement("MonitorFailureReasons", ["dynamodb:BatchGetItem"], table("IDEMPOTENCY_TABLE")))
     if app == "childsys":
         statements.append(_statement("ProofDownloads", ["s3:GetObject"], [objects("UPLOADS_BUCKET")]))
     if app == "taskapp":
@@ -194,6 +206,10 @@ def policy(app: str, stage: str, *, account_id: str, region: str, outputs: Mappi
                        [arn("lambda", f"function:{lambda_name('analytics', stage)}")]),
         ]
     if app == "pipeline":
+        # the stream mapping's on-failure destination: Lambda sends a failed batch's description as the function
+        statements += [_statement("StreamFailures", ["sqs:SendMessage"],
+                                  [arn for key, arn in outputs.items() if key.endswith("_STREAM_DLQ_ARN")])
+                       ] if any(key.endswith("_STREAM_DLQ_ARN") for key in outputs) else []
         statements += [
             _statement("Ingest", ["dynamodb:PutItem"], table("EVENTS_TABLE")),
             _statement("Route", ["events:PutEvents"], [outputs.get("EVENT_BUS_ARN")
