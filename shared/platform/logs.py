@@ -105,6 +105,19 @@ def bind(**values: Any) -> Iterator[None]:
         _context.reset(token)
 
 
+def push(**values: Any) -> contextvars.Token:
+    """`bind` for code that cannot use a with-block (a request's before/teardown hooks); undo with `pop`."""
+    return _context.set({**(_context.get() or {}), **{k: v for k, v in values.items() if v not in (None, "")}})
+
+
+def pop(token: contextvars.Token | None) -> None:
+    if token is not None:
+        try:
+            _context.reset(token)
+        except ValueError:  # set in another context (a test client's streamed response): nothing to undo
+            pass
+
+
 def current(name: str) -> Any:
     return (_context.get() or {}).get(name)
 

@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import DateTime, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from shared.platform.logs import fields
+
 log = logging.getLogger(__name__)
 
 QUEUE_OUTPUT = "INTEGRATED_EVENTS_QUEUE_URL"  # where every waitlist event goes first
@@ -48,6 +50,7 @@ def _now() -> datetime:
 def add_event(session: Session, model, envelope) -> None:
     """Stage `envelope` in the caller's transaction (committed with the change it describes)."""
     session.add(model(event_id=envelope.event_id, body=envelope.to_json()))
+    log.info("event staged in the outbox", extra=fields(envelope))
 
 
 def claim(session: Session, model, limit: int = BATCH, stale_seconds: int = CLAIM_SECONDS) -> tuple[str, list]:
