@@ -77,6 +77,9 @@ def runner_settings(resources, tmp_path, *local_stages: str):
     for name in local_stages:
         events = []
         for entry in stages[name]["events"]:
+            if "event_source" not in entry:  # a schedule
+                events.append(entry)
+                continue
             arn = entry["event_source"]["arn"]
             if ":dynamodb:" in arn:
                 arn = streams[arn.split(":", 5)[5].split("/")[1].replace(LOCAL_PREFIX, prefix, 1)]

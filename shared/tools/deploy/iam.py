@@ -183,7 +183,8 @@ def policy(app: str, stage: str, *, account_id: str, region: str, outputs: Mappi
     if app == "taskapp":
         statements += [
             _statement("Tasks", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                 "dynamodb:DeleteItem", "dynamodb:Query"], table("TASKS_TABLE", indexes=True)),
+                                 "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"],
+                       table("TASKS_TABLE", indexes=True)),
             _statement("Jobs", ["sqs:SendMessage"], [_queue_arn(outputs, "TASK_JOBS")]),
             _statement("Notifications", ["sns:Publish", "sns:Subscribe", "sns:Unsubscribe",
                                          "sns:GetSubscriptionAttributes"],
