@@ -85,3 +85,35 @@ def test_the_same_ingest_message_in_threads_at_once_stores_one_event(resources):
         TableName=resources["EVENTS_TABLE"], KeyConditionExpression="request_id = :r",
         ExpressionAttributeValues={":r": {"S": env.request_id}}, ConsistentRead=True)["Items"]
     assert [i["event_id"]["S"] for i in items] == [env.event_id]
+
+
+def test_the_same_job_message_in_two_threads_at_once_runs_the_job_once(api, alice, monkeypatch):
+    from pydantic import BaseModel
+
+    from taskapp import jobs
+    from tests.test_taskapp_jobs import _identity
+
+    runs = []
+
+    class Nothing(BaseModel):
+        pass
+
+    @jobs.job_kind("test_slow_once", Nothing, title="Slow")
+    def slow(job, params):
+        runs.append(job.job_id)
+        time.sleep(0.5)
+        return {}
+
+    try:
+        with api.application.app_context():
+            job = jobs.enqueue(_identity(alice), "test_slow_once", {})
+        record = {"messageId": "same", "body": f'{{"job_id": "{job["job_id"]}"}}', "eventSourceARN": "x",
+                  "attributes": {"ApproximateReceiveCount": "1"}}
+        results = at_once(2, lambda _i: jobs.handler({"Records": [dict(record)]}, None))
+        assert runs == [job["job_id"]], "run once"
+        # the other delivery was asked back (not deleted), and then finds the job finished
+        assert sorted(len(r["batchItemFailures"]) for r in results) == [0, 1]
+        assert jobs.handler({"Records": [dict(record)]}, None) == {"batchItemFailures": []}
+        assert runs == [job["job_id"]]
+    finally:
+        jobs._KINDS.pop("test_slow_once", None)
