@@ -69,9 +69,9 @@ from pydantic import BaseModel
 
 from shared.platform.auth import Identity
 from shared.platform.aws import MAX_RECEIVES, client
-from shared.platform.idempotency import InProgress
 from shared.platform.batch import MalformedMessage, RecordFailed, process_sqs_batch
 from shared.platform.errors import ApiError, Conflict, NotFound, ValidationFailed
+from shared.platform.idempotency import InProgress
 from taskapp import store
 
 log = logging.getLogger(__name__)
