@@ -429,7 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not Path(args.settings).is_file():
         parser.error(f"no settings file {args.settings}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from shared.platform import logs
+
+    logs.setup("pipeline")  # JSON lines, as the handlers write them in Lambda
     logging.getLogger("botocore").setLevel(logging.WARNING)
     # never against real AWS: these queues are drained by Lambda there
     os.environ.setdefault("AWS_ENDPOINT_URL", LOCAL_ENDPOINT)
