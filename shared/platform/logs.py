@@ -60,15 +60,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def setup(service: str, level: int = logging.INFO) -> None:
-    """Send the root logger's lines as JSON (to stderr; in Lambda through its own handler, to CloudWatch).
+def setup(service: str, level: int = logging.INFO, *, install: bool = False) -> None:
+    """Write the process's log lines as JSON at INFO: in Lambda (through its own handler, to CloudWatch),
+    under `make run` (LOG_JSON=1, to stderr and so to .local/*.log), or when `install` is asked (the runner).
 
-    Idempotent and cheap: called by every app factory and every handler call. LOG_FORMAT=text keeps the
-    handlers' existing formatters (for a person reading a terminal)."""
-    root = logging.getLogger()
-    if os.environ.get("LOG_FORMAT") == "text":
+    Elsewhere (tests, benchmarks, scripts) the process's logging is left as it is. Idempotent and cheap:
+    called by every app factory and every handler call. LOG_FORMAT=text keeps plain formatters."""
+    if not (install or os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or os.environ.get("LOG_JSON") == "1"):
         return
-    if getattr(root, "_json_service", None) == service:
+    root = logging.getLogger()
+    if os.environ.get("LOG_FORMAT") == "text" or getattr(root, "_json_service", None) == service:
         return
     # the plain stream handlers (ours, basicConfig's) and Lambda's own; others (a test's capture) are left alone
     outputs = [h for h in root.handlers

@@ -27,7 +27,8 @@ from shared.platform.settings import LOCAL_DIR, LOCAL_ENDPOINT, outputs_path
 APPS = {"reqsys": 8001, "childsys": 8002, "taskapp": 8003}
 EMULATOR_PORT = 4566
 
-LOCAL_ENV = {**emulator_environment(LOCAL_ENDPOINT), "STAGE": "local", "PYTHONUNBUFFERED": "1"}
+# LOG_JSON: the apps write JSON log lines at INFO (shared.platform.logs), as in Lambda
+LOCAL_ENV = {**emulator_environment(LOCAL_ENDPOINT), "STAGE": "local", "PYTHONUNBUFFERED": "1", "LOG_JSON": "1"}
 
 
 def port_open(port: int) -> bool:

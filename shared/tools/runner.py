@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no settings file {args.settings}")
     from shared.platform import logs
 
-    logs.setup("pipeline")  # JSON lines, as the handlers write them in Lambda
+    logs.setup("pipeline", install=True)  # JSON lines, as the handlers write them in Lambda
     logging.getLogger("botocore").setLevel(logging.WARNING)
     # never against real AWS: these queues are drained by Lambda there
     os.environ.setdefault("AWS_ENDPOINT_URL", LOCAL_ENDPOINT)
