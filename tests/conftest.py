@@ -403,8 +403,8 @@ def analytics_env(resources, monkeypatch):
     an export sees only the test's own tasks. SimpleNamespace(table, bucket, settings)."""
     from dataclasses import replace
 
-    from shared.tools import provision
     from shared.platform.settings import Settings
+    from shared.tools import provision
 
     suffix = uuid.uuid4().hex[:8]
     spec = provision.spec("test", "000000000000")

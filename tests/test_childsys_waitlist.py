@@ -131,7 +131,7 @@ def test_reject_needs_a_reason_and_a_rejected_application_cannot_be_accepted(cli
 
     again = client.post("/request/accept", json=body, headers=staff)
     assert again.status_code == 409
-    assert again.json["error"]["code"] == "conflict"
+    assert again.json["error"]["code"] == "transition_not_allowed"
 
 
 def test_other_daycares_staff_and_parents_are_refused(client, sync, make_user, bearer):

@@ -61,7 +61,7 @@ def test_zips_leave_out_what_lambda_provides_and_what_only_development_needs(zip
                        "playwright", "duckdb", "pyarrow", "sqlglot", "troposphere", "placebo", "yaml", "tqdm",
                        "pip", "setuptools", "pkg_resources", "cryptography"):
             assert absent not in top, f"{path.name} carries {absent}"
-        assert not [n for n in entries if n.startswith("shared/tools/deploy/")], "the deploy tooling is not shipped"
+        assert not [n for n in entries if n.startswith("shared/tools/")], "the operator's tools are not shipped"
         assert not [n for n in entries if "/tests/" in f"/{n}" or "/__pycache__/" in n]
         assert [n for n in entries if ".dist-info/" in n] == ["email_validator-2.4.0.dist-info/METADATA"]
         # what the handler and the apps import

@@ -241,7 +241,7 @@ def test_state_machine_at_the_api(app, client, parent, queue, sqs):
     assert client.post("/enterwait/request", json=body, headers=parent.headers).status_code == 201
     again = client.post("/enterwait/request", json=body, headers=parent.headers)
     assert again.status_code == 409
-    assert again.get_json()["error"]["code"] == "conflict"
+    assert again.get_json()["error"]["code"] == "transition_not_allowed"
 
     ids = {"child_id": body["child_id"], "nursery_id": body["nursery_id"]}  # a cancel needs only the ids
     cancelled = client.post("/enterwait/cancel", json=ids, headers=parent.headers)
@@ -339,9 +339,8 @@ def test_apply_succeeds_while_sqs_is_down_and_the_relay_sends_later(app, client,
 
 
 def test_relay_handler_builds_its_app_once(monkeypatch, app):
-    from shared.platform.outbox import scheduled_relay
-
     from reqsys.models import OutboxEvent, db
+    from shared.platform.outbox import scheduled_relay
 
     built = []
     relay = scheduled_relay(lambda: built.append(1) or app, db, OutboxEvent)

@@ -56,11 +56,12 @@ NO_IAM = {
 }
 # (app, action) -> why the function never makes a call its modules contain.
 NOT_RUN_HERE: dict[tuple[str, str], str] = {
-    ("childsys", "s3:PutObject"): "childsys takes only presigned_get from shared.platform.uploads (a proof's download link)",
-    ("childsys", "s3:DeleteObject"): "childsys takes only presigned_get from shared.platform.uploads (a proof's download link)",
+    ("childsys", "s3:PutObject"): "childsys takes only presigned_get from shared.platform.uploads (a proof's link)",
+    ("childsys", "s3:DeleteObject"): "childsys takes only presigned_get from shared.platform.uploads (a proof's link)",
     ("childsys", "cognito-idp:AdminAddUserToGroup"): "only reqsys's sign-up puts new users in a group (parents)",
     ("taskapp", "cognito-idp:AdminAddUserToGroup"): "only reqsys's sign-up puts new users in a group (parents)",
-    ("reqsys", "dynamodb:PutItem"): "shared.platform.batch records failure reasons only in queue handlers; reqsys has none",
+    ("reqsys", "dynamodb:PutItem"): "shared.platform.batch records failure reasons only in queue handlers; "
+                                    "reqsys has none",
     ("analytics", "lambda:InvokeFunction"): "taskapp.analytics.export.request_export runs in taskapp (the admin "
                                             "button); the analytics function runs only `handler`",
     ("taskapp", "dynamodb:Scan"): "the export's table scan runs in taskapp only locally (request_export); in "
@@ -257,7 +258,7 @@ def ensure_roles(stage: str, result, *, account_id: str | None = None, region: s
             role = iam.get_role(RoleName=name)["Role"]
         except iam.exceptions.NoSuchEntityException:
             role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
-                                   Description=f"Lambda function {lambda_name(app, stage)} (shared/tools/deploy/iam.py)",
+                                   Description=f"Lambda function {lambda_name(app, stage)} (shared/tools/deploy/iam.py)",  # noqa: E501
                                    Tags=[{"Key": "project", "Value": "daycare"},
                                          {"Key": "stage", "Value": stage}])["Role"]
             result.changes.append(f"created role {name}")
