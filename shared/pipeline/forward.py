@@ -99,11 +99,10 @@ def deliver(envelope: Envelope, body: bytes, secret: str) -> str:
 
 def handler(event: dict, context: Any = None) -> dict:
     setup("pipeline")
-    secret = settings().sync_secret
+    config = settings()
+    secret = config.sync_secret
     if not secret:
         raise RuntimeError("SYNC_SECRET is not set")  # the whole batch stays on the queue
-
-    config = settings()
     try:
         table = config.resource("IDEMPOTENCY_TABLE")
     except KeyError:
