@@ -1,6 +1,6 @@
 """Static scanner: every boto3 operation a Lambda function's code can call, and the IAM action it needs.
 
-`python -m tests.aws_calls` prints the call sites per function. tests/test_iam.py checks the
+`python -m tests.aws_calls` prints the call sites per function. tests/deploy/test_iam.py checks the
 functions' policies (shared/tools/deploy/iam.py) against what this finds.
 
 How: the function's modules are its `app_function` and event handler modules in zappa_settings.json

@@ -2,7 +2,7 @@
 
 Each function (APPS, the stages of zappa_settings.json) gets its own role, `stages.role_name(app, stage)`,
 trusted by lambda.amazonaws.com only, with one inline policy granting exactly:
-  - the actions its code calls (tests/aws_calls.py finds them; tests/test_iam.py checks both ways),
+  - the actions its code calls (tests/aws_calls.py finds them; tests/deploy/test_iam.py checks both ways),
     each on the resources that code uses, named from the provisioning outputs;
   - CloudWatch Logs on its own log group;
   - what Lambda itself does with the role: read and delete from the function's SQS event sources,
@@ -14,7 +14,7 @@ trusted by lambda.amazonaws.com only, with one inline policy granting exactly:
 `Resource: "*"` appears once, where AWS requires it: the EC2 network-interface actions of VPC access
 (ec2:Describe* have no resource-level permissions; it is what AWSLambdaVPCAccessExecutionRole grants).
 
-Not granted, although the code contains the call (tests/test_iam.py keeps these lists current):
+Not granted, although the code contains the call (tests/deploy/test_iam.py keeps these lists current):
   - Cognito's public-client operations (NO_IAM): AWS does not evaluate IAM for them at all.
   - NOT_RUN_HERE: calls in a module the function imports, on a path that function never takes
     (the scanner works per module).

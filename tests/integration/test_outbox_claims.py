@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from shared.platform import events, outbox
-from tests.test_pipeline_support import envelope
+from tests.pipeline_helpers import envelope
 
 ROWS = 150
 

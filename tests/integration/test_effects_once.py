@@ -10,7 +10,7 @@ from shared.pipeline import email as email_handler
 from shared.pipeline import ingest
 from shared.pipeline.mailbox import sent_emails
 from shared.platform import aws, idempotency
-from tests.test_pipeline_support import bridge_event, envelope, queue_arn, sqs_record
+from tests.pipeline_helpers import bridge_event, envelope, queue_arn, sqs_record
 
 
 def at_once(count: int, fn):
@@ -90,8 +90,8 @@ def test_the_same_ingest_message_in_threads_at_once_stores_one_event(resources):
 def test_the_same_job_message_in_two_threads_at_once_runs_the_job_once(api, alice, monkeypatch):
     from pydantic import BaseModel
 
+    from shared.platform.auth import Identity
     from taskapp import jobs
-    from tests.test_taskapp_jobs import _identity
 
     runs = []
 
@@ -106,7 +106,9 @@ def test_the_same_job_message_in_two_threads_at_once_runs_the_job_once(api, alic
 
     try:
         with api.application.app_context():
-            job = jobs.enqueue(_identity(alice), "test_slow_once", {})
+            owner = Identity(sub=alice.sub, email=alice.email, name=alice.name, groups=(), daycare_id=None,
+                             expires_at=0)
+            job = jobs.enqueue(owner, "test_slow_once", {})
         record = {"messageId": "same", "body": f'{{"job_id": "{job["job_id"]}"}}', "eventSourceARN": "x",
                   "attributes": {"ApproximateReceiveCount": "1"}}
         results = at_once(2, lambda _i: jobs.handler({"Records": [dict(record)]}, None))

@@ -12,14 +12,22 @@ from shared.pipeline.mailbox import sent_emails
 from shared.platform import aws, batch
 from shared.platform.events import publish
 from shared.tools.runner import Runner, SqsSource, load_event_sources
-from tests.test_pipeline_flow import childsys, pipeline_settings, run_until  # noqa: F401 - fixture
-from tests.test_pipeline_support import bridge_event, drain, envelope, queue_arn
+from tests.pipeline_helpers import StandIn, bridge_event, drain, envelope, pipeline_settings, queue_arn, run_until
 
 HOUR = 3600
 
 
+@pytest.fixture
+def childsys(monkeypatch):
+    """A stand-in for both apps' sync endpoints (answers `status`, records every call)."""
+    with StandIn() as server:
+        monkeypatch.setenv("CHILDSYS_URL", server.url)
+        monkeypatch.setenv("REQSYS_URL", server.url)
+        yield server
+
+
 def test_childsys_down_for_an_hour_gets_every_event_after_it_returns_and_none_in_a_dlq(
-        resources, tmp_path, childsys, monkeypatch):  # noqa: F811
+        resources, tmp_path, childsys, monkeypatch):
     sqs = aws.client("sqs")
     url, dlq_url = resources["TO_CHILDSYS_QUEUE_URL"], resources["TO_CHILDSYS_DLQ_URL"]
     drain(url)
@@ -62,7 +70,7 @@ def test_childsys_down_for_an_hour_gets_every_event_after_it_returns_and_none_in
 
 
 def test_a_dead_lettered_message_says_why_and_is_redriven_by_the_json_api(
-        resources, tmp_path, childsys, monkeypatch, make_app, account):  # noqa: F811
+        resources, tmp_path, childsys, monkeypatch, make_app, account):
     sqs = aws.client("sqs")
     url, dlq_url = resources["TO_CHILDSYS_QUEUE_URL"], resources["TO_CHILDSYS_DLQ_URL"]
     drain(url)
@@ -104,12 +112,12 @@ def refusing_bus(resources, monkeypatch):
     return accept
 
 
-def arrived(childsys, events) -> bool:  # noqa: F811
+def arrived(childsys, events) -> bool:
     return all(childsys.bodies_for(env.event_id) and sent_emails(to=env.application["parent_email"])
                for env in events)
 
 
-def test_eventbridge_refusing_for_a_while_then_every_event_arrives(resources, tmp_path, childsys,  # noqa: F811
+def test_eventbridge_refusing_for_a_while_then_every_event_arrives(resources, tmp_path, childsys,
                                                                     refusing_bus):
     runner = Runner(load_event_sources(pipeline_settings(resources, tmp_path), "test"), failed_visibility=0,
                     stream_retry_delay=0)
@@ -128,7 +136,7 @@ def test_eventbridge_refusing_for_a_while_then_every_event_arrives(resources, tm
 
 
 def test_eventbridge_refusing_too_long_leaves_the_batch_visible_and_a_replay_delivers_it(
-        resources, tmp_path, childsys, refusing_bus):  # noqa: F811
+        resources, tmp_path, childsys, refusing_bus):
     failures = resources["EVENTS_STREAM_DLQ_URL"]
     drain(failures)
     runner = Runner(load_event_sources(pipeline_settings(resources, tmp_path), "test"), failed_visibility=0,

@@ -11,9 +11,9 @@ import pytest
 
 from shared.pipeline import monitor
 from shared.platform import logs
-from tests.test_pipeline_support import bridge_event, envelope, queue_arn, sqs_record
-from tests.test_reqsys_waitlist import seed_body
-from tests.test_waitlist_e2e import in_childsys, make_system, pump, subjects_to  # noqa: F401 - fixture
+from tests.pipeline_helpers import bridge_event, envelope, queue_arn, sqs_record
+from tests.waitlist_helpers import seed_body
+from tests.waitlist_system import in_childsys, pump, subjects_to
 
 
 class Lines(logging.Handler):
@@ -39,7 +39,7 @@ def lines():
     root.setLevel(level)
 
 
-def test_the_log_lines_of_an_applications_journey_share_its_correlation_id(make_system, resources, lines):  # noqa: F811
+def test_the_log_lines_of_an_applications_journey_share_its_correlation_id(make_system, resources, lines):
     system = make_system()
     email = f"parent-{uuid.uuid4().hex[:8]}@example.com"
     body = seed_body(parent_email=email)
