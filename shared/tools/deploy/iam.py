@@ -60,8 +60,6 @@ NOT_RUN_HERE: dict[tuple[str, str], str] = {
     ("childsys", "s3:DeleteObject"): "childsys takes only presigned_get from shared.platform.uploads (a proof's link)",
     ("childsys", "cognito-idp:AdminAddUserToGroup"): "only reqsys's sign-up puts new users in a group (parents)",
     ("taskapp", "cognito-idp:AdminAddUserToGroup"): "only reqsys's sign-up puts new users in a group (parents)",
-    ("reqsys", "dynamodb:PutItem"): "shared.platform.batch records failure reasons only in queue handlers; "
-                                    "reqsys has none",
     ("analytics", "lambda:InvokeFunction"): "taskapp.analytics.export.request_export runs in taskapp (the admin "
                                             "button); the analytics function runs only `handler`",
     **{("analytics", action): "the analytics function serves no pages: shared.platform.auth's browser sessions "
