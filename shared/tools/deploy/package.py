@@ -260,9 +260,10 @@ APP_PACKAGES = ("reqsys", "childsys", "taskapp")
 # `mysql+pymysql://` URLs with PyMySQL; pydantic's EmailStr imports email-validator; zoneinfo reads
 # tzdata where the image has no time zones.
 LOADED_BY_NAME = {"flask-sqlalchemy": ("pymysql",), "pydantic": ("email-validator",), "zoneinfo": ("tzdata",)}
-# Imported by our code but never shipped: Lambda's own SDK, the analytics function's layer (pyarrow),
+# Imported by our code but never shipped: Lambda's own SDK and SnapStart hooks, the analytics function's
+# layer (pyarrow),
 # and the local report engine of `make run` (DuckDB, sqlglot; Athena runs the reports in AWS).
-NOT_SHIPPED = (*LAMBDA_PROVIDED, "pyarrow", "duckdb", "sqlglot")
+NOT_SHIPPED = (*LAMBDA_PROVIDED, "snapshot_restore_py", "pyarrow", "duckdb", "sqlglot")
 
 
 def _module_file(root: Path, name: str) -> Path | None:
