@@ -1,13 +1,12 @@
 """Benchmark of the apps: `make bench` (or `python -m tests.bench_apps [--quick]`). Prints figures,
 asserts nothing.
 
-1. Cold start per app: a fresh Python process imports the app as Zappa's handler does
-   (`importlib.import_module("reqsys")`, then its `app`, which runs create_app) and serves its first
-   requests (GET /healthz and the login page) through the WSGI app; the pipeline function imports
-   its app_function module, then the handler module and handles a one-record SQS batch, as Zappa
-   does for its first event. Median of N processes, next to a bare Flask hello-world (and a bare
-   boto3 handler) measured the same way in the same run. Peak RSS is the process's VmHWM
-   (ru_maxrss would carry the parent's over fork and exec).
+1. Cold start per function, as Lambda runs it: every function's zip built now (`make package`'s build,
+   rendered for this emulator), unpacked into a read-only folder, a fresh `python -B` of the clean Python
+   check-package uses, Zappa's handler answering GET /auth/login (web apps) or one SQS batch (the
+   pipeline's ingest handler). Beside them a bare Flask hello-world made the same way (the same Flask and
+   Zappa handler, bytecode) and a bare boto3 handler. Median of N processes; `--zips DIR` measures other
+   zips (an older build). Peak RSS is the process's VmHWM.
 2. Size of each Lambda zip in dist/ (`make package` writes them).
 3. Throughput on one worker: requests driven sequentially through the WSGI app in-process (a
    Lambda instance serves one request at a time), on SQLite and on MariaDB, with 10,000

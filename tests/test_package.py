@@ -162,14 +162,15 @@ def test_check_fails_on_a_zip_missing_a_module(zips, tmp_path, capsys):
 
 
 def test_check_fails_when_a_runtime_package_is_missing(zips, tmp_path, capsys):
-    """email-validator's metadata is kept because pydantic reads it when the app starts: without it, nothing
-    answers (the check catches what an import at cold start would break in Lambda)."""
+    """Flask-Babel left out of taskapp's zip: the closure check names it, and nothing answers (the check
+    catches what an import at cold start would break in Lambda)."""
     broken = tmp_path / "dist"
     broken.mkdir()
     shutil.copy(zips["pipeline"], broken)
-    _without(zips["taskapp"], broken / zips["taskapp"].name, lambda name: ".dist-info/" in name)
+    _without(zips["taskapp"], broken / zips["taskapp"].name, lambda name: name.startswith("flask_babel/"))
     assert not package.check(STAGE, broken)
     out = capsys.readouterr().out
+    assert "FAIL import closure: lacks flask_babel, which its function imports" in out
     assert "FAIL GET /healthz" in out or "FAIL import handler" in out
     assert f"ok   SQS daycare-{STAGE}-integrated-events.fifo" in out  # the good zip next to it still passes
 

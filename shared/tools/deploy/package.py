@@ -6,19 +6,24 @@ zips are built from a runtime-only venv (`.local/deploy/venv`: the project's run
 zappa, rebuilt when pyproject.toml changes), never from the dev venv. That venv's pip is told (PEP 600
 `_manylinux`) that only glibc <= 2.26 wheels run, as on Lambda's python3.11 image (Amazon Linux 2), so
 Zappa's download of "precompiled" wheels from PyPI is not needed and turned off. Then each zip is
-pruned to what runs in Lambda: the runtime dependencies' closure, zappa's own package (its handler
-imports it) with durationpy, and our apps; not boto3/botocore/s3transfer/jmespath (Lambda provides
-them), zappa's tooling dependencies, pip/setuptools, `*.dist-info`, tests, docs, `shared/tools/deploy`,
-nor Babel's locale data other than the apps' languages. A table prints each zip's size; any zip over
-10 MiB fails the command.
+cut to its own function's import closure (`function_tops`: the imports of the function's entry modules
+followed through our sources, the distributions they name with what those require, Zappa's handler), so
+no zip carries boto3/botocore/s3transfer/jmespath (Lambda provides them), zappa's tooling dependencies,
+pip/setuptools, `*.dist-info`, tests, `shared/tools`, Babel's locale data other than the apps' languages,
+nor another function's packages (the pipeline no Flask, taskapp no SQLAlchemy). Every module is then
+compiled to unchecked-hash bytecode by the runtime venv's Python (`compile_bytecode`): our sources stay
+beside it, the dependencies ship bytecode only. A table prints each zip's size; any zip over 15 MiB fails
+the command.
 
 Without `--outputs`, the stage is rendered for the emulator (account 123456789012): moto is started,
 the stage is provisioned there and its outputs are used. Those are the zips CI checks; `make deploy`
 renders for the real account and packages again (release.py calls `build`).
 
-check-package: each zip is unzipped and Zappa's `handler.lambda_handler` is driven in a subprocess of
-a clean Python (`.local/deploy/checkenv`: only boto3/botocore at the pinned versions, as Lambda has),
-with cwd the unzipped directory, against a freshly provisioned emulator: API Gateway (REST v1 proxy)
+check-package: each zip is unzipped into a read-only folder and Zappa's `handler.lambda_handler` is
+driven in a `python -B` subprocess of a clean Python (`.local/deploy/checkenv`: only boto3/botocore at the
+pinned versions, as Lambda has), with cwd the unzipped directory; any module of the zip compiled at import
+(a .pyc missing) fails it, and so does a zip whose top-level names differ from its function's closure;
+against a freshly provisioned emulator: API Gateway (REST v1 proxy)
 requests for the web apps, an SQS batch on an ARN the stage maps (taskapp notifications, pipeline
 ingest) whose effect is then read back, and the schedules of the apps without a queue. The analytics
 function's pyarrow comes from the AWS SDK for pandas layer in AWS; here pyarrow (the dev pin) is
