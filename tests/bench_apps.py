@@ -208,6 +208,7 @@ def cold_start(outputs: dict[str, str], runs: int, zips_dir: Path | None = None)
     for folder in folders.values():
         for path in [folder, *folder.rglob("*")]:
             path.chmod(path.stat().st_mode | 0o200)
+    shutil.rmtree(work / "task", ignore_errors=True)  # the unpacked copies (the built zips stay in work/dist)
 
     def ms(name: str, key: str = "ms") -> float:
         return median([r[key] for r in results[name]])
