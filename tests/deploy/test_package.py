@@ -65,7 +65,7 @@ def test_each_zip_holds_its_own_functions_imports_and_nothing_lambda_or_developm
                        "playwright", "duckdb", "pyarrow", "sqlglot", "troposphere", "placebo", "yaml", "tqdm",
                        "pip", "setuptools", "pkg_resources", "cryptography", "snapshot_restore_py"):
             assert absent not in top, f"{path.name} carries {absent}"
-        assert not [n for n in entries if n.startswith("shared/tools/")], "the operator tools are not shipped"
+        assert not [n for n in entries if n.startswith("shared/tools/")], "the operator's tools are not shipped"
         assert not [n for n in entries if "/tests/" in f"/{n}"]
         assert [n for n in entries if ".dist-info/" in n] == ["email_validator-2.4.0.dist-info/METADATA"]
         for present in ("handler.py", "zappa_settings.py", "zappa", "durationpy", "pydantic_core", "shared"):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.test_waitlist_e2e import apply_and_decide, make_system  # noqa: F401 - fixture
+from tests.waitlist_system import apply_and_decide
 
 pytestmark = pytest.mark.mysql
 
@@ -36,8 +36,7 @@ def test_a_parent_acting_twice_at_once_gets_answers_not_errors(make_app, mysql_d
     """Two first applications of one child, and confirmations of offers at two daycares, sent at the same
     moment lock the same rows in different orders: MySQL rolls one back (a deadlock). It is run again, so
     both applications are made, and exactly one confirmation wins while the other is told the offer is gone."""
-    from tests.test_reqsys_portal import offer
-    from tests.test_reqsys_waitlist import add_nurseries, applications, seed_body
+    from tests.waitlist_helpers import add_nurseries, applications, offer, seed_body
 
     url = mysql_database("test_reqsys_at_once")
     apps = [make_app("reqsys", {"SQLALCHEMY_DATABASE_URI": url}, migrate=not i) for i in range(2)]
@@ -71,7 +70,7 @@ def test_the_same_event_delivered_twice_at_once_applies_once(make_app, mysql_dat
 
     from shared.platform.events import Envelope
     from shared.platform.signing import sign
-    from tests.test_childsys_waitlist import seed_body
+    from tests.waitlist_helpers import seed_body
 
     url = mysql_database("test_childsys_twice")
     apps = [make_app("childsys", {"SQLALCHEMY_DATABASE_URI": url}, migrate=not i) for i in range(2)]
@@ -92,7 +91,7 @@ def test_the_same_event_delivered_twice_at_once_applies_once(make_app, mysql_dat
 def test_the_limit_holds_when_applications_arrive_at_once(make_app, mysql_database, account, queue):
     """A child waiting at one daycare sends three more applications at the same moment: two get in, the
     third finds the limit of three reached."""
-    from tests.test_reqsys_waitlist import add_nurseries, applications, seed_body
+    from tests.waitlist_helpers import add_nurseries, applications, seed_body
 
     url = mysql_database("test_reqsys_limit_at_once")
     apps = [make_app("reqsys", {"SQLALCHEMY_DATABASE_URI": url}, migrate=not i) for i in range(3)]

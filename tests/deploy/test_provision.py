@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from shared.tools import provision
 from shared.platform.aws import client
 from shared.platform.settings import Settings
+from shared.tools import provision
 
 
 @pytest.fixture(scope="module")

@@ -189,3 +189,18 @@ def test_in_lambda_alembic_waits_until_the_schema_is_upgraded(make_app, monkeypa
     assert "migrate" not in app.extensions
     assert upgrade_schema(app) == head_of(app)
     assert "migrate" in app.extensions and EXPECTED_TABLES["reqsys"] <= tables(app)
+
+
+@pytest.mark.parametrize("app_name", SQL_APPS)
+def test_the_models_match_the_migrated_schema(make_app, tmp_path, app_name):
+    """The shared model columns (shared.waitlist.models) describe what the migrations build, in each app."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    app = make_app(app_name, {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'schema.db'}"}, migrate=False)
+    upgrade_schema(app)
+    with app.app_context():
+        db = app.extensions["sqlalchemy"]
+        with db.engine.connect() as conn:
+            differences = compare_metadata(MigrationContext.configure(conn), db.metadata)
+    assert differences == []

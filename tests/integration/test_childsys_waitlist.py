@@ -131,7 +131,7 @@ def test_reject_needs_a_reason_and_a_rejected_application_cannot_be_accepted(cli
 
     again = client.post("/request/accept", json=body, headers=staff)
     assert again.status_code == 409
-    assert again.json["error"]["code"] == "conflict"
+    assert again.json["error"]["code"] == "transition_not_allowed"
 
 
 def test_other_daycares_staff_and_parents_are_refused(client, sync, make_user, bearer):
@@ -170,7 +170,7 @@ def test_staff_cannot_reach_another_daycares_application_through_the_ambiguous_r
 def test_an_admin_chooses_a_daycare_and_stays_on_it(client, app, sync, make_user, sign_in, submit, queue):
     """Admins belong to no daycare: their home lists the daycares, and the pages of the one they open keep
     to it (filters, the detail page's way back, the redirect after an offer)."""
-    from tests.test_reqsys_waitlist import add_nurseries
+    from tests.waitlist_helpers import add_nurseries
 
     add_nurseries(app)
     body = seed_body(child_name="무지개아이", nursery_id="B00102")
@@ -498,7 +498,7 @@ def test_proofs_open_only_for_the_daycares_staff_and_admins(client, sync, staff,
     import requests
 
     from shared.platform.uploads import presigned_post
-    from tests.test_uploads import PDF, POLICY
+    from tests.file_samples import PDF, POLICY
 
     body = seed_body(criteria=["DUAL_INCOME"])
     sync("REQUEST", body)

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from tests.test_uploads import PDF
-from tests.test_waitlist_e2e import in_childsys, make_system, pump, system  # noqa: F401 - fixtures
+from tests.file_samples import PDF
+from tests.waitlist_system import in_childsys, pump
 
 pytestmark = pytest.mark.browser
 

@@ -16,18 +16,18 @@ import sqlalchemy as sa
 
 from shared.platform.events import Envelope
 from shared.waitlist.calendar import offer_deadline
-from tests.test_reqsys_waitlist import (
+from tests.file_samples import PDF
+from tests.waitlist_helpers import (
     add_nurseries,
     applications,
     count,
+    offer,
     pending,
     receive_all,
     request_id,
     seed_body,
     signed,
 )
-
-PDF = b"%PDF-1.7\n" + b"1 0 obj <<>> endobj\n" * 10
 
 
 @pytest.fixture
@@ -57,12 +57,6 @@ def apply(client, who, body) -> dict:
     return response.get_json()["application"]
 
 
-def offer(client, app, body, version=2, offered_at=None, days=7):
-    offered_at = offered_at or datetime.now(UTC)
-    envelope = Envelope(type="OFFER", version=version, occurred_at=offered_at, actor="staff@example.com",
-                        application={**body, "offer_expires_at": offer_deadline(offered_at, days).isoformat() + "Z"})
-    response = client.post("/request/offer", **signed(app, envelope))
-    assert response.get_json() == {"status": "applied"}, response.get_data(as_text=True)
 
 
 def verify(client, app, body, code, status="VERIFIED", at=None, proof_key=None, reason=None):
@@ -133,7 +127,7 @@ def test_another_account_using_the_same_child_id_neither_blocks_nor_withdraws_th
 
 
 def test_the_apply_form_states_the_limit_before_the_parent_tries(app, client, parent, make_user, sign_in, submit):
-    from tests.test_reqsys_pages import CHILD
+    from tests.waitlist_helpers import CHILD
 
     browser = app.test_client()
     user = make_user(groups=["parents"])

@@ -13,10 +13,7 @@ import requests
 from shared.platform.aws import client
 from shared.platform.errors import ValidationFailed
 from shared.platform.uploads import UploadPolicy, check_upload, presigned_get, presigned_post, safe_filename
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
-PDF = b"%PDF-1.7\n" + b"1 0 obj <<>> endobj\n" * 10
-POLICY = UploadPolicy(max_bytes=1024, content_types=frozenset({"image/png", "application/pdf", "text/csv"}))
+from tests.file_samples import PDF, PNG, POLICY
 
 
 @pytest.fixture

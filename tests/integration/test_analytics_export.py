@@ -16,7 +16,7 @@ from shared.tools.runner import Runner, ScheduleSource, load_event_sources
 from taskapp.analytics import export
 from taskapp.analytics.catalog import EVENTS, SNAPSHOTS, TABLES, local_today
 from tests.analytics_data import ALICE, NOW, TASKS, put_tasks, task
-from tests.test_pipeline_flow import deployed_stages
+from tests.pipeline_helpers import deployed_stages
 
 
 def objects(bucket: str, prefix: str) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
@@ -14,24 +13,7 @@ from shared.platform import aws
 from shared.platform.events import publish
 from shared.platform.settings import ROOT
 from shared.tools.runner import Runner, SqsSource, StreamSource, load_event_sources
-from tests.conftest import runner_settings
-from tests.test_pipeline_support import StandIn, bridge_event, drain, envelope, queue_arn
-
-
-def pipeline_settings(resources, tmp_path: Path) -> Path:
-    """zappa_settings.json's pipeline_local stage as `pipeline_test`, on the test stage's resources."""
-    return runner_settings(resources, tmp_path, "pipeline_local")
-
-
-def deployed_stages() -> dict[str, dict]:
-    """The dev and prod stages as `make deploy` renders them, with the local stages: name -> stage."""
-    from shared.tools.deploy.stages import local_stages, render
-
-    found = {f"{app}_local": stage for app, stage in local_stages().items()}
-    for env in ("dev", "prod"):
-        stream = f"arn:aws:dynamodb:ap-northeast-2:210987654321:table/daycare-{env}-events/stream/2026-01-01T00:00"
-        found.update(render(env, account_id="210987654321", outputs={"EVENTS_TABLE_STREAM_ARN": stream}, env={}))
-    return found
+from tests.pipeline_helpers import StandIn, bridge_event, deployed_stages, drain, envelope, pipeline_settings, queue_arn
 
 
 def test_zappa_settings_wire_every_handler_and_keep_the_stages():

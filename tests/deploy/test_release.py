@@ -9,8 +9,8 @@ import zipfile
 
 import pytest
 
-from shared.tools import provision
 from shared.platform.aws import client
+from shared.tools import provision
 from shared.tools.deploy import release, stages
 from shared.tools.runner import SqsSource, StreamSource, load_event_sources
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import tests.test_reqsys_waitlist as waitlist
-from tests.test_reqsys_waitlist import add_nurseries, pending
+import tests.waitlist_helpers as waitlist
+from tests.waitlist_helpers import CHILD, add_nurseries, pending
 
-TRANSLATIONS = Path(__file__).resolve().parent.parent / "shared" / "platform" / "translations"
+TRANSLATIONS = Path(__file__).resolve().parents[2] / "shared" / "platform" / "translations"
 KOREAN_STATUS = {"REQUESTED": "대기 중", "ACCEPTED": "입소 제안", "REJECTED": "반려됨", "CANCELLED": "취소됨"}
 
 
@@ -51,7 +51,6 @@ def parent_browser(app, make_user, sign_in):
     return browser
 
 
-CHILD = {"child_id": "202301013333333", "name": "김아기", "birthday": "2023-01-01"}
 PARENT = {"parent_name": "김부모", "parent_tel": "010-1234-5678", "parent_email": "parent@example.com",
           "parent_address": "서울특별시 마포구 월드컵북로 21", "parent_postcode": "03991"}
 

@@ -15,7 +15,7 @@ from shared.pipeline.stream import EVENT_SOURCE
 from shared.platform import aws
 from shared.platform.batch import MalformedMessage, process_sqs_batch
 from shared.platform.events import Envelope
-from tests.test_pipeline_support import StandIn, bridge_event, drain, envelope, event_ids, queue_arn, sqs_record
+from tests.pipeline_helpers import StandIn, bridge_event, drain, envelope, event_ids, queue_arn, sqs_record
 
 
 def table_items(table: str, request_id: str) -> list[dict]:

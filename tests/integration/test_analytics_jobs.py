@@ -226,7 +226,7 @@ def test_an_admins_report_on_all_tasks_gives_the_hand_computed_figures(api, admi
     by_day: dict[str, dict[str, int]] = {}
     for day, status, tasks in ready["figures"]["rows"]:
         by_day.setdefault(day, {})[status] = tasks
-    # the same figures as tests/test_analytics_reports.py worked out by hand
+    # the same figures as tests/integration/test_analytics_reports.py worked out by hand
     assert [tuple(by_day[f"2025-03-{d:02d}"].values()) for d in (2, 5, 11)] == [(1, 0, 0), (1, 3, 1), (2, 1, 4)]
 
     # its page: the stacked areas and, under them, the table of the same figures

@@ -11,46 +11,26 @@ import time
 import uuid
 
 import pytest
-import sqlalchemy as sa
 
 from shared.platform.events import Envelope
 from shared.platform.signing import sign
-from shared.tools.demo import NURSERIES  # the five demo daycares
-
-
-def seed_body(**changes) -> dict:
-    """The seed's JSON body, with a child id of its own (the queues are shared by the session)."""
-    body = {
-        "child_id": "2023" + uuid.uuid4().hex[:11].translate(str.maketrans("abcdef", "123456")),
-        "child_name": "김아기",
-        "child_birthday": "20230101",
-        "parent_name": "김부모",
-        "parent_tel": "010-0000-0000",
-        "parent_address": "서울특별시 마포구",
-        "parent_postcode": "00001",
-        "parent_email": "user@email.com",
-        "nursery_id": "A00017",
-    }
-    body.update(changes)
-    return body
-
-
-def listed_start(envelope) -> str:
-    """The default start month: the month after the application, Korean time."""
-    from shared.waitlist.calendar import default_start
-
-    return default_start(envelope.occurred_at)
-
+from tests.waitlist_helpers import (
+    add_nurseries,
+    applications,
+    count,
+    decision,
+    listed_start,
+    only,
+    pending,
+    receive_all,
+    request_id,
+    seed_body,
+    signed,
+)
 
 # --- fixtures -------------------------------------------------------------------------------------------
 
 
-def add_nurseries(app) -> None:
-    with app.app_context():
-        with app.extensions["sqlalchemy"].engine.begin() as conn:
-            for row in NURSERIES:
-                conn.execute(sa.text("INSERT INTO nurseries (nursery_id, name, address, area) VALUES (:i, :n, :a, :r)"),
-                             {"i": row[0], "n": row[1], "a": row[2], "r": row[3]})
 
 
 @pytest.fixture
@@ -70,46 +50,16 @@ def parent(account):
     return account("parents")
 
 
-def receive_all(sqs, url: str, wait: int = 1) -> list[dict]:
-    messages = []
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
-                                  AttributeNames=["All"]).get("Messages", [])
-        if not got:
-            return messages
-        for message in got:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        messages.extend(got)
-        wait = 0
 
 
-def count(app, table: str) -> int:
-    with app.app_context():
-        with app.extensions["sqlalchemy"].engine.connect() as conn:
-            return conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one()  # noqa: S608
 
 
-def pending(app) -> list[dict]:
-    with app.app_context():
-        with app.extensions["sqlalchemy"].engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT body, attempts FROM outbox_events WHERE published_at IS NULL"))
-            return [{"envelope": json.loads(body), "attempts": attempts} for body, attempts in rows]
 
 
-def applications(client, who) -> list[dict]:
-    response = client.get("/enterwait", headers=who.headers)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()["applications"]
 
 
-def only(client, who) -> dict:
-    rows = applications(client, who)
-    assert len(rows) == 1, rows
-    return rows[0]
 
 
-def request_id(body: dict) -> str:
-    return body["child_id"] + body["nursery_id"]
 
 
 # --- apply -----------------------------------------------------------------------------------------------
@@ -241,7 +191,7 @@ def test_state_machine_at_the_api(app, client, parent, queue, sqs):
     assert client.post("/enterwait/request", json=body, headers=parent.headers).status_code == 201
     again = client.post("/enterwait/request", json=body, headers=parent.headers)
     assert again.status_code == 409
-    assert again.get_json()["error"]["code"] == "conflict"
+    assert again.get_json()["error"]["code"] == "transition_not_allowed"
 
     ids = {"child_id": body["child_id"], "nursery_id": body["nursery_id"]}  # a cancel needs only the ids
     cancelled = client.post("/enterwait/cancel", json=ids, headers=parent.headers)
@@ -339,9 +289,8 @@ def test_apply_succeeds_while_sqs_is_down_and_the_relay_sends_later(app, client,
 
 
 def test_relay_handler_builds_its_app_once(monkeypatch, app):
-    from shared.platform.outbox import scheduled_relay
-
     from reqsys.models import OutboxEvent, db
+    from shared.platform.outbox import scheduled_relay
 
     built = []
     relay = scheduled_relay(lambda: built.append(1) or app, db, OutboxEvent)
@@ -353,14 +302,8 @@ def test_relay_handler_builds_its_app_once(monkeypatch, app):
 # --- sync from childsys -----------------------------------------------------------------------------------
 
 
-def signed(app, envelope: Envelope, secret: str | None = None, now: float | None = None):
-    data = envelope.to_json().encode()
-    headers = sign(secret or app.config["SETTINGS"].sync_secret, data, now=now)
-    return {"data": data, "headers": headers, "content_type": "application/json"}
 
 
-def decision(body: dict, event_type: str, version: int, **extra) -> Envelope:
-    return Envelope(type=event_type, version=version, application={**body, **extra})
 
 
 @pytest.fixture
