@@ -160,9 +160,11 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[Na
     from shared.platform.auth import init_auth
     from shared.platform.auth.views import bp as auth_bp
     from shared.platform.errors import register_error_handlers
+    from shared.platform.restore import install as install_restore_hooks
 
     register_error_handlers(app)
     init_auth(app)
+    install_restore_hooks(app)  # SnapStart: what to reset after a restore
     app.register_blueprint(ui)
     app.register_blueprint(auth_bp)
     from shared.platform.openapi import bp as openapi_bp
