@@ -92,6 +92,7 @@ def build_policy(stage: str, account_id: str, region_name: str, n: Names, zappa_
     glue_database = f"daycare_{stage}_analytics"
     function_roles = f"arn:aws:iam::{account_id}:role/{prefix}*-lambda"
     log_group = arn.format("logs", f"log-group:/aws/codebuild/{n.project}")
+    api_stages = f"arn:aws:apigateway:{region_name}::/restapis/*/stages/*"
     return {"Version": "2012-10-17", "Statement": [
         # the build itself
         _allow("Logs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
@@ -131,7 +132,13 @@ def build_policy(stage: str, account_id: str, region_name: str, n: Names, zappa_
         _allow("Apis", ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH",
                         "apigateway:DELETE"], [f"arn:aws:apigateway:{region_name}::/*"]),
         _allow("UserPool", ["cognito-idp:*"], [arn.format("cognito-idp", "userpool/*")]),
-        _allow("Listings", ["cognito-idp:ListUserPools", "sns:ListTopics", "athena:ListWorkGroups",
+        # the sign-in rate limit (shared/tools/provision.py ensure_sign_in_limit, protect_apis): the stage's web
+        # ACL, put in front of the web apps' API Gateway stages
+        _allow("SignInLimit", ["wafv2:CreateWebACL", "wafv2:GetWebACL", "wafv2:UpdateWebACL", "wafv2:AssociateWebACL",
+                               "wafv2:GetWebACLForResource"],
+               [arn.format("wafv2", f"regional/webacl/{prefix}sign-in/*"), api_stages]),
+        _allow("SignInLimitStages", ["apigateway:SetWebACL"], [api_stages]),
+        _allow("Listings", ["cognito-idp:ListUserPools", "wafv2:ListWebACLs", "sns:ListTopics", "athena:ListWorkGroups",
                             "events:ListRuleNamesByTarget", "ses:ListIdentities", "ses:VerifyEmailIdentity",
                             "ses:GetIdentityVerificationAttributes",
                             # the wiring Zappa cannot do (shared/tools/provision.py wire_event_sources)
