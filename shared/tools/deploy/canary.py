@@ -350,10 +350,19 @@ def _allow(function: str, sid: str, principal: str, source_arn: str, changes: li
         changes.append(f"allowed {principal} to invoke {function}:{ALIAS}")
 
 
+def api_id(app: str, stage: str) -> str | None:
+    """The id of the REST API Zappa made for `<app>_<stage>` (its CloudFormation stack's `Api`)."""
+    cloudformation = client("cloudformation")
+    try:
+        resource = cloudformation.describe_stack_resource(
+            StackName=lambda_name(app, stage), LogicalResourceId="Api")["StackResourceDetail"]
+    except cloudformation.exceptions.ClientError:
+        return None
+    return resource["PhysicalResourceId"]
+
+
 def wire_api(app: str, stage: str, changes: list[str]) -> None:
     """Point the app's REST API (made by Zappa's CloudFormation stack) at the alias, and redeploy it."""
-    from shared.tools.deploy.release import api_id
-
     rest_api = api_id(app, stage)
     if rest_api is None:
         return

@@ -87,8 +87,10 @@ def _ensure_subnet_group(name: str, subnets: list[str], result) -> None:
 def _ensure_parameter_group(name: str, result) -> None:
     rds = client("rds")
     try:
-        rds.describe_db_parameter_groups(DBParameterGroupName=name)
+        found = rds.describe_db_parameter_groups(DBParameterGroupName=name)["DBParameterGroups"]
     except rds.exceptions.DBParameterGroupNotFoundFault:
+        found = []
+    if not found:
         rds.create_db_parameter_group(DBParameterGroupName=name, DBParameterGroupFamily=PARAMETER_FAMILY,
                                       Description="daycare: TLS required")
         result.changes.append(f"created DB parameter group {name}")

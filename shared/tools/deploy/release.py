@@ -37,6 +37,7 @@ from pathlib import Path
 
 from shared.platform.aws import client, region
 from shared.tools.deploy import stages
+from shared.tools.deploy.canary import api_id
 
 WEB_APPS = stages.WEB_APPS
 EVENT_APPS = ("pipeline", "analytics")
@@ -87,17 +88,6 @@ def ensure_secrets(stage: str, env: Mapping[str, str], database_urls: Mapping[st
         raise SystemExit(f"set the CI secret(s) {', '.join(missing)} once: the MySQL apps have no database URL "
                          f"in SSM under /daycare/{stage}/")
     return changes
-
-
-def api_id(app: str, stage: str) -> str | None:
-    """The id of the REST API Zappa made for `<app>_<stage>` (its CloudFormation stack's `Api`)."""
-    cloudformation = client("cloudformation")
-    try:
-        resource = cloudformation.describe_stack_resource(
-            StackName=stages.lambda_name(app, stage), LogicalResourceId="Api")["StackResourceDetail"]
-    except cloudformation.exceptions.ClientError:
-        return None
-    return resource["PhysicalResourceId"]
 
 
 def api_url(app: str, stage: str) -> str | None:
