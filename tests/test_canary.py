@@ -170,7 +170,7 @@ def test_a_release_moves_the_alias_an_alarm_rolls_it_back_and_make_rollback_goes
     # an alarm of the function fires during the canary: CodeDeploy puts the alias back, the deploy fails
     cloudwatch.set_alarm_state(AlarmName=f"{function}-errors", StateValue="ALARM", StateReason="test")
     third = new_version("v3")
-    with pytest.raises(SystemExit, match="left live on " + second):
+    with pytest.raises(SystemExit, match=f"{function}: deployment .* Stopped; CodeDeploy left live on {second}"):
         canary.release(STAGE, "reqsys", third, execute=standin)
     assert lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"] == second
     assert lam.get_alias(FunctionName=function, Name="live").get("RoutingConfig", {}).get(

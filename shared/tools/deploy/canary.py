@@ -511,21 +511,34 @@ def start(stage: str, app: str, current: str, target: str, config: str | None = 
     )["deploymentId"]
 
 
-def release(stage: str, app: str, target: str, execute: Executor = wait_for_deployment) -> str | None:
-    """Shift `live` to `target` through a CodeDeploy canary; raises SystemExit when it was rolled back."""
+def release_all(stage: str, targets: Mapping[str, str], execute: Executor = wait_for_deployment) -> dict[str, str]:
+    """Shift each function's `live` to its target through a CodeDeploy canary, all at once (each deployment
+    watches its own function's alarms); app -> deployment id. Raises SystemExit naming the ones rolled back."""
     lam = client("lambda")
-    function = lambda_name(app, stage)
-    current = lam.get_alias(FunctionName=function, Name=ALIAS)["FunctionVersion"]
-    if current == target:
-        print(f"  {function}:{ALIAS} already on {target}", flush=True)
-        return None
-    deployment_id = start(stage, app, current, target)
-    print(f"  {function}:{ALIAS} {current} -> {target}: CodeDeploy {deployment_id} ({CANARY})", flush=True)
-    status = execute(deployment_id)
-    if status != "Succeeded":
-        raise SystemExit(f"{function}: deployment {deployment_id} {status}; CodeDeploy left {ALIAS} on {current} "
-                         f"(its alarms or the pre-traffic checks). The other functions were not released.")
-    return deployment_id
+    started: dict[str, tuple[str, str, str]] = {}
+    for app, target in targets.items():
+        function = lambda_name(app, stage)
+        current = lam.get_alias(FunctionName=function, Name=ALIAS)["FunctionVersion"]
+        if current == target:
+            print(f"  {function}:{ALIAS} already on {target}", flush=True)
+            continue
+        started[app] = (start(stage, app, current, target), current, target)
+        print(f"  {function}:{ALIAS} {current} -> {target}: CodeDeploy {started[app][0]} ({CANARY})", flush=True)
+    failed = []
+    for app, (deployment_id, current, _target) in started.items():
+        status = execute(deployment_id)
+        print(f"  {lambda_name(app, stage)}: {status}", flush=True)
+        if status != "Succeeded":
+            failed.append(f"{lambda_name(app, stage)}: deployment {deployment_id} {status}; CodeDeploy left {ALIAS} "
+                          f"on {current} (its alarms or the pre-traffic checks)")
+    if failed:
+        raise SystemExit("not released:\n  " + "\n  ".join(failed))
+    return {app: deployment_id for app, (deployment_id, _, _) in started.items()}
+
+
+def release(stage: str, app: str, target: str, execute: Executor = wait_for_deployment) -> str | None:
+    """One function's release (release_all of one); its deployment id, or None when already there."""
+    return release_all(stage, {app: target}, execute).get(app)
 
 
 def previous_version(function: str, current: str) -> str | None:

@@ -190,8 +190,7 @@ def deploy(stage: str, env: Mapping[str, str], run: Callable[[list[str]], None],
     for app in (*WEB_APPS, *EVENT_APPS):
         say(canary.wire_alias(stage, app, rendered[f"{app}_{stage}"]))
     print(f"6. release through CodeDeploy ({canary.CANARY}, rolled back on alarm)", flush=True)
-    for app in (*WEB_APPS, *EVENT_APPS):
-        canary.release(stage, app, targets[app], **({"execute": execute} if execute else {}))
+    canary.release_all(stage, targets, **({"execute": execute} if execute else {}))
     return targets
 
 
