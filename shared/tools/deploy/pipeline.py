@@ -36,8 +36,8 @@ BUILD_COMPUTE = "BUILD_GENERAL1_MEDIUM"  # 4 vCPU, 7 GB: the test suite with Mar
 BUILD_TIMEOUT_MINUTES = 60
 BUILDSPEC = ".ci/buildspec.yml"
 ARTIFACT_DAYS = 30  # pipeline artifacts (source zips, packages) are only needed while a run is under way
-DEPLOY_SETTINGS = ("ZAPPA_BUCKET", "VPC_SUBNET_IDS", "VPC_SECURITY_GROUP_IDS", "SES_SENDER", "KEEP_WARM", "OPERATOR_EMAIL",
-                   "DATABASE_TIER", "DB_INSTANCE_IDENTIFIER")
+DEPLOY_SETTINGS = ("ZAPPA_BUCKET", "VPC_SUBNET_IDS", "VPC_SECURITY_GROUP_IDS", "SES_SENDER", "KEEP_WARM",
+                   "OPERATOR_EMAIL", "DATABASE_TIER", "DB_INSTANCE_IDENTIFIER")
 APPROVAL_STAGES = ("prod",)
 POLICY_NAME = "least-privilege"
 
