@@ -17,8 +17,9 @@ from shared.tools.provision import Result
 
 
 @pytest.fixture
-def vpc(aws_endpoint) -> dict[str, str]:
-    """Two private subnets and a security group, as a user's account already has them."""
+def vpc(own_emulator) -> dict[str, str]:
+    """Two private subnets and a security group, as a user's account already has them. Its own emulator: RDS
+    resources break the shared one's /moto-api/data.json, which the local mailbox reads."""
     ec2 = client("ec2")
     vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.20.{i}.0/24",
