@@ -11,7 +11,7 @@ import pytest
 
 from shared.platform.aws import client
 from shared.tools import provision
-from shared.tools.deploy import canary, release, stages
+from shared.tools.deploy import release, stages
 from shared.tools.runner import SqsSource, StreamSource, load_event_sources
 
 
@@ -78,6 +78,8 @@ def _function_zip() -> bytes:
 
 
 def test_wiring_makes_every_mapping_zappa_cannot(own_emulator, tmp_path, monkeypatch):
+    from shared.tools.deploy import canary
+
     stage = "wiring"
     outputs = provision.apply(stage).outputs
     monkeypatch.setattr(stages, "LOCAL_DIR", tmp_path)
@@ -122,6 +124,8 @@ def test_the_database_tiers_urls_need_no_ci_secret(stage_name):
 
 
 def test_zappa_deploys_without_events_or_keep_warm_so_nothing_reaches_unreleased_code():
+    from shared.tools.deploy import canary
+
     rendered = {"reqsys_dev": {"keep_warm": True, "events": [{"function": "reqsys.relay.handler",
                                                               "expression": "rate(1 minute)"}], "app_function": "x"}}
     assert canary.deploy_settings(rendered) == {"reqsys_dev": {"keep_warm": False, "events": [], "app_function": "x"}}
