@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint bench translations package check-package deploy smoke rollback db-bootstrap clean
+.PHONY: install run test test-unit lint bench translations package check-package deploy smoke rollback db-bootstrap clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# The unit tests alone (no emulator, no browser, no database server): under half a minute.
+test-unit: install
+	$(BIN)/pytest tests/unit
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.platform.outbox import OutboxMixin
-from shared.waitlist.models import CriterionMixin, RankedApplicationMixin
+from shared.waitlist.models import ApplicationMixin, CriterionMixin, utcnow
 from shared.waitlist.ranking import queue_indexes
-from shared.waitlist.rules import Status
 
 
 class Base(DeclarativeBase):
@@ -19,11 +18,6 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-
-
-def utcnow() -> datetime:
-    """Naive UTC (MySQL DATETIME has no zone)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Nursery(db.Model):
@@ -43,47 +37,27 @@ BODY_FIELDS = ("child_id", "child_name", "child_birthday", "user_id", "parent_na
                "parent_address", "parent_postcode", "parent_email", "nursery_id")
 
 
-class Application(RankedApplicationMixin, db.Model):
+class Application(ApplicationMixin, db.Model):
     """An application received from reqsys; request_id = child_id + nursery_id.
 
-    Ranked at its daycare by shared.waitlist.rank_order (the staff list's order).
+    Ranked at its daycare by shared.waitlist.ranking.rank_order (the staff list's order).
     """
 
-    __tablename__ = "applications"
+    __table_args__ = (
+        Index("ix_applications_status", "status"),
+        Index("ix_applications_created_at", "created_at"),
+    )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    request_id: Mapped[str] = mapped_column(String(30), unique=True)
-    child_id: Mapped[str] = mapped_column(String(20))
-    child_name: Mapped[str] = mapped_column(String(50))
-    child_birthday: Mapped[str] = mapped_column(String(8))
-    user_id: Mapped[str] = mapped_column(String(128))
-    parent_name: Mapped[str] = mapped_column(String(50))
-    parent_tel: Mapped[str] = mapped_column(String(20))
-    parent_address: Mapped[str] = mapped_column(String(200))
-    parent_postcode: Mapped[str] = mapped_column(String(5))
-    parent_email: Mapped[str] = mapped_column(String(254))
     nursery_id: Mapped[str] = mapped_column(String(10), index=True)
-    status: Mapped[int] = mapped_column(Integer, index=True)  # shared.waitlist.Status code
-    version: Mapped[int] = mapped_column(Integer, default=0)
-    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(254), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     history: Mapped[list[ApplicationHistory]] = relationship(
         back_populates="application", order_by="ApplicationHistory.id", cascade="all, delete-orphan")
     criteria: Mapped[list[ApplicationCriterion]] = relationship(
         order_by="ApplicationCriterion.id", cascade="all, delete-orphan")
 
-    @property
-    def status_enum(self) -> Status:
-        return Status(self.status)
-
     def body(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in BODY_FIELDS} | {"desired_start": self.desired_start}
-
-    def criterion(self, code: str) -> ApplicationCriterion | None:
-        return next((c for c in self.criteria if c.code == code), None)
 
 
 queue_indexes(Application)

@@ -231,7 +231,7 @@ def verify(request_id: str, code: str, verdict: str):
     except ApiError as err:
         if err.status not in (404, 409):
             raise
-        flash(_("No proof document has been uploaded for this criterion yet.") if "proof" in err.message
+        flash(_("No proof document has been uploaded for this criterion yet.") if err.code == "proof_missing"
               else _("Criteria can be checked only while the application is waiting."), "error")
     else:
         flash(_("The criterion is verified: it now counts towards the score.") if status is CriterionStatus.VERIFIED

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.platform.outbox import OutboxMixin
-from shared.waitlist.models import CriterionMixin, RankedApplicationMixin
+from shared.waitlist.models import ApplicationMixin, CriterionMixin, utcnow
 from shared.waitlist.ranking import queue_indexes
-from shared.waitlist.rules import Status
 
 
 class Base(DeclarativeBase):
@@ -19,11 +18,6 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-
-
-def utcnow() -> datetime:
-    """Naive UTC (MySQL DATETIME has no zone); shown in KST by the pages."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Nursery(db.Model):
@@ -57,38 +51,21 @@ BODY_FIELDS = ("child_id", "child_name", "child_birthday", "user_id", "parent_na
                "parent_address", "parent_postcode", "parent_email", "nursery_id", "desired_start")
 
 
-class Application(RankedApplicationMixin, db.Model):
+class Application(ApplicationMixin, db.Model):
     """One child's application to one daycare; request_id = child_id + nursery_id (the seed's id).
 
-    Ranked at its daycare by shared.waitlist.rank_order; an offer (ACCEPTED) runs until
+    Ranked at its daycare by shared.waitlist.ranking.rank_order; an offer (ACCEPTED) runs until
     offer_expires_at, after which the schedule in reqsys.offers expires it.
     """
 
-    __tablename__ = "applications"
     __table_args__ = (
         Index("ix_applications_child_status", "child_id", "status"),  # a child's limit
         Index("ix_applications_offers", "status", "offer_expires_at"),  # the deadline schedule
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    request_id: Mapped[str] = mapped_column(String(30), unique=True)
     parent_sub: Mapped[str] = mapped_column(String(64), index=True)
-    child_id: Mapped[str] = mapped_column(String(20))
-    child_name: Mapped[str] = mapped_column(String(50))
-    child_birthday: Mapped[str] = mapped_column(String(8))  # YYYYMMDD, as in the seed
-    user_id: Mapped[str] = mapped_column(String(128))
-    parent_name: Mapped[str] = mapped_column(String(50))
-    parent_tel: Mapped[str] = mapped_column(String(20))
-    parent_address: Mapped[str] = mapped_column(String(200))
-    parent_postcode: Mapped[str] = mapped_column(String(5))
-    parent_email: Mapped[str] = mapped_column(String(254))
     nursery_id: Mapped[str] = mapped_column(String(10), ForeignKey("nurseries.nursery_id"), index=True)
-    status: Mapped[int] = mapped_column(Integer)  # shared.waitlist.Status code
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)  # why it was rejected or withdrawn
     reminded_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # the offer's reminder went out
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     nursery: Mapped[Nursery] = relationship(lazy="joined")
     history: Mapped[list[ApplicationHistory]] = relationship(
@@ -96,18 +73,11 @@ class Application(RankedApplicationMixin, db.Model):
     criteria: Mapped[list[ApplicationCriterion]] = relationship(
         order_by="ApplicationCriterion.id", cascade="all, delete-orphan")
 
-    @property
-    def status_enum(self) -> Status:
-        return Status(self.status)
-
     def body(self) -> dict:
         """The seed's JSON body of this application, with its start month, criteria and daycare name."""
         return {**{name: getattr(self, name) for name in BODY_FIELDS},
                 "criteria": [c.code for c in self.criteria],
                 "nursery_name": self.nursery.name if self.nursery else self.nursery_id}
-
-    def criterion(self, code: str) -> ApplicationCriterion | None:
-        return next((c for c in self.criteria if c.code == code), None)
 
 
 queue_indexes(Application)

@@ -8,7 +8,7 @@ GET /api/admin/queues (admins' bearer token). The data and actions live in share
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -19,11 +19,11 @@ from wtforms.validators import Length, Optional, Regexp
 
 from shared.pipeline import monitor
 from shared.platform.auth import api_auth_required, login_required
+from shared.platform.clock import local_time
 from shared.waitlist.rules import EVENT_LABELS
 
 bp = Blueprint("monitor", __name__, url_prefix="/admin/monitor")
 
-KST = timezone(timedelta(hours=9), "KST")
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
@@ -55,7 +55,7 @@ def monitor_time(value: datetime | str | None) -> str:
         return "–"
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(KST).strftime("%Y-%m-%d %H:%M:%S KST")
+    return local_time(value, fmt="%Y-%m-%d %H:%M:%S KST")
 
 
 def _outbox_backlog() -> dict | None:

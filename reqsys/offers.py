@@ -95,7 +95,7 @@ def _open_offer(identity: Identity, data, now: datetime | None) -> Application:
         raise OfferExpired(deadline)
     if application.status_enum is not Status.ACCEPTED:
         db.session.rollback()
-        raise Conflict("There is no open offer on this application")
+        raise Conflict("There is no open offer on this application", "no_open_offer")
     return application
 
 

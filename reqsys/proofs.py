@@ -74,12 +74,12 @@ def _prefix(identity: Identity, application: Application, code: str) -> str:
 def _criterion(application: Application, code: str) -> ApplicationCriterion:
     """The declared criterion a proof may be added to (while the application waits, and not yet verified)."""
     if application.status_enum is not Status.REQUESTED:
-        raise Conflict("Proofs can be added only while the application is waiting")
+        raise Conflict("Proofs can be added only while the application is waiting", "not_waiting")
     criterion = application.criterion(code)
     if criterion is None:
         raise ValidationFailed({"criterion": "was not declared on this application"})
     if criterion.status == CriterionStatus.VERIFIED:
-        raise Conflict("This criterion is already verified")
+        raise Conflict("This criterion is already verified", "already_verified")
     return criterion
 
 

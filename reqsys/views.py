@@ -378,9 +378,13 @@ def api_criteria():
 @api.get("/enterwait")
 @api_auth_required("parents", "admins")
 def list_applications():
-    """The parent's own applications (with rank and score); an admin sees everyone's."""
-    rows = services.list_applications(g.identity, everyone=g.identity.is_admin)
-    return jsonify(applications=[services.application_dict(row, rank) for row, rank in rows])
+    """The parent's own applications (with rank and score); an admin sees everyone's, a page at a time
+    (`?cursor=` from the last page's `next_cursor`)."""
+    if not g.identity.is_admin:
+        rows = services.list_applications(g.identity)
+        return jsonify(applications=[services.application_dict(row, rank) for row, rank in rows])
+    rows, next_cursor = services.list_all_applications(g.identity, request.args.get("cursor"))
+    return jsonify(applications=[services.application_dict(row, rank) for row, rank in rows], next_cursor=next_cursor)
 
 
 def _answer(application, status: int = 200, **extra):

@@ -36,20 +36,16 @@ def create_app(config: dict | None = None) -> Flask:
     @app.template_filter("localtime")
     def _localtime(value: str | None) -> str:
         """A stored UTC time (ISO 8601) as the signed-in user's local time, to the minute."""
-        from datetime import datetime
         from zoneinfo import ZoneInfo
 
         from shared.platform.auth import session_identity
+        from shared.platform.clock import local_time
         from taskapp.profiles import DEFAULT_TIME_ZONE, page_profile
 
         if not value:
             return ""
         profile = page_profile(session_identity()) or {}
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return value
-        return moment.astimezone(ZoneInfo(profile.get("time_zone") or DEFAULT_TIME_ZONE)).strftime("%Y-%m-%d %H:%M")
+        return local_time(value, ZoneInfo(profile.get("time_zone") or DEFAULT_TIME_ZONE))
 
     return app
 

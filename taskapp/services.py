@@ -45,11 +45,12 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shared.platform.auth import Identity
 from shared.platform.aws import client
 from shared.platform.errors import ApiError, Conflict, NotFound, ValidationFailed
+from shared.platform.payloads import validate
 from taskapp import notifications, store
 from taskapp.store import decode_cursor, dump, encode_cursor, load, now_iso, without_keys
 
@@ -133,14 +134,13 @@ class TaskPatch(BaseModel):
 
 
 def parse(model: type[BaseModel], data: dict) -> Any:
-    """`data` as `model`, or ValidationFailed naming each bad field (as shared.platform.payloads does)."""
+    """`data` as `model`, or ValidationFailed naming each bad top-level field (the forms' field names)."""
     try:
-        return model.model_validate(data)
-    except ValidationError as err:
+        return validate(model, data)
+    except ValidationFailed as err:
         fields: dict[str, str] = {}
-        for problem in err.errors():
-            name = str(problem["loc"][0]) if problem["loc"] else "body"
-            fields.setdefault(name, problem["msg"].removeprefix("Value error, "))
+        for name, message in err.fields.items():
+            fields.setdefault(name.split(".")[0], message)
         raise ValidationFailed(fields) from None
 
 

@@ -1,4 +1,4 @@
-"""A small task data set whose report figures are worked out by hand in tests/test_analytics_reports.py.
+"""A small task data set whose report figures are worked out by hand in tests/integration/test_analytics_reports.py.
 
 Times are UTC as taskapp stores them; the reports count by local (KST, UTC+9) day. "Now" is
 Wednesday 2025-03-12 12:00 KST.

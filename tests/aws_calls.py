@@ -1,6 +1,6 @@
 """Static scanner: every boto3 operation a Lambda function's code can call, and the IAM action it needs.
 
-`python -m tests.aws_calls` prints the call sites per function. tests/test_iam.py checks the
+`python -m tests.aws_calls` prints the call sites per function. tests/deploy/test_iam.py checks the
 functions' policies (shared/tools/deploy/iam.py) against what this finds.
 
 How: the function's modules are its `app_function` and event handler modules in zappa_settings.json
@@ -31,7 +31,7 @@ PACKAGES = ("reqsys", "childsys", "taskapp", "shared")
 # Deploy tooling, provisioning, the local runner and demo data: run on a developer's machine or in
 # CI, never in Lambda (the zips are checked for the runtime's imports, not these). A Lambda module
 # importing one of them is reported in `Scan.skipped_imports` (the test requires none).
-NEVER_IN_LAMBDA = ("shared.tools.deploy", "shared.tools.provision", "shared.tools.localdev", "shared.tools.runner", "shared.tools.demo")
+NEVER_IN_LAMBDA = ("shared.tools",)
 
 # operation (boto3 method) -> IAM action names, where the action is not the operation's own name
 # (batch calls are authorised by the single action; S3 names actions after the object operation).

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# make bench: the pipeline ({count:,} REQUEST events, in-process on the emulator)")
     with emulator() as outputs:
         from shared.platform.events import publish_batch
-        from tests.conftest import runner_settings
+        from tests.pipeline_helpers import runner_settings
 
         work = Path(outputs["WORK_DIR"])
         childsys, childsys_url = start_childsys(work)

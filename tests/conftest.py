@@ -56,37 +56,8 @@ def resources(aws_endpoint) -> dict[str, str]:
     return provision.apply("test").outputs
 
 
-LOCAL_PREFIX = "daycare-local-"
 
 
-def runner_settings(resources, tmp_path, *local_stages: str):
-    """zappa_settings.json's named `*_local` stages as `*_test` stages pointed at the test stage's
-    resources (same names, `daycare-test-` for `daycare-local-`), written to a file for the runner:
-    the wiring under test is the real one."""
-    import json
-    from pathlib import Path
-
-    from shared.platform.settings import ROOT
-
-    stages = json.loads((ROOT / "zappa_settings.json").read_text())
-    prefix = f"daycare-{resources['STAGE']}-"
-    queues = {arn.rsplit(":", 1)[-1]: arn for key, arn in resources.items() if key.endswith("_QUEUE_ARN")}
-    streams = {resources[key.removesuffix("_STREAM_ARN")]: arn for key, arn in resources.items()
-               if key.endswith("_STREAM_ARN")}
-    settings = {"base": stages["base"]}
-    for name in local_stages:
-        events = []
-        for entry in stages[name]["events"]:
-            arn = entry["event_source"]["arn"]
-            if ":dynamodb:" in arn:
-                arn = streams[arn.split(":", 5)[5].split("/")[1].replace(LOCAL_PREFIX, prefix, 1)]
-            else:
-                arn = queues[arn.rsplit(":", 1)[-1].replace(LOCAL_PREFIX, prefix, 1)]
-            events.append({**entry, "event_source": {**entry["event_source"], "arn": arn}})
-        settings[name.removesuffix("_local") + "_test"] = {**stages[name], "events": events}
-    path = Path(tmp_path) / "zappa_settings.json"
-    path.write_text(json.dumps(settings))
-    return path
 
 
 @pytest.fixture
@@ -400,8 +371,8 @@ def analytics_env(resources, monkeypatch):
     an export sees only the test's own tasks. SimpleNamespace(table, bucket, settings)."""
     from dataclasses import replace
 
-    from shared.tools import provision
     from shared.platform.settings import Settings
+    from shared.tools import provision
 
     suffix = uuid.uuid4().hex[:8]
     spec = provision.spec("test", "000000000000")
@@ -414,3 +385,7 @@ def analytics_env(resources, monkeypatch):
         monkeypatch.setenv(key, result.outputs[key])
     return SimpleNamespace(table=result.outputs["TASKS_TABLE"], bucket=result.outputs["ANALYTICS_BUCKET"],
                            settings=Settings.load("taskapp"))
+
+
+# the whole waitlist as one system, for the end-to-end tests (tests/waitlist_system.py)
+from tests.waitlist_system import make_system, system  # noqa: E402, F401, I001 - fixtures

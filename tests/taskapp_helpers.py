@@ -81,7 +81,7 @@ def post_page_form(web, page: str, content: bytes, content_type: str, filename: 
 def taskapp_runner(resources, tmp_path):
     """The local runner over taskapp_local's event sources (on the test stage's queues); a failed
     message is visible again at once, so retries happen within a test."""
-    from tests.conftest import runner_settings
+    from tests.pipeline_helpers import runner_settings
 
     path = runner_settings(resources, tmp_path, "taskapp_local")
     return Runner(load_event_sources(path, "test"), failed_visibility=0)

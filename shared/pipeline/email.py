@@ -20,7 +20,7 @@ import json
 import logging
 import re
 import time
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
@@ -33,11 +33,11 @@ from pydantic import ValidationError
 from shared.pipeline import settings
 from shared.platform.aws import client
 from shared.platform.batch import MalformedMessage, process_sqs_batch, validation_summary
+from shared.platform.clock import local_time
 from shared.platform.events import Envelope, EventType
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates" / "email"
-KST = timezone(timedelta(hours=9), "KST")  # Korea has no daylight saving time
 IDEMPOTENCY_TTL = timedelta(days=7)
 PREFIX = "[어린이집 입소대기]"
 SUBJECTS = {
@@ -86,7 +86,7 @@ def _kst(value: Any) -> str:
         moment = datetime.fromisoformat(str(value))
     except ValueError:
         return ""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(KST).strftime("%Y-%m-%d %H:%M (KST)")
+    return local_time(moment, fmt="%Y-%m-%d %H:%M (KST)")
 
 
 def render(envelope: Envelope) -> tuple[str, str, str]:
@@ -111,7 +111,7 @@ def render(envelope: Envelope) -> tuple[str, str, str]:
         "criterion_verified": criterion.get("status") == "VERIFIED",
         "criterion_reason": str(criterion.get("reason") or "").strip(),
         "request_id": envelope.request_id or "-",
-        "occurred_at": envelope.occurred_at.astimezone(KST).strftime("%Y-%m-%d %H:%M (KST)"),
+        "occurred_at": local_time(envelope.occurred_at, fmt="%Y-%m-%d %H:%M (KST)"),
         "reason": str(app.get("reason") or "").strip(),
         "event_id": envelope.event_id,
     }

@@ -43,8 +43,10 @@ class NotFound(ApiError):
 
 
 class Conflict(ApiError):
-    def __init__(self, message: str):
-        super().__init__(409, "conflict", message)
+    """409: the request is fine but the state it finds forbids it; `code` says which refusal it is."""
+
+    def __init__(self, message: str, code: str = "conflict"):
+        super().__init__(409, code, message)
 
 
 class ValidationFailed(ApiError):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from sqlalchemy import Index, and_, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Index, func, select
 
 from shared.waitlist.rules import WAITING
 
@@ -17,44 +17,40 @@ def locked(session, model, request_id: str):
                            .execution_options(populate_existing=True)).first()
 
 
-def live_rank(session, model, application) -> int | None:
-    """An application's rank at its daycare while it waits (None otherwise)."""
-    if application.status != WAITING.code:
-        return None
-    return session.scalar(select(rank_of(model)).where(model.id == application.id))
-
-
-
-
 def rank_order(model) -> tuple:
     """The waiting order at a daycare: any verified 1순위 item first, then score, then application time
     (the request id breaks exact ties the same way in both apps)."""
     return (model.priority_tier.asc(), model.score.desc(), model.applied_at.asc(), model.request_id.asc())
 
 
-def ranks_of(session, model, nursery_id: str, ids: Iterable[int]) -> dict[int, int]:
-    """The ranks of some waiting applications of one daycare, in one query: ROW_NUMBER() over the queue
-    (read off its index, nothing leaves the database but the asked-for rows)."""
-    ids = list(ids)
-    if not ids:
+@dataclass(frozen=True)
+class Place:
+    """Where a waiting application stands: `rank` of the `waiting` applications at its daycare."""
+
+    rank: int
+    waiting: int
+
+
+def queue_places(session, model, applications: Iterable) -> dict[int, Place]:
+    """The places of the waiting ones among `applications` (any daycares), in one query: RANK() over each
+    daycare's queue in rank order, with the queue's length, read off the queue index; only the asked-for
+    rows leave the database. The one definition of a rank, for every page, JSON route and email."""
+    waiting = [a for a in applications if a.status == WAITING.code]
+    if not waiting:
         return {}
-    queue = select(model.id, func.row_number().over(order_by=rank_order(model)).label("rank")).where(
-        model.nursery_id == nursery_id, model.status == WAITING.code).subquery()
-    return dict(session.execute(select(queue.c.id, queue.c.rank).where(queue.c.id.in_(ids))).all())
+    by_daycare = {"partition_by": model.nursery_id}
+    queue = select(model.id, func.rank().over(**by_daycare, order_by=rank_order(model)).label("rank"),
+                   func.count().over(**by_daycare).label("waiting")).where(
+        model.nursery_id.in_({a.nursery_id for a in waiting}), model.status == WAITING.code).subquery()
+    rows = session.execute(select(queue.c.id, queue.c.rank, queue.c.waiting).where(
+        queue.c.id.in_([a.id for a in waiting])))
+    return {id_: Place(rank, count) for id_, rank, count in rows}
 
 
-def rank_of(model):
-    """A correlated subquery: 1 + the waiting applications ahead of this row at its daycare (for a
-    handful of rows, e.g. a parent's own; it walks the queue index, not the table)."""
-    ahead = aliased(model)
-    same_tier, same_score = ahead.priority_tier == model.priority_tier, ahead.score == model.score
-    return select(func.count() + 1).where(
-        ahead.nursery_id == model.nursery_id, ahead.status == WAITING.code,
-        or_(ahead.priority_tier < model.priority_tier,
-            and_(same_tier, ahead.score > model.score),
-            and_(same_tier, same_score, ahead.applied_at < model.applied_at),
-            and_(same_tier, same_score, ahead.applied_at == model.applied_at, ahead.request_id < model.request_id)),
-    ).scalar_subquery()
+def live_rank(session, model, application) -> int | None:
+    """An application's rank at its daycare while it waits (None otherwise)."""
+    place = queue_places(session, model, [application]).get(application.id)
+    return place.rank if place else None
 
 
 def queue_indexes(model) -> None:

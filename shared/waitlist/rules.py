@@ -87,7 +87,8 @@ def next_status(current: Status | None, event_type: str) -> Status:
     target, allowed = TRANSITIONS[str(event_type)]
     if current not in allowed:
         state = current.name if current else "no application"
-        raise Conflict(f"Cannot {str(event_type).lower()} an application that is {state.lower()}")
+        raise Conflict(f"Cannot {str(event_type).lower()} an application that is {state.lower()}",
+                       "transition_not_allowed")
     return target
 
 

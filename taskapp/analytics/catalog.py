@@ -18,9 +18,10 @@ functions (which the two engines spell differently). `dt` is the local day too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 
-LOCAL_TZ = timezone(timedelta(hours=9), "KST")
+from shared.platform.clock import KST
+
 EXPORT_PREFIX = "exports"
 PART_NAME = "part-0000.parquet"
 FIRST_DAY = "2024-01-01"  # partition projection starts here; no task is older
@@ -124,7 +125,7 @@ def local_time(value: str | datetime) -> datetime:
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(LOCAL_TZ).replace(tzinfo=None)
+    return value.astimezone(KST).replace(tzinfo=None)
 
 
 def local_today(now: datetime | None = None) -> date:

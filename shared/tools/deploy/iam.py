@@ -2,7 +2,7 @@
 
 Each function (APPS, the stages of zappa_settings.json) gets its own role, `stages.role_name(app, stage)`,
 trusted by lambda.amazonaws.com only, with one inline policy granting exactly:
-  - the actions its code calls (tests/aws_calls.py finds them; tests/test_iam.py checks both ways),
+  - the actions its code calls (tests/aws_calls.py finds them; tests/deploy/test_iam.py checks both ways),
     each on the resources that code uses, named from the provisioning outputs;
   - CloudWatch Logs on its own log group;
   - what Lambda itself does with the role: read and delete from the function's SQS event sources,
@@ -14,7 +14,7 @@ trusted by lambda.amazonaws.com only, with one inline policy granting exactly:
 `Resource: "*"` appears once, where AWS requires it: the EC2 network-interface actions of VPC access
 (ec2:Describe* have no resource-level permissions; it is what AWSLambdaVPCAccessExecutionRole grants).
 
-Not granted, although the code contains the call (tests/test_iam.py keeps these lists current):
+Not granted, although the code contains the call (tests/deploy/test_iam.py keeps these lists current):
   - Cognito's public-client operations (NO_IAM): AWS does not evaluate IAM for them at all.
   - NOT_RUN_HERE: calls in a module the function imports, on a path that function never takes
     (the scanner works per module).
@@ -56,11 +56,12 @@ NO_IAM = {
 }
 # (app, action) -> why the function never makes a call its modules contain.
 NOT_RUN_HERE: dict[tuple[str, str], str] = {
-    ("childsys", "s3:PutObject"): "childsys takes only presigned_get from shared.platform.uploads (a proof's download link)",
-    ("childsys", "s3:DeleteObject"): "childsys takes only presigned_get from shared.platform.uploads (a proof's download link)",
+    ("childsys", "s3:PutObject"): "childsys takes only presigned_get from shared.platform.uploads (a proof's link)",
+    ("childsys", "s3:DeleteObject"): "childsys takes only presigned_get from shared.platform.uploads (a proof's link)",
     ("childsys", "cognito-idp:AdminAddUserToGroup"): "only reqsys's sign-up puts new users in a group (parents)",
     ("taskapp", "cognito-idp:AdminAddUserToGroup"): "only reqsys's sign-up puts new users in a group (parents)",
-    ("pipeline", "sqs:SendMessage"): "the handlers take Envelope/EventType from shared.platform.events, never publish()",
+    ("pipeline", "sqs:SendMessage"): "the handlers take Envelope/EventType from shared.platform.events, "
+                                     "never publish()",
     ("analytics", "lambda:InvokeFunction"): "taskapp.analytics.export.request_export runs in taskapp (the admin "
                                             "button); the analytics function runs only `handler`",
     ("taskapp", "dynamodb:Scan"): "the export's table scan runs in taskapp only locally (request_export); in "
@@ -238,7 +239,7 @@ def ensure_roles(stage: str, result, *, account_id: str | None = None, region: s
             role = iam.get_role(RoleName=name)["Role"]
         except iam.exceptions.NoSuchEntityException:
             role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
-                                   Description=f"Lambda function {lambda_name(app, stage)} (shared/tools/deploy/iam.py)",
+                                   Description=f"Lambda function {lambda_name(app, stage)} (shared/tools/deploy/iam.py)",  # noqa: E501
                                    Tags=[{"Key": "project", "Value": "daycare"},
                                          {"Key": "stage", "Value": stage}])["Role"]
             result.changes.append(f"created role {name}")

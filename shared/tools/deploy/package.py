@@ -8,7 +8,7 @@ zappa, rebuilt when pyproject.toml changes), never from the dev venv. That venv'
 Zappa's download of "precompiled" wheels from PyPI is not needed and turned off. Then each zip is
 pruned to what runs in Lambda: the runtime dependencies' closure, zappa's own package (its handler
 imports it) with durationpy, and our apps; not boto3/botocore/s3transfer/jmespath (Lambda provides
-them), zappa's tooling dependencies, pip/setuptools, `*.dist-info`, tests, docs, `shared/tools/deploy`,
+them), zappa's tooling dependencies, pip/setuptools, `*.dist-info`, tests, docs, the operator's tools (`shared/tools`),
 nor Babel's locale data other than the apps' languages. A table prints each zip's size; any zip over
 10 MiB fails the command.
 
@@ -199,7 +199,7 @@ def _keep(name: str, allowed: set[str]) -> bool:
         return False
     if name.startswith("babel/locale-data/"):
         return parts[-1].removesuffix(".dat") in LOCALES
-    if name.startswith("shared/tools/deploy/"):
+    if name.startswith("shared/tools/"):  # the operator's tools never run in Lambda
         return False
     return True
 

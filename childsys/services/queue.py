@@ -1,0 +1,97 @@
+"""Reading a daycare's applications: the ranked list, counts by status, one application, the enrolled."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from childsys.models import (
+    Application,
+    Enrollment,
+    Nursery,
+    db,
+)
+from shared.platform.auth import Identity
+from shared.platform.errors import NotFound, ValidationFailed
+from shared.waitlist.ranking import live_rank, queue_places, rank_order
+from shared.waitlist.rules import (
+    WAITING,
+    Status,
+    require_daycare,
+    staff_daycare,
+)
+
+PAGE_SIZE = 25
+
+
+def nursery_name(nursery_id: str) -> str:
+    nursery = db.session.get(Nursery, nursery_id)
+    return nursery.name if nursery else nursery_id
+
+
+def parse_status(status: str | None) -> Status | None:
+    if not status:
+        return None
+    if status not in Status.__members__:
+        raise ValidationFailed({"status": "must be one of " + ", ".join(Status.__members__)})
+    return Status[status]
+
+
+def list_applications(identity: Identity, nursery_id: str | None, status: str | None = None,
+                      newest_first: bool = False, page: int = 1, klass: int | None = None,
+                      total: int | None = None) -> tuple[list[tuple[Application, int | None]], int]:
+    """A page of one daycare's applications with each waiting one's rank, and the total.
+
+    Waiting applications come in rank order: the database reads the page off the queue index,
+    so a row's rank is its place in that order. Other statuses come most recently changed first.
+    `klass` keeps one age class (ranks stay the daycare's). `total`: the caller has counted already.
+    """
+    nursery_id = staff_daycare(identity, nursery_id)
+    wanted = parse_status(status)
+    where = [Application.nursery_id == nursery_id]
+    if wanted:
+        where.append(Application.status == wanted.code)
+    if klass is not None:
+        where.append(Application.age_class == klass)
+    if total is None:
+        total = db.session.scalar(select(func.count()).select_from(Application).where(*where)) or 0
+    offset = max(page - 1, 0) * PAGE_SIZE
+    queue = wanted is WAITING and not newest_first
+    if newest_first:
+        order = (Application.created_at.desc(), Application.id.desc())
+    else:
+        order = rank_order(Application) if queue else (Application.updated_at.desc(), Application.id.desc())
+    rows = list(db.session.scalars(select(Application).where(*where).order_by(*order)
+                                   .options(selectinload(Application.criteria), selectinload(Application.history))
+                                   .limit(PAGE_SIZE).offset(offset)))
+    if queue and klass is None:  # the page is a slice of the whole queue: its place is its rank
+        return [(application, offset + i + 1) for i, application in enumerate(rows)], total
+    places = queue_places(db.session, Application, rows)
+    return [(a, places[a.id].rank if a.id in places else None) for a in rows], total
+
+
+def status_counts(identity: Identity, nursery_id: str | None) -> dict[str, int]:
+    nursery_id = staff_daycare(identity, nursery_id)
+    rows = db.session.execute(select(Application.status, func.count()).where(
+        Application.nursery_id == nursery_id).group_by(Application.status))
+    counts = {status.name: 0 for status in Status}
+    counts.update({Status(code).name: n for code, n in rows})
+    return counts
+
+
+def get_application(identity: Identity, request_id: str) -> Application:
+    application = db.session.scalars(select(Application).where(Application.request_id == request_id)).first()
+    if application is None:
+        raise NotFound("No such application")
+    require_daycare(identity, application.nursery_id)
+    return application
+
+
+def rank_in_queue(application: Application) -> int | None:
+    return live_rank(db.session, Application, application)
+
+
+def list_enrollments(identity: Identity, nursery_id: str | None = None) -> list[Enrollment]:
+    nursery_id = staff_daycare(identity, nursery_id)
+    return list(db.session.scalars(select(Enrollment).where(Enrollment.nursery_id == nursery_id)
+                                   .order_by(Enrollment.age_class, Enrollment.enrolled_at)))

@@ -1,0 +1,62 @@
+"""Applications as the JSON routes show them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reqsys.models import Application, ApplicationCriterion
+from shared.platform.clock import iso
+from shared.waitlist.criteria import (
+    Criterion,
+    CriterionStatus,
+    configured_criteria,
+)
+from shared.waitlist.rules import WAITING, Status
+
+
+def criterion_dict(criterion: ApplicationCriterion, config: dict[str, Criterion]) -> dict[str, Any]:
+    known = config.get(criterion.code)
+    return {
+        "code": criterion.code,
+        "label": known.label.model_dump() if known else {"ko": criterion.code, "en": criterion.code},
+        "tier": known.tier if known else None,
+        "points": known.points if known else 0,
+        "proof_required": known.proof_required if known else False,
+        "status": criterion.status,
+        "counts": criterion.status == CriterionStatus.VERIFIED,
+        "reason": criterion.reason,
+        "proof": {"filename": criterion.proof_name, "uploaded_at": iso(criterion.proof_uploaded_at)}
+        if criterion.proof_key else None,
+    }
+
+
+def application_dict(application: Application, rank: int | None = None) -> dict[str, Any]:
+    status = application.status_enum
+    config = configured_criteria()
+    return {
+        "request_id": application.request_id,
+        "child_id": application.child_id,
+        "child_name": application.child_name,
+        "child_birthday": application.child_birthday,
+        "nursery_id": application.nursery_id,
+        "nursery_name": application.nursery.name if application.nursery else None,
+        "status": status.name,
+        "request_status": status.code,
+        "version": application.version,
+        "reason": application.reason,
+        "desired_start": application.desired_start,
+        "age_class": application.age_class,
+        "rank": rank if status is WAITING else None,
+        "score": application.score,
+        "priority_tier": application.priority_tier,
+        "offered_at": iso(application.offered_at),
+        "offer_expires_at": iso(application.offer_expires_at),
+        "criteria": [criterion_dict(c, config) for c in application.criteria],
+        "created_at": iso(application.created_at),
+        "updated_at": iso(application.updated_at),
+        "history": [
+            {"type": row.type, "status": Status(row.status).name, "version": row.version,
+             "at": iso(row.occurred_at), "note": row.note, "criterion": row.criterion}
+            for row in application.history
+        ],
+    }
