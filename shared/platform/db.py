@@ -22,15 +22,25 @@ Result = TypeVar("Result")
 DEADLOCK = 1213  # MySQL's ER_LOCK_DEADLOCK: the transaction was rolled back, and may simply be run again
 
 
+PROXY_IDLE_SECONDS = 1800  # the RDS Proxy's IdleClientTimeout (shared/tools/deploy/database.py)
+
+
 def engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # the app and the local event runner write at the same time: wait, don't fail
         return {"connect_args": {"timeout": 15}}
+    # In Lambda an instance serves one request at a time: one connection, no overflow (a busy morning's
+    # instances each hold one, and the RDS Proxy multiplexes them onto the database's few).
+    in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+    # Behind the proxy (hosts *.proxy-*.rds.amazonaws.com) a connection is recycled before the proxy drops it
+    # idle, so no ping (a round trip on every request) is needed; straight to RDS, the ping finds one the
+    # database closed while the instance was frozen.
+    proxied = ".proxy-" in url
     return {
-        "pool_pre_ping": True,
-        "pool_recycle": 280,
+        "pool_pre_ping": not proxied,
+        "pool_recycle": PROXY_IDLE_SECONDS - 300 if proxied else 280,
         "pool_size": 1,
-        "max_overflow": 2,
+        "max_overflow": 0 if in_lambda else 2,
         "pool_timeout": 10,
         "connect_args": {"connect_timeout": 5, "charset": "utf8mb4"},
     }
