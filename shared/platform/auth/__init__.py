@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from functools import wraps
 
-from flask import Flask, g, redirect, request, session, url_for
+from flask import Flask, current_app, g, redirect, request, session, url_for
 
 from shared.platform.errors import Forbidden, Unauthorized
 
