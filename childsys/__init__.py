@@ -28,8 +28,9 @@ def create_app(config: dict | None = None) -> Flask:
     init_db(app, db, Path(__file__).parent / "migrations")
     load_criteria(app.config["SETTINGS"].priority_criteria_path or None)  # a broken file stops the start
 
+    from childsys.api import api
     from childsys.sync import bp as sync_bp
-    from childsys.views import api, bp, index
+    from childsys.views import bp, index
     from shared.platform.admin import bp as admin_bp
 
     app.register_blueprint(bp)

@@ -28,10 +28,11 @@ def create_app(config: dict | None = None) -> Flask:
     init_db(app, db, Path(__file__).parent / "migrations")
     load_criteria(app.config["SETTINGS"].priority_criteria_path or None)  # a broken file stops the start
 
+    from reqsys.api import api
     from reqsys.contact_views import bp as contact_bp
     from reqsys.monitor import bp as monitor_bp
     from reqsys.sync import bp as sync_bp
-    from reqsys.views import api, bp, index
+    from reqsys.views import bp, index
     from shared.platform.admin import bp as admin_bp
 
     app.register_blueprint(bp)
