@@ -12,7 +12,7 @@ def create_app(config: dict | None = None) -> Flask:
     from childsys.models import db
     from shared.platform.db import init_db
     from shared.platform.web import build_app
-    from shared.waitlist.criteria import load_criteria
+    from shared.waitlist.settings import init_waitlist
 
     staff = ("staff", "admins")  # the groups childsys/views.py lets in
     app = build_app(
@@ -26,7 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
         admin_nav=[("admin.init", _l("Database"))],
     )
     init_db(app, db, Path(__file__).parent / "migrations")
-    load_criteria(app.config["SETTINGS"].priority_criteria_path or None)  # a broken file stops the start
+    init_waitlist(app)
 
     from childsys.api import api
     from childsys.sync import bp as sync_bp

@@ -3,7 +3,7 @@ childsys.audit; the JSON routes are in childsys.api, the forms and query strings
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -17,6 +17,7 @@ from shared.platform.events import EventType
 from shared.platform.payloads import load_query
 from shared.waitlist.criteria import CriterionStatus, configured_criteria
 from shared.waitlist.rules import EVENT_LABELS, Status, staff_daycare
+from shared.waitlist.settings import waitlist_settings
 
 bp = Blueprint("main", __name__)
 
@@ -118,7 +119,7 @@ def applications():
         counts=counts, classes=classes,
         prompts=capacity.offer_prompts(nursery_id, classes), released=capacity.released_offers(nursery_id),
         nursery=services.get_nursery(nursery_id), nursery_id=nursery_id, criteria=configured_criteria(),
-        form=EmptyForm(), deadline_days=current_app.config["SETTINGS"].offer_days)
+        form=EmptyForm(), deadline_days=waitlist_settings().offer_days)
 
 
 def _unchecked(application) -> list[str]:
@@ -142,7 +143,7 @@ def _detail(application, offer_form=None, reject_form=None, full: bool = False, 
         "childsys/detail.html", application=application, rank=services.rank_in_queue(application),
         places=places, full=full or (places is not None and places.free is not None and places.free <= 0),
         criteria=configured_criteria(), form=EmptyForm(), offer_form=offer_form or OfferForm(),
-        reject_form=reject_form or RejectForm(), deadline_days=current_app.config["SETTINGS"].offer_days,
+        reject_form=reject_form or RejectForm(), deadline_days=waitlist_settings().offer_days,
         unchecked=_unchecked(application), reason_error=_reason_error(),
     ), status
 
@@ -160,7 +161,7 @@ def _confirm_page(application, action: str, back: str = "", **extra):
     return render_template(
         "childsys/confirm.html", application=application, action=action, back=back, places=places,
         full=places is not None and places.free is not None and places.free <= 0,
-        unchecked=_unchecked(application), deadline_days=current_app.config["SETTINGS"].offer_days,
+        unchecked=_unchecked(application), deadline_days=waitlist_settings().offer_days,
         form=EmptyForm(), **extra)
 
 
@@ -217,7 +218,7 @@ def accept(request_id: str):
         flash(_("This application is no longer waiting."), "error")
         return redirect(url_for("main.detail", request_id=request_id))
     flash(_("Accepted: a place is offered to %(name)s. The parent has %(days)d days to answer.",
-            name=application.child_name, days=current_app.config["SETTINGS"].offer_days), "success")
+            name=application.child_name, days=waitlist_settings().offer_days), "success")
     return _back(application)
 
 

@@ -24,6 +24,7 @@ from shared.platform.uploads import CONTENT_MISMATCH, NOT_ARRIVED, TYPE_NOT_ALLO
 from shared.waitlist.calendar import add_months, default_start, this_month
 from shared.waitlist.criteria import CriterionStatus, configured_criteria
 from shared.waitlist.rules import MAX_ACTIVE, MAX_ACTIVE_WHEN_ENROLLED, Status
+from shared.waitlist.settings import waitlist_settings
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +326,6 @@ def api_criteria():
     """The priority criteria a parent may declare, and the limits (public, like the portal's guide)."""
     return jsonify(criteria=[item.model_dump() for item in configured_criteria().values()],
                    limits={"active": MAX_ACTIVE, "active_when_enrolled": MAX_ACTIVE_WHEN_ENROLLED},
-                   offer_days=current_app.config["SETTINGS"].offer_days)
+                   offer_days=waitlist_settings().offer_days)
 
 
