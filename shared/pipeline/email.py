@@ -27,7 +27,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from shared.pipeline import envelope_in, settings
+from shared.pipeline import settings
+from shared.pipeline.messages import envelope_in
 from shared.platform.aws import client
 from shared.platform.batch import MalformedMessage, process_sqs_batch
 from shared.platform.clock import local_time

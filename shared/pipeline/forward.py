@@ -26,7 +26,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from shared.pipeline import envelope_in, settings
+from shared.pipeline import settings
+from shared.pipeline.messages import envelope_in
 from shared.platform.batch import RecordFailed, process_sqs_batch
 from shared.platform.events import FROM_CHILDSYS, FROM_REQSYS, Envelope, EventType
 from shared.platform.logs import fields, setup

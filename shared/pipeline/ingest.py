@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from shared.pipeline import envelope_in, settings
+from shared.pipeline import settings
+from shared.pipeline.messages import envelope_in
 from shared.platform.aws import client
 from shared.platform.batch import MalformedMessage, process_sqs_batch
 from shared.platform.events import Envelope
