@@ -237,12 +237,15 @@ def profile_apply(app, route, requests: int) -> None:
         path, headers, body = route()
         client.post(path, headers=headers, json=body)
     profiler.disable()
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("tottime").print_stats(15)
-    print(f"\n  top 15 functions (own time) of {requests} applies in-process (cProfile):")
-    lines = out.getvalue().splitlines()
-    start = next(i for i, line in enumerate(lines) if "ncalls" in line)
-    print("\n".join("  " + line for line in lines[start:start + 16]))
+    for order, only, title in (("tottime", None, "own time"),
+                               ("cumulative", r"(reqsys|shared)/", "cumulative, the project's own functions")):
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out).sort_stats(order)
+        stats.print_stats(*((only,) if only else ()), 15)
+        print(f"\n  top 15 functions ({title}) of {requests} applies in-process (cProfile):")
+        lines = out.getvalue().splitlines()
+        start = next(i for i, line in enumerate(lines) if "ncalls" in line)
+        print("\n".join("  " + line.replace(str(Path.cwd()) + "/", "") for line in lines[start:start + 16]))
 
 
 def run(requests: int) -> None:
