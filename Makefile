@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test test-unit lint bench translations design-system package check-package deploy smoke clean
+.PHONY: install run test test-unit lint bench translations design-system package check-package deploy smoke rollback db-bootstrap clean
 
 install: $(STAMP)
 
@@ -50,6 +50,15 @@ deploy: install
 
 smoke: install
 	$(BIN)/python -m shared.tools.deploy smoke --stage $(STAGE)
+
+# every function's `live` alias back to its previous version, through CodeDeploy (or a running deployment
+# stopped, which CodeDeploy rolls back)
+rollback: install
+	$(BIN)/python -m shared.tools.deploy rollback --stage $(STAGE)
+
+# each app's schema and its own database user, through the RDS Proxy (from a machine in the VPC)
+db-bootstrap: install
+	$(BIN)/python -m shared.tools.deploy db-bootstrap --stage $(STAGE)
 
 # Extract UI strings, merge them into the catalogues, and compile (edit shared/platform/translations/*/LC_MESSAGES/messages.po in between).
 translations: install

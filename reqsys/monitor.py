@@ -1,8 +1,10 @@
 """The agency admins' pipeline monitor (seed: ReqManageSys 신청 상태 모니터링).
 
-Pages under /admin/monitor (admins' session): queue depths, a DLQ's messages with redrive,
-an application's event timeline, and locally the emails SES sent. JSON for ops scripts:
-GET /api/admin/queues (admins' bearer token). The data and actions live in shared.pipeline.monitor.
+Pages under /admin/monitor (admins' session): queue depths, a DLQ's messages (with the last failure's
+reason) and redrive, the stream's failed batches and their replay from the events table, an application's
+event timeline, and locally the emails SES sent. JSON for ops scripts (admins' bearer token):
+GET /api/admin/queues, GET /api/admin/queues/<slug>/messages, POST /api/admin/queues/<slug>/redrive
+(`{}` for all, or `{"message_id": ...}`). The data and actions live in shared.pipeline.monitor.
 """
 
 from __future__ import annotations
@@ -88,6 +90,28 @@ def _pair_or_404(slug: str) -> monitor.QueuePair:
     return pair
 
 
+def _is_stream(pair: monitor.QueuePair) -> bool:
+    """The stream mapping's on-failure queue (EVENTS_STREAM_DLQ_URL): replayed from the events table."""
+    return pair.queue_url is None and pair.key.endswith("_STREAM")
+
+
+def _optional(name: str) -> str | None:
+    try:
+        return _settings().resource(name)
+    except KeyError:
+        return None
+
+
+def _redrive(pair: monitor.QueuePair, message_id: str | None) -> monitor.RedriveResult:
+    """Redrive a DLQ to its source queue, or replay a stream's failed batches from the events table."""
+    if _is_stream(pair):
+        table, bus = _optional("EVENTS_TABLE"), _optional("EVENT_BUS_NAME")
+        if not table or not bus:
+            raise monitor.MonitorError("the events table or the event bus is not configured")
+        return monitor.replay_stream_failures(pair.dlq_url, table, bus, message_id=message_id)
+    return monitor.redrive(pair, message_id=message_id)
+
+
 @bp.app_template_filter("monitor_time")
 def monitor_time(value: datetime | str | None) -> str:
     """An aware (or naive UTC) time, or an ISO 8601 string, in Korean local time to the second."""
@@ -155,7 +179,7 @@ def dead_letters(slug: str):
     error = None
     messages: list[monitor.DeadLetter] = []
     try:
-        messages = monitor.peek(pair.dlq_url)
+        messages = monitor.peek(pair.dlq_url, failures_table=_optional("IDEMPOTENCY_TABLE"))
         counts = monitor.depth(pair.dlq_url)
     except monitor.MonitorError as err:
         error, counts = str(err), None
@@ -164,7 +188,8 @@ def dead_letters(slug: str):
         counts = None
     return render_template("reqsys/monitor_dlq.html", pair=pair, messages=messages, counts=counts, error=error,
                            dlq_name=pair.dlq_url.rsplit("/", 1)[-1],
-                           queue_name=(pair.queue_url or "").rsplit("/", 1)[-1], max_peek=monitor.MAX_PEEK,
+                           queue_name=(_optional("EVENT_BUS_NAME") or "") if _is_stream(pair)
+                           else (pair.queue_url or "").rsplit("/", 1)[-1], max_peek=monitor.MAX_PEEK,
                            event_labels=EVENT_LABELS)
 
 
@@ -178,7 +203,7 @@ def redrive(slug: str):
     if message_id is not None and not MESSAGE_ID.match(message_id):
         abort(400)
     try:
-        result = monitor.redrive(pair, message_id=message_id)
+        result = _redrive(pair, message_id)
     except monitor.MonitorError as err:
         flash(_("Redrive failed: %(error)s", error=str(err)), "error")
         return redirect(url_for("monitor.dead_letters", slug=slug))
@@ -189,13 +214,53 @@ def redrive(slug: str):
                 id=message_id), "error")
     elif result.moved or not (result.failed or result.errors):
         flash(_("%(moved)d message(s) moved back to %(queue)s. %(left)s left in the dead-letter queue.",
-                moved=result.moved, queue=pair.queue_url.rsplit("/", 1)[-1],
+                moved=result.moved, queue=(pair.queue_url or _optional("EVENT_BUS_NAME") or "").rsplit("/", 1)[-1],
                 left=result.remaining if result.remaining is not None else "?"), "success")
     if result.failed or result.duplicated or result.errors:
         flash(_("%(failed)d message(s) could not be moved and stay in the dead-letter queue; %(dup)d were "
                 "moved but not removed from it. %(errors)s", failed=result.failed, dup=result.duplicated,
                 errors=" ".join(result.errors)), "error")
     return redirect(url_for("monitor.dead_letters", slug=slug))
+
+
+def _api_dead_letters(slug: str):
+    pair = _pair_or_404(slug)
+    try:
+        messages = monitor.peek(pair.dlq_url, failures_table=_optional("IDEMPOTENCY_TABLE"))
+    except monitor.MonitorError as err:
+        return jsonify(error={"code": "unavailable", "message": str(err)}), 503
+    return jsonify(queue=pair.slug, messages=[{
+        "message_id": m.message_id, "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+        "receive_count": m.receive_count, "type": m.info.type, "request_id": m.info.request_id,
+        "event_id": m.info.event_id, "problem": m.info.problem, "failure": m.failure,
+        "stream_batch": m.stream_batch} for m in messages])
+
+
+def _api_redrive(slug: str):
+    """Redrive (a stream's failures: replay) as the page's button does; JSON `{"message_id"?}`."""
+    pair = _pair_or_404(slug)
+    body = request.get_json(silent=True) if request.data else {}
+    message_id = body.get("message_id") if isinstance(body, dict) else None
+    if body is None or not isinstance(body, dict) or (
+            message_id is not None and not (isinstance(message_id, str) and MESSAGE_ID.match(message_id))):
+        return jsonify(error={"code": "invalid", "message": "Send {} or {\"message_id\": \"...\"}",
+                              "fields": {"message_id": "invalid"}}), 400
+    try:
+        result = _redrive(pair, message_id)
+    except monitor.MonitorError as err:
+        return jsonify(error={"code": "unavailable", "message": str(err)}), 503
+    current_app.logger.warning("admin %s redrove %d message(s) from %s by the API",
+                               getattr(g.get("identity"), "email", "?"), result.moved, pair.dlq_url)
+    if message_id is not None and not result.found:
+        return jsonify(error={"code": "not_found", "message": "No such message in the dead-letter queue"}), 404
+    return jsonify(queue=pair.slug, **result.as_json())
+
+
+bp.record_once(lambda state: (
+    state.app.add_url_rule("/api/admin/queues/<slug>/messages", endpoint="monitor.api_dead_letters",
+                           view_func=api_auth_required("admins")(_api_dead_letters), methods=["GET"]),
+    state.app.add_url_rule("/api/admin/queues/<slug>/redrive", endpoint="monitor.api_redrive",
+                           view_func=api_auth_required("admins")(_api_redrive), methods=["POST"])))
 
 
 # --- event timeline -----------------------------------------------------------------------------

@@ -71,9 +71,11 @@ from shared.platform.auth import Identity
 from shared.platform.aws import MAX_RECEIVES, client
 from shared.platform.batch import MalformedMessage, RecordFailed, process_sqs_batch
 from shared.platform.errors import ApiError, Conflict, NotFound, ValidationFailed
+from shared.platform.idempotency import InProgress
 from taskapp import store
 
 log = logging.getLogger(__name__)
+LEASE_SECONDS = 900  # a running job's hold on its message when the handler has no deadline (Lambda's longest run)
 KIND_MODULES = ("taskapp.transfer", "taskapp.analytics.service")  # importing these registers their kinds
 # reasons a user reads (stored in English, translated on the page: they are in the catalogue)
 TEMPORARY = _l("A temporary problem stopped this job; it will be tried again.")
@@ -300,12 +302,20 @@ def _run_record(record: dict, deadline: float | None = None) -> None:
     if spec is None:
         raise MalformedMessage(f"job {job_id} has the unknown kind {item['kind'][:40]}")
     attempt = int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
-    # a finished job is not run again, unless an operator redrove its dead letter
+    # A finished job is not run again, unless an operator redrove its dead letter; a running one is not run by a
+    # second delivery at the same time (its lease, until the first's deadline, must lapse first: a crash).
+    now = time.time()
+    lease = int((now + (deadline - time.monotonic())) if deadline else now + LEASE_SECONDS) + 1
     started = _update(job_id, {"status": JobStatus.RUNNING.value, "attempts": attempt, "updated_at": store.now_iso(),
-                               "started_at": store.now_iso(), "dead_lettered": False},
-                      "#status IN (:queued, :running) OR dead_lettered = :yes",
-                      {"queued": JobStatus.QUEUED.value, "running": JobStatus.RUNNING.value, "yes": True})
+                               "started_at": store.now_iso(), "dead_lettered": False, "lease_until": lease},
+                      "#status = :queued OR (#status = :running AND (attribute_not_exists(lease_until)"
+                      " OR lease_until < :now)) OR dead_lettered = :yes",
+                      {"queued": JobStatus.QUEUED.value, "running": JobStatus.RUNNING.value, "yes": True,
+                       "now": int(now)})
     if not started:
+        current = store.get(f"JOB#{job_id}", "JOB") or {}
+        if current.get("status") == JobStatus.RUNNING.value:
+            raise InProgress(f"job {job_id} is being run by another delivery; retried later")
         log.info("job %s has already finished; message ignored", job_id)
         return
     owner = Identity(sub=item["owner_sub"], email=item.get("owner_email", ""), name=item.get("owner_name", ""),

@@ -227,13 +227,13 @@ def create_task(identity: Identity, data: TaskCreate, task_id: str | None = None
     if data.assignee:
         task["assignee_sub"], task["assignee_email"] = resolve_user(data.assignee)
     item = _with_keys(task)
-    ddb = store.ddb()
-    try:
-        ddb.put_item(TableName=store.table(), Item=dump(item), ConditionExpression="attribute_not_exists(pk)")
-    except ddb.exceptions.ConditionalCheckFailedException:
+    outgoing = notifications.task_change_notices(identity, None, item) if notify else []
+    try:  # the notices are saved with the task (an outbox), then sent
+        notifications.save_with_notices({"TableName": store.table(), "Item": dump(item),
+                                         "ConditionExpression": "attribute_not_exists(pk)"}, outgoing)
+    except notifications.ConditionFailed:
         raise Conflict("This task exists already") from None
-    if notify:
-        notifications.task_changed(identity, None, item)
+    notifications.send(outgoing)
     return public(item)
 
 
@@ -287,13 +287,14 @@ def update_task(identity: Identity, task_id: str, changes: TaskPatch, version: i
     updated["updated_at"] = at
     updated["version"] = task["version"] + 1
     item = _with_keys(updated)
-    ddb = store.ddb()
-    try:
-        ddb.put_item(TableName=store.table(), Item=dump(item), ConditionExpression="version = :v",
-                     ExpressionAttributeValues={":v": {"N": str(version)}})
-    except ddb.exceptions.ConditionalCheckFailedException:
+    outgoing = notifications.task_change_notices(identity, task, item)
+    try:  # the notices are saved with the change (an outbox), then sent
+        notifications.save_with_notices({"TableName": store.table(), "Item": dump(item),
+                                         "ConditionExpression": "version = :v",
+                                         "ExpressionAttributeValues": {":v": {"N": str(version)}}}, outgoing)
+    except notifications.ConditionFailed:
         raise Conflict("The task was changed by someone else; reload it and try again") from None
-    notifications.task_changed(identity, task, item)
+    notifications.send(outgoing)
     return public(item)
 
 

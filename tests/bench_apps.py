@@ -1,13 +1,12 @@
 """Benchmark of the apps: `make bench` (or `python -m tests.bench_apps [--quick]`). Prints figures,
 asserts nothing.
 
-1. Cold start per app: a fresh Python process imports the app as Zappa's handler does
-   (`importlib.import_module("reqsys")`, then its `app`, which runs create_app) and serves its first
-   requests (GET /healthz and the login page) through the WSGI app; the pipeline function imports
-   its app_function module, then the handler module and handles a one-record SQS batch, as Zappa
-   does for its first event. Median of N processes, next to a bare Flask hello-world (and a bare
-   boto3 handler) measured the same way in the same run. Peak RSS is the process's VmHWM
-   (ru_maxrss would carry the parent's over fork and exec).
+1. Cold start per function, as Lambda runs it: every function's zip built now (`make package`'s build,
+   rendered for this emulator), unpacked into a read-only folder, a fresh `python -B` of the clean Python
+   check-package uses, Zappa's handler answering GET /auth/login (web apps) or one SQS batch (the
+   pipeline's ingest handler). Beside them a bare Flask hello-world made the same way (the same Flask and
+   Zappa handler, bytecode) and a bare boto3 handler. Median of N processes; `--zips DIR` measures other
+   zips (an older build). Peak RSS is the process's VmHWM.
 2. Size of each Lambda zip in dist/ (`make package` writes them).
 3. Throughput on one worker: requests driven sequentially through the WSGI app in-process (a
    Lambda instance serves one request at a time), on SQLite and on MariaDB, with 10,000
@@ -24,9 +23,12 @@ import argparse
 import json
 import os
 import random
+import re
+import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -48,149 +50,191 @@ DEMO_PASSWORD = "Demo-1234!"  # noqa: S105 - the local demo accounts (shared.too
 DAYCARE = "A00017"
 BULK_APPLICATIONS = 10_000
 
-# --- 1. cold start ----------------------------------------------------------------------------------
+# --- 1. cold start ---------------------------------------------------------------------------------
 
-# Run in a fresh interpreter: the clock starts before the app's first import.
+# As Lambda runs a function: its zip unpacked into a read-only folder (cwd, as /var/task), a fresh
+# `python -B` of the clean Python check-package uses (boto3/botocore only, as Lambda's runtime), and
+# the handler's first event: Zappa's `handler.lambda_handler` imports the app (create_app) and answers
+# GET /auth/login (the web apps) or one SQS batch (the pipeline's ingest handler). The clock starts
+# before the first import.
 CHILD = r"""
-import json, time
+import json, sys, time
 start = time.perf_counter()
-{setup}
-ready = time.perf_counter()
-{first}
+event = json.loads(sys.stdin.read())
+class Context:
+    function_name = "bench"; function_version = "$LATEST"; memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:ap-northeast-2:123456789012:function:bench"
+    aws_request_id = "00000000-0000-4000-8000-000000000000"; log_group_name = "bench"; log_stream_name = "bench"
+    def get_remaining_time_in_millis(self):
+        return 30000
+{call}
 done = time.perf_counter()
-print(json.dumps({{"import": ready - start, "first": done - ready, "answers": answers,
+if isinstance(answer, dict) and "statusCode" in answer:
+    answer = answer["statusCode"]
+print(json.dumps({{"ms": (done - start) * 1000, "answer": answer,
                   "rss_kib": int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])}}))
 """
+ZAPPA_CALL = "from handler import lambda_handler\nanswer = lambda_handler(event, Context())"
+BARE_BOTO3_CALL = "from bare import handler\nanswer = handler(event, Context())"
 
-WSGI_FIRST = """
-from werkzeug.test import Client
-client = Client(app)
-answers = [client.get(path).status_code for path in ("/healthz", "/auth/login")]
-"""
+BARE_FLASK = """from flask import Flask, render_template_string
 
-BARE_FLASK = """
-from flask import Flask, render_template_string
 app = Flask("hello")
 app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
 app.add_url_rule("/auth/login", "login", lambda: render_template_string(
     "<form method=post><input name=email value='{{ email }}'><button>Sign in</button></form>", email=""))
 """
+FLASK_TOPS = ("flask", "werkzeug", "jinja2", "markupsafe", "itsdangerous", "click", "blinker", "zappa",
+              "durationpy", "handler.py", "package_info.json")
 
-# the floor of any app on an ORM and validated payloads: the same two routes, one model, one query
-BARE_DATABASE_APP = """
-import os
-from flask import Flask, render_template_string
-from flask_sqlalchemy import SQLAlchemy
-from pydantic import BaseModel
-from sqlalchemy.orm import Mapped, mapped_column
-db = SQLAlchemy()
-class Item(db.Model):
-    id: Mapped[int] = mapped_column(primary_key=True)
-class Login(BaseModel):
-    email: str = ""
-app = Flask("hello")
-app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
-db.init_app(app)
-def healthz():
-    return {"status": "ok", "items": db.session.query(Item).count()}
-app.add_url_rule("/healthz", "healthz", healthz)
-app.add_url_rule("/auth/login", "login", lambda: render_template_string(
-    "<form method=post><input name=email value='{{ email }}'><button>Sign in</button></form>", email=Login().email))
-with app.app_context():
-    db.create_all()
-"""
+BARE_BOTO3 = """import os
+import time
 
-# Zappa's handler: import the app_function's module, then getattr the WSGI app (create_app runs there)
-ZAPPA_APP = "import importlib\napp = getattr(importlib.import_module({module!r}), 'app')"
-
-# the pipeline function: Zappa imports shared.pipeline (its app_function) at cold start, then the
-# handler's module for the first event
-PIPELINE_FIRST = """
-import importlib
-event = json.loads({event!r})
-handler = getattr(importlib.import_module("shared.pipeline.ingest"), "handler")
-answers = [len(handler(event, None)["batchItemFailures"])]
-"""
-
-BARE_BOTO3_FIRST = """
 import boto3
-boto3.client("dynamodb").put_item(TableName={table!r}, Item={{"request_id": {{"S": "bare"}},
-                                  "event_id": {{"S": str(time.time())}}}})
-answers = [0]
+
+table = boto3.resource("dynamodb").Table(os.environ["EVENTS_TABLE"])
+
+
+def handler(event, context):
+    for record in event["Records"]:
+        table.put_item(Item={"request_id": "bare", "event_id": f"{time.time()}-{record['messageId']}"})
+    return {"batchItemFailures": []}
 """
 
 
-def _ingest_event(outputs: dict[str, str]) -> str:
-    """A one-record SQS batch on the integrated-events queue, as Lambda sends it."""
-    from shared.platform.events import Envelope
+def _bare_flask_zip(app_zip: Path, out: Path) -> Path:
+    """A Flask hello-world built the way the apps are: Zappa's handler and the same Flask (bytecode) from
+    an app's zip, the hello module compiled by the same step."""
+    from shared.tools.deploy import package
 
-    envelope = Envelope(type="REQUEST", application={
-        "child_id": "202301019999999", "child_name": "김민준", "child_birthday": "20230101", "user_id": "parent",
-        "parent_name": "김부모", "parent_tel": "010-1234-5678", "parent_address": "서울시 중구 세종대로 110",
-        "parent_postcode": "04524", "parent_email": "parent@example.com", "nursery_id": DAYCARE})
-    arn = outputs["INTEGRATED_EVENTS_QUEUE_ARN"]
-    record = {"messageId": "cold-start", "receiptHandle": "handle", "body": envelope.to_json(),
-              "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": envelope.request_id},
-              "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": arn,
-              "awsRegion": arn.split(":")[3]}
-    return json.dumps({"Records": [record]})
+    with zipfile.ZipFile(app_zip) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            if package._module_top(info.filename.split("/")[0]) in FLASK_TOPS or (
+                    info.filename.startswith("__pycache__/handler.")):
+                dst.writestr(info, src.read(info))
+        settings = src.read("zappa_settings.py").decode()
+        settings = re.sub(r"^APP_MODULE=.*$", "APP_MODULE='hello'", settings, flags=re.M)
+        settings = re.sub(r"^AWS_EVENT_MAPPING=.*$", "AWS_EVENT_MAPPING={}", settings, flags=re.M)
+        dst.writestr("zappa_settings.py", settings)
+        dst.writestr("hello.py", BARE_FLASK)
+    package.compile_bytecode(out, package.runtime_venv() / "bin" / "python", ["hello"])
+    return out
 
 
-def cold_start(outputs: dict[str, str], runs: int) -> None:
+def _bare_boto3_zip(out: Path) -> Path:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        dst.writestr("bare.py", BARE_BOTO3)
+    from shared.tools.deploy import package
+
+    package.compile_bytecode(out, package.runtime_venv() / "bin" / "python", ["bare"])
+    return out
+
+
+def built_zips(outputs: dict[str, str], stage: str) -> dict[str, Path]:
+    """Every function's zip for `stage`, rendered for this emulator, as `make package` builds them."""
+    from shared.tools.deploy import package, stages
+
     work = Path(outputs["WORK_DIR"])
+    settings_file = work / "zappa_settings.json"
+    rendered = stages.render(stage, account_id=stages.LOCAL_ACCOUNT, region="ap-northeast-2", outputs=outputs,
+                             env={})
+    settings_file.write_text(json.dumps(rendered))
+    return package.build(stage, settings_file, work / "dist")
+
+
+def _event(app: str, zip_path: Path, stage: str) -> dict:
+    """The function's first event: GET /auth/login, or one record on the integrated-events queue."""
+    from shared.tools.deploy import package
+
+    cases = package.plan(app, package.zappa_settings(zip_path), stage).cases
+    wanted = "GET /auth/login" if app != "pipeline" else "SQS"
+    return next(case.event for case in cases if case.what.startswith(wanted))
+
+
+def cold_start(outputs: dict[str, str], runs: int, zips_dir: Path | None = None) -> None:
+    from shared.tools.deploy import package
+
+    work = Path(outputs["WORK_DIR"])
+    stage = "bench"
+    if zips_dir:
+        zips = {path.stem.rsplit("_", 1)[0]: path for path in sorted(zips_dir.glob("*.zip"))}
+        stage = next(iter(zips.values())).stem.rsplit("_", 1)[1]
+        if stage != "bench":
+            from shared.tools import provision
+
+            provision.apply(stage)
+    else:
+        zips = built_zips(outputs, stage)
+    python = package.check_venv() / "bin" / "python"
+    bare_flask = _bare_flask_zip(zips["reqsys"], work / "bare-flask.zip")
+    pipeline_event = _event("pipeline", zips["pipeline"], stage)
     cases = {
-        "bare Flask hello-world": (BARE_FLASK, WSGI_FIRST),
-        "bare Flask + SQLAlchemy + pydantic": (BARE_DATABASE_APP, WSGI_FIRST),
-        "bare boto3 handler (one put_item)": ("", BARE_BOTO3_FIRST.format(table=outputs["EVENTS_TABLE"])),
-        "reqsys": (ZAPPA_APP.format(module="reqsys"), WSGI_FIRST),
-        "childsys": (ZAPPA_APP.format(module="childsys"), WSGI_FIRST),
-        "taskapp": (ZAPPA_APP.format(module="taskapp"), WSGI_FIRST),
-        "pipeline (ingest, one SQS record)": ("import shared.pipeline\napp = shared.pipeline.app",
-                                              PIPELINE_FIRST.format(event=_ingest_event(outputs))),
+        "bare Flask hello-world (Zappa's handler)": (bare_flask, ZAPPA_CALL,
+                                                     _event("reqsys", zips["reqsys"], stage)),
+        "bare boto3 handler (one put_item)": (_bare_boto3_zip(work / "bare-boto3.zip"), BARE_BOTO3_CALL,
+                                              pipeline_event),
+        **{app: (zips[app], ZAPPA_CALL, _event(app, zips[app], stage)) for app in ("reqsys", "childsys", "taskapp")},
+        "pipeline (ingest, one SQS record)": (zips["pipeline"], ZAPPA_CALL, pipeline_event),
     }
-    # SQL apps open no database for these requests; a file of their own keeps .local/ untouched
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{work / 'coldstart.db'}", "PYTHONHASHSEED": "0"}
+    folders = {}
+    for name, (zip_path, *_rest) in cases.items():
+        folder = work / "task" / re.sub(r"\W+", "-", name)
+        shutil.rmtree(folder, ignore_errors=True)
+        with zipfile.ZipFile(zip_path) as archive:
+            archive.extractall(folder)
+        for path in [folder, *folder.rglob("*")]:  # read-only, as /var/task
+            path.chmod(path.stat().st_mode & ~0o222)
+        folders[name] = folder
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8", "PYTHONNOUSERSITE": "1",
+           **{k: v for k, v in os.environ.items() if k.startswith("AWS_") and k != "AWS_OUTPUTS_DIR"},
+           "EVENTS_TABLE": outputs["EVENTS_TABLE"], "DATABASE_URL": f"sqlite:///{work / 'coldstart.db'}"}
     results: dict[str, list[dict]] = {name: [] for name in cases}
-    for run in range(runs + 1):  # round robin, so drift hits every case alike; run 0 warms the .pyc files
-        for name, (setup, first) in cases.items():
-            script = CHILD.format(setup=setup, first=first)
+    for run in range(runs + 1):  # round robin, so drift hits every case alike; run 0 warms the disk cache
+        for name, (_zip, call, event) in cases.items():
             # a variable Lambda sets in every function's environment (not AWS_LAMBDA_FUNCTION_NAME: with it
             # the emulator's local mode is refused)
-            function = {"LAMBDA_TASK_ROOT": str(ROOT)}
+            function = {"LAMBDA_TASK_ROOT": str(folders[name])}
             started = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", script], env={**env, **function}, cwd=ROOT,
-                                  capture_output=True, text=True, check=False)
+            done = subprocess.run([str(python), "-B", "-c", CHILD.format(call=call)], env={**env, **function},
+                                  cwd=folders[name], input=json.dumps(event), capture_output=True, text=True,
+                                  check=False)
             wall = time.perf_counter() - started
             if done.returncode != 0:
                 raise RuntimeError(f"cold start of {name} failed:\n{done.stderr[-3000:]}")
             figures = json.loads(done.stdout.strip().splitlines()[-1])
-            if any(answer not in (0, 200) for answer in figures["answers"]):
-                raise RuntimeError(f"cold start of {name}: unexpected answers {figures['answers']}")
+            if figures["answer"] not in (200, {"batchItemFailures": []}):
+                raise RuntimeError(f"cold start of {name}: unexpected answer {figures['answer']}")
             if run:
-                results[name].append({**figures, "wall": wall})
+                results[name].append({**figures, "wall": wall * 1000})
+    for folder in folders.values():
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+    shutil.rmtree(work / "task", ignore_errors=True)  # the unpacked copies (the built zips stay in work/dist)
 
-    def ms(name: str, key: str) -> float:
-        return median([r[key] for r in results[name]]) * 1000
+    def ms(name: str, key: str = "ms") -> float:
+        return median([r[key] for r in results[name]])
 
-    bare = ms("bare Flask hello-world", "import") + ms("bare Flask hello-world", "first")
+    bare_flask_ms = ms("bare Flask hello-world (Zappa's handler)")
+    bare_boto3_ms = ms("bare boto3 handler (one put_item)")
     rows = []
-    for name in cases:
-        total = ms(name, "import") + ms(name, "first")
-        rss = median([r["rss_kib"] for r in results[name]]) / 1024
-        rows.append([name, f"{ms(name, 'import'):.0f}", f"{ms(name, 'first'):.0f}", f"{total:.0f}",
-                     f"{total / bare:.2f}x", f"{ms(name, 'wall'):.0f}", f"{rss:.0f}"])
-    print(f"\n## Cold start (median of {runs} fresh processes; target: app ≤ 2x the bare Flask app)\n")
-    print(table(["app", "import+create ms", "first requests ms", "app total ms", "vs bare Flask",
-                 "process wall ms", "peak RSS MiB"], rows))
-    print("  app total = the app's import (create_app) + its first requests, inside the process;"
-          " process wall adds the interpreter's own start-up and exit.")
+    for name, (zip_path, *_rest) in cases.items():
+        base, target = (bare_boto3_ms, "≤ 2x bare boto3") if name.startswith("pipeline") else (
+            bare_flask_ms, "≤ 3x bare Flask")
+        ratio = "" if name.startswith("bare") else f"{ms(name) / base:.2f}x ({target})"
+        rows.append([name, f"{zip_path.stat().st_size / 2**20:.2f}", f"{ms(name):.0f}", ratio,
+                     f"{ms(name, 'wall'):.0f}", f"{median([r['rss_kib'] for r in results[name]]) / 1024:.0f}"])
+    print(f"\n## Cold start from the zips (median of {runs} fresh `python -B` processes, read-only folder;"
+          f" {'zips in ' + str(zips_dir) if zips_dir else 'zips built now for stage ' + stage})\n")
+    print(table(["function", "zip MiB", "first answer ms", "vs bare", "process wall ms", "peak RSS MiB"], rows))
+    print("  first answer = import of the handler, create_app and the first event, inside the process; process"
+          " wall adds the interpreter's own start-up and exit. Largest zip target: ≤ 15 MiB.")
 
 
 # --- 2. size -------------------------------------------------------------------------------------------
 
 
 def sizes() -> None:
-    print("\n## Lambda packages (dist/*.zip; limit 10 MiB)\n")
+    print("\n## Lambda packages (dist/*.zip; limit 15 MiB)\n")
     zips = sorted((ROOT / "dist").glob("*.zip"))
     if not zips:
         print("  no dist/*.zip: run `make package STAGE=dev` first")
@@ -378,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, help="cold-start processes per app (default 5, quick 2)")
     parser.add_argument("--requests", type=int, help="requests per route (default 200, quick 50)")
     parser.add_argument("--only", choices=("coldstart", "size", "throughput"), help="run one part only")
+    parser.add_argument("--zips", type=Path, help="cold start of these zips (e.g. an older build) instead of"
+                                                  " building them now")
     args = parser.parse_args(argv)
     runs = args.runs or (2 if args.quick else 5)
     requests = args.requests or (50 if args.quick else 200)
@@ -393,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     with emulator() as outputs:
         seed_accounts()
         if args.only in (None, "coldstart"):
-            cold_start(outputs, runs)
+            cold_start(outputs, runs, args.zips)
         if args.only in (None, "throughput"):
             throughput(outputs, requests)
     print(f"\n(bench_apps took {time.perf_counter() - started:.0f} s)")

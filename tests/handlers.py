@@ -44,3 +44,10 @@ def stream_fail_b_once(event, context):
             _failed_once.add(pk)
             return {"batchItemFailures": [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]}
     return None
+
+
+def explode_on_poison(event, context):
+    """DynamoDB stream: raises when the batch holds the record for pk "poison" (nothing is done then)."""
+    received.append(event)
+    if any(r["dynamodb"]["Keys"]["pk"]["S"] == "poison" for r in event["Records"]):
+        raise RuntimeError("poison record")

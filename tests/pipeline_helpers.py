@@ -154,6 +154,9 @@ def runner_settings(resources, tmp_path, *local_stages: str):
     for name in local_stages:
         events = []
         for entry in stages[name]["events"]:
+            if "event_source" not in entry:  # a schedule
+                events.append(entry)
+                continue
             arn = entry["event_source"]["arn"]
             if ":dynamodb:" in arn:
                 arn = streams[arn.split(":", 5)[5].split("/")[1].replace(LOCAL_PREFIX, prefix, 1)]
@@ -171,3 +174,12 @@ LOCAL_PREFIX = "daycare-local-"
 
 def email_record(resources, env) -> dict:
     return sqs_record(bridge_event(env), queue_arn(resources["EMAIL_QUEUE_URL"]))
+def run_until(runner, done, seconds: float = 20.0) -> None:
+    """Run the runner's passes until `done()`; fails after `seconds`."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, "the pipeline did not get there in time"
+        if not runner.run_once():
+            time.sleep(0.1)

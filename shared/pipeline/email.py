@@ -10,8 +10,9 @@ email SES's `SendEmail` would build from Text + Html, but the emulator only keep
 of a `SendEmail` (the HTML), while it keeps the whole raw message, so locally both parts
 can be checked (see shared.pipeline.mailbox).
 
-Idempotent by event_id: `email#<event_id>` in IDEMPOTENCY_TABLE (with a 7-day `expiration`
-TTL) is written after a successful send, and an event found there is not sent again.
+Effects once, by event_id: `email#<event_id>` in IDEMPOTENCY_TABLE is claimed (in progress) before the
+send and marked completed after it (shared.platform.idempotency, with a 7-day `expiration` TTL); a
+concurrent duplicate finds the claim and is retried later, an event found completed is not sent again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -35,6 +35,8 @@ from shared.platform.aws import client
 from shared.platform.batch import MalformedMessage, process_sqs_batch, validation_summary
 from shared.platform.clock import local_time
 from shared.platform.events import Envelope, EventType
+from shared.platform.idempotency import claim
+from shared.platform.logs import fields, setup
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates" / "email"
@@ -165,31 +167,30 @@ def recipient(envelope: Envelope) -> str:
 
 
 def send(envelope: Envelope, sender: str, table: str) -> bool:
-    """Email the parent about the event unless already done; True if an email was sent."""
-    key = {"id": {"S": f"email#{envelope.event_id}"}}
-    dynamodb = client("dynamodb")
-    if dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item"):
-        log.info("event %s (%s): email already sent, skipped", envelope.event_id, envelope.type)
-        return False
+    """Email the parent about the event unless already done; True if an email was sent.
+
+    The event is claimed first (shared.platform.idempotency): of two deliveries at the same moment one
+    sends, the other finds the claim in progress and is retried later, when it finds the email sent.
+    Only a verified address is written to (`recipient`)."""
     to = recipient(envelope)
     if not to:
-        log.warning("event %s (%s): no verified address to notify, not sent", envelope.event_id, envelope.type)
+        log.warning("no verified address to notify, not sent", extra=fields(envelope))
         return False
-    subject, text, html = render(envelope)
-    result = client("ses").send_raw_email(Source=sender, Destinations=[to],
-                                          RawMessage={"Data": build_message(sender, to, subject, text, html)})
-    dynamodb.put_item(TableName=table, Item={
-        **key,
-        "expiration": {"N": str(int(time.time() + IDEMPOTENCY_TTL.total_seconds()))},
-        "sent_at": {"S": datetime.now(UTC).isoformat()},
-        "message_id": {"S": result.get("MessageId", "")},
-    })
-    log.info("event %s (%s): email %s sent for %s", envelope.event_id, envelope.type, result.get("MessageId"),
-             envelope.request_id)
+    with claim(table, f"email#{envelope.event_id}", ttl=IDEMPOTENCY_TTL) as work:
+        if work.done:
+            log.info("email already sent, skipped", extra=fields(envelope))
+            return False
+        subject, text, html = render(envelope)
+        result = client("ses").send_raw_email(Source=sender, Destinations=[to],
+                                              RawMessage={"Data": build_message(sender, to, subject, text, html)})
+        work.data.update({"sent_at": datetime.now(UTC).isoformat(), "message_id": result.get("MessageId", "")})
+    log.info("email sent", extra=fields(envelope, message_id=result.get("MessageId")))
     return True
 
 
 def handler(event: dict, context: Any = None) -> dict:
+    setup("pipeline")
     config = settings()
     sender, table = config.resource("SES_SENDER"), config.resource("IDEMPOTENCY_TABLE")
-    return process_sqs_batch(event, lambda record: send(parse(record["body"]), sender, table))
+    return process_sqs_batch(event, lambda record: send(parse(record["body"]), sender, table), hop="email",
+                             failures_table=table, context=context)

@@ -9,8 +9,9 @@ the other app's sync endpoint, as one function routing by event type.
 The body is the envelope JSON, signed with shared.platform.signing (SYNC_SECRET). A 2xx answer is
 success (the endpoints are idempotent: a repeat answers {"status": "ignored"}); anything
 else, a timeout or a network error fails that record: SQS redelivers it after the
-visibility timeout, and after maxReceiveCount moves it to the dead-letter queue, from where
-an admin redrives it once the target is fixed.
+growing delay (shared.platform.batch: 30 s doubling to 15 min, about 1 h 45 min in all before
+maxReceiveCount moves it to the dead-letter queue, with the reason kept for the monitor), from where
+an admin redrives it once the target is fixed. The POST carries the event id as X-Correlation-Id.
 
 Base URLs come from CHILDSYS_URL / REQSYS_URL; locally (AWS_ENDPOINT_URL set) they default
 to the `make run` ports, in AWS they are required.
@@ -30,6 +31,7 @@ from pydantic import ValidationError
 from shared.pipeline import settings
 from shared.platform.batch import MalformedMessage, RecordFailed, process_sqs_batch, validation_summary
 from shared.platform.events import FROM_CHILDSYS, FROM_REQSYS, Envelope, EventType
+from shared.platform.logs import fields, setup
 from shared.platform.signing import sign
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,7 @@ def parse(body: str) -> tuple[Envelope, bytes]:
 def deliver(envelope: Envelope, body: bytes, secret: str) -> str:
     """POST the signed envelope to its target; returns the answer's status, raises DeliveryFailed."""
     url = target_url(envelope.type)
-    headers = {"Content-Type": "application/json", **sign(secret, body)}
+    headers = {"Content-Type": "application/json", "X-Correlation-Id": envelope.event_id, **sign(secret, body)}
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - http(s) only, see target_url
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
@@ -81,27 +83,32 @@ def deliver(envelope: Envelope, body: bytes, secret: str) -> str:
     except urllib.error.HTTPError as err:
         code = _error_code(err)
         raise DeliveryFailed(f"event {envelope.event_id} ({envelope.type}) -> {url}: HTTP {err.code}"
-                             + (f" {code}" if code else "")) from None
+                             + (f" {code}" if code else ""), status=err.code) from None
     except (urllib.error.URLError, TimeoutError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise DeliveryFailed(f"event {envelope.event_id} ({envelope.type}) -> {url}: {reason}") from None
     if not 200 <= status < 300:
-        raise DeliveryFailed(f"event {envelope.event_id} ({envelope.type}) -> {url}: HTTP {status}")
+        raise DeliveryFailed(f"event {envelope.event_id} ({envelope.type}) -> {url}: HTTP {status}", status=status)
     try:
         result = str(json.loads(answer).get("status", ""))
     except (ValueError, AttributeError):
         result = ""
-    log.info("event %s (%s) for %s delivered to %s: %s", envelope.event_id, envelope.type, envelope.request_id,
-             url, result or status)
+    log.info("event delivered to %s: %s", url, result or status, extra=fields(envelope, status=status))
     return result
 
 
 def handler(event: dict, context: Any = None) -> dict:
-    secret = settings().sync_secret
+    setup("pipeline")
+    config = settings()
+    secret = config.sync_secret
     if not secret:
         raise RuntimeError("SYNC_SECRET is not set")  # the whole batch stays on the queue
-
-    return process_sqs_batch(event, lambda record: deliver(*parse(record["body"]), secret))
+    try:
+        table = config.resource("IDEMPOTENCY_TABLE")
+    except KeyError:
+        table = None
+    return process_sqs_batch(event, lambda record: deliver(*parse(record["body"]), secret), hop="forward",
+                             failures_table=table, context=context)
 
 
 def _error_code(err: urllib.error.HTTPError) -> str:

@@ -20,6 +20,7 @@ from shared.pipeline import settings
 from shared.platform.aws import client
 from shared.platform.batch import MalformedMessage, process_sqs_batch, validation_summary
 from shared.platform.events import Envelope
+from shared.platform.logs import fields, setup
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,19 @@ def store(envelope: Envelope, table: str) -> bool:
     try:
         dynamodb.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(event_id)")
     except dynamodb.exceptions.ConditionalCheckFailedException:
-        log.info("event %s (%s) already ingested; duplicate ignored", envelope.event_id, envelope.type)
+        log.info("event already ingested; duplicate ignored", extra=fields(envelope))
         return False
-    log.info("event %s (%s) for %s ingested", envelope.event_id, envelope.type, envelope.request_id)
+    log.info("event ingested", extra=fields(envelope))
     return True
 
 
 def handler(event: dict, context: Any = None) -> dict:
-    table = settings().resource("EVENTS_TABLE")
-    return process_sqs_batch(event, lambda record: store(parse(record["body"]), table))
+    setup("pipeline")
+    config = settings()
+    table = config.resource("EVENTS_TABLE")
+    try:
+        failures = config.resource("IDEMPOTENCY_TABLE")
+    except KeyError:
+        failures = None
+    return process_sqs_batch(event, lambda record: store(parse(record["body"]), table), hop="ingest",
+                             failures_table=failures, context=context)

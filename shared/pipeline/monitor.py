@@ -18,8 +18,8 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -240,6 +240,8 @@ class DeadLetter:
     source_arn: str | None  # DeadLetterQueueSourceArn: set by AWS (not by moto)
     attributes: dict[str, str]  # message attributes with string values
     info: BodyInfo
+    failure: str | None = None  # the last failure's reason, as the handler recorded it (shared.platform.batch)
+    stream_batch: dict[str, Any] | None = None  # a stream mapping's failed batch (its on-failure queue)
 
     @property
     def preview(self) -> str:
@@ -262,11 +264,52 @@ def _dead_letter(message: dict) -> DeadLetter:
     attributes = {name: value.get("StringValue", "(binary)")
                   for name, value in (message.get("MessageAttributes") or {}).items()}
     body = message.get("Body") or ""
+    batch = stream_batch_info(body)
+    info = describe_body(body) if batch is None else BodyInfo(wrapper="stream-failure")
+    failure = None
+    if batch is not None:
+        failure = (f"{batch.get('batchSize', '?')} stream record(s) {batch.get('startSequenceNumber')}.."
+                   f"{batch.get('endSequenceNumber')} failed "
+                   f"({(_json_object(body) or {}).get('requestContext', {}).get('condition', '?')}); "
+                   "replay publishes their events again from the events table")
     return DeadLetter(
         message_id=message["MessageId"], body=body, sent_at=_timestamp(system.get("SentTimestamp")),
         first_received_at=_timestamp(system.get("ApproximateFirstReceiveTimestamp")),
         receive_count=int(system.get("ApproximateReceiveCount") or 0), group_id=system.get("MessageGroupId"),
-        source_arn=system.get("DeadLetterQueueSourceArn"), attributes=attributes, info=describe_body(body))
+        source_arn=system.get("DeadLetterQueueSourceArn"), attributes=attributes, info=info, failure=failure,
+        stream_batch=batch)
+
+
+def stream_batch_info(body: str) -> dict[str, Any] | None:
+    """The `DDBStreamBatchInfo` of a stream mapping's on-failure message, or None for any other body."""
+    outer = _json_object(body)
+    batch = outer.get("DDBStreamBatchInfo") if outer else None
+    return batch if isinstance(batch, dict) else None
+
+
+def failure_reasons(table: str | None, message_ids: Iterable[str]) -> dict[str, str]:
+    """The last failure's reason of each message (recorded by shared.platform.batch), by message id."""
+    ids = list(dict.fromkeys(message_ids))
+    if not table or not ids:
+        return {}
+    from shared.platform.batch import FAILURE_PREFIX
+
+    found: dict[str, str] = {}
+    dynamodb = client("dynamodb")
+    for start in range(0, len(ids), 100):
+        keys = [{"id": {"S": f"{FAILURE_PREFIX}{i}"}} for i in ids[start:start + 100]]
+        try:
+            response = dynamodb.batch_get_item(RequestItems={table: {"Keys": keys}})
+        except Exception as err:  # informative only
+            log.warning("could not read the failure reasons: %s", err)
+            return found
+        for item in response.get("Responses", {}).get(table, []):
+            plain = {k: next(iter(v.values())) for k, v in item.items()}
+            status = f"HTTP {plain['status']} · " if plain.get("status") else ""
+            found[plain["id"].removeprefix(FAILURE_PREFIX)] = (
+                f"{status}{plain.get('error', '?')}: {plain.get('reason', '')} "
+                f"(receive {plain.get('receives', '?')}, {plain.get('at', '')})")
+    return found
 
 
 def _receive(url: str, count: int, visibility: int) -> list[dict]:
@@ -293,7 +336,7 @@ def _release(url: str, receipt_handles: Iterable[str]) -> None:
             log.warning("could not release a message of %s: %s", url, failure.get("Code"))
 
 
-def peek(url: str, limit: int = MAX_PEEK) -> list[DeadLetter]:
+def peek(url: str, limit: int = MAX_PEEK, failures_table: str | None = None) -> list[DeadLetter]:
     """The messages of a (dead-letter) queue, without consuming them.
 
     SQS has no "peek": the messages are received with a short visibility timeout and then made
@@ -322,7 +365,9 @@ def peek(url: str, limit: int = MAX_PEEK) -> list[DeadLetter]:
         raise _aws_error(err, "listing the messages") from None
     finally:
         _release(url, held)
-    return sorted(seen.values(), key=lambda m: (m.sent_at or datetime.min.replace(tzinfo=UTC), m.message_id))
+    reasons = failure_reasons(failures_table, [m for m, letter in seen.items() if letter.failure is None])
+    letters = [replace(letter, failure=reasons[m]) if m in reasons else letter for m, letter in seen.items()]
+    return sorted(letters, key=lambda m: (m.sent_at or datetime.min.replace(tzinfo=UTC), m.message_id))
 
 
 # --- redrive -----------------------------------------------------------------------------------
@@ -336,6 +381,11 @@ class RedriveResult:
     found: bool = True  # for one message: whether it was found
     remaining: int | None = None  # visible messages left in the DLQ afterwards
     errors: list[str] = field(default_factory=list)
+    replayed: int = 0  # stream failures: events published again from the events table
+
+    def as_json(self) -> dict[str, Any]:
+        return {"moved": self.moved, "failed": self.failed, "duplicated": self.duplicated, "found": self.found,
+                "remaining": self.remaining, "replayed": self.replayed, "errors": self.errors}
 
 
 def _resend_entry(message: dict, index: int, fifo: bool, run: str) -> dict:
@@ -425,6 +475,98 @@ def redrive(pair: QueuePair, message_id: str | None = None, limit: int = MAX_MOV
         result.remaining = None
     log.info("redrive %s: moved %d, failed %d, duplicated %d%s", pair.key, result.moved, result.failed,
              result.duplicated, f" (message {message_id})" if message_id else "")
+    return result
+
+
+# --- stream failures: replay from the events table -----------------------------------------------
+
+REPLAY_MARGIN = timedelta(minutes=2)  # around a failed batch's arrival times: ingested_at is set just before
+
+
+def _events_between(table: str, first: datetime, last: datetime) -> list[Any]:
+    """The envelopes of the events ingested between two times (a Scan: an operator's action, not a hot path)."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    from shared.pipeline.stream import envelope_from_image
+
+    serialize = TypeSerializer().serialize
+    scan: dict[str, Any] = {
+        "TableName": table, "ConsistentRead": True, "FilterExpression": "ingested_at BETWEEN :a AND :b",
+        "ExpressionAttributeValues": {":a": serialize((first - REPLAY_MARGIN).isoformat(timespec="microseconds")),
+                                      ":b": serialize((last + REPLAY_MARGIN).isoformat(timespec="microseconds"))}}
+    found = []
+    dynamodb = client("dynamodb")
+    while True:
+        page = dynamodb.scan(**scan)
+        for item in page.get("Items", []):
+            try:
+                found.append(envelope_from_image(item))
+            except (KeyError, TypeError, ValueError):
+                log.warning("events-table item %s is not an event; not replayed", item.get("event_id"))
+        if "LastEvaluatedKey" not in page:
+            return found
+        scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def replay_stream_failures(dlq_url: str, events_table: str, bus: str, message_id: str | None = None,
+                           limit: int = MAX_PEEK, time_budget: float = MOVE_TIME_BUDGET) -> RedriveResult:
+    """Publish again, from the events table, the events of the stream batches described in the stream's
+    on-failure queue (all, or the message `message_id`), then delete those descriptions.
+
+    A description names a batch by shard, sequence numbers and arrival times (Lambda's on-failure record
+    holds no data, and the stream keeps records 24 hours only): every event ingested around those times is
+    put on the bus again. Neighbours sent twice are harmless (every consumer is idempotent by event_id);
+    a description is deleted only after all its events were accepted, so nothing is lost.
+    """
+    from shared.pipeline.stream import publish
+
+    result = RedriveResult(found=message_id is None)
+    deadline = time.monotonic() + time_budget
+    held: list[str] = []
+    sqs = client("sqs")
+    try:
+        while result.moved + result.failed < limit and time.monotonic() < deadline:
+            batch = _receive(dlq_url, limit - result.moved - result.failed, MOVE_VISIBILITY)
+            if not batch:
+                break
+            for message in batch:
+                info = stream_batch_info(message.get("Body") or "")
+                if (message_id is not None and message["MessageId"] != message_id) or info is None:
+                    held.append(message["ReceiptHandle"])
+                    if info is None and message_id in (None, message["MessageId"]):
+                        result.failed += 1
+                        result.errors.append(f"message {message['MessageId']} is not a stream batch description")
+                    continue
+                result.found = True
+                first = _iso(info.get("approximateArrivalOfFirstRecord"))
+                last = _iso(info.get("approximateArrivalOfLastRecord")) or first
+                if first is None:
+                    held.append(message["ReceiptHandle"])
+                    result.failed += 1
+                    result.errors.append(f"message {message['MessageId']} has no arrival times")
+                    continue
+                envelopes = _events_between(events_table, first, last)
+                refused = publish([(env.event_id, env) for env in envelopes], bus)
+                if refused:
+                    held.append(message["ReceiptHandle"])
+                    result.failed += 1
+                    result.errors.append(f"EventBridge refused {len(refused)} event(s); the description stays")
+                    continue
+                sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+                result.moved += 1
+                result.replayed += len(envelopes)
+            if message_id is not None and result.found:
+                break
+    except Exception as err:
+        result.errors.append(str(_aws_error(err, "replaying the stream failures")))
+    finally:
+        _release(dlq_url, held)
+    try:
+        result.remaining = depth(dlq_url)["ApproximateNumberOfMessages"]
+    except Exception:
+        result.remaining = None
+    log.info("stream replay: %d batch(es), %d event(s) published again, %d failed", result.moved,
+             result.replayed, result.failed)
     return result
 
 

@@ -5,7 +5,10 @@ one EventBridge entry: Source = EVENT_SOURCE, DetailType = the event type, Detai
 envelope JSON. The bus's rules send it on to SQS queues (email, to-childsys, to-reqsys).
 
 Failed entries are returned as batchItemFailures by the record's SequenceNumber: Lambda
-(and the local runner) checkpoint before the first failed record and retry from there.
+(and the local runner) checkpoint before the first failed record and retry from there, a
+bounded number of times; then the batch's description goes to the stream's on-failure
+queue (`<events table>-stream-dlq`), where the monitor shows it and replays its events from
+the table (shared.pipeline.monitor.replay_stream_failures).
 A record that cannot be rebuilt into an envelope is logged and skipped: it would block
 the shard forever, and the event itself stays in the table.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -23,10 +27,22 @@ from shared.pipeline import settings
 from shared.platform.aws import client
 from shared.platform.batch import validation_summary
 from shared.platform.events import Envelope
+from shared.platform.logs import bind, emit_metrics, fields, setup
 
 log = logging.getLogger(__name__)
 PUT_EVENTS_LIMIT = 10
 EVENT_SOURCE = "daycare.waitlist"  # the `source` of every event on the bus; the rules match on it
+# The stream mapping's bounds (shared.tools.provision sets them in AWS, shared.tools.runner plays them locally):
+# a failing batch is split in two (bisect) and retried this many times, never past the record age; then
+# its description goes to the on-failure queue, instead of blocking the shard or vanishing.
+MAXIMUM_RETRY_ATTEMPTS = 10
+MAXIMUM_RECORD_AGE_SECONDS = 6 * 3600
+FAILURE_QUEUE_SUFFIX = "-stream-dlq"
+
+
+def failure_queue_name(table: str) -> str:
+    """The on-failure destination of a table's stream mapping: an SQS queue named after the table."""
+    return f"{table}{FAILURE_QUEUE_SUFFIX}"
 
 
 def _plain(value: Any) -> Any:
@@ -53,20 +69,8 @@ def envelope_from_image(image: dict) -> Envelope:
                     version=item.get("version", 1), application=application, actor=item.get("actor"))
 
 
-def handler(event: dict, context: Any = None) -> dict:
-    bus = settings().resource("EVENT_BUS_NAME")
-    pending: list[tuple[str, Envelope]] = []  # (sequence number, envelope)
-    for record in event.get("Records") or []:
-        if record.get("eventName") != "INSERT":
-            continue
-        data = record.get("dynamodb") or {}
-        sequence = data.get("SequenceNumber", "")
-        try:
-            pending.append((sequence, envelope_from_image(data["NewImage"])))
-        except (KeyError, TypeError, ValueError) as err:
-            detail = validation_summary(err) if isinstance(err, ValidationError) else type(err).__name__
-            log.error("stream record %s is not an event item (%s); skipped, it stays in the table", sequence, detail)
-
+def publish(pending: list[tuple[str, Envelope]], bus: str) -> list[str]:
+    """Put the envelopes on the bus, ten per call; returns the keys (first of each pair) of those refused."""
     failed: list[str] = []
     events = client("events")
     for start in range(0, len(pending), PUT_EVENTS_LIMIT):
@@ -75,16 +79,43 @@ def handler(event: dict, context: Any = None) -> dict:
                    for _, env in chunk]
         try:
             result = events.put_events(Entries=entries)["Entries"]
-        except Exception:
-            log.exception("put_events failed for %d events; they will be retried", len(chunk))
-            failed.extend(sequence for sequence, _ in chunk)
+        except Exception as err:
+            log.warning("put_events failed for %d events; they will be retried: %s", len(chunk), err)
+            failed.extend(key for key, _ in chunk)
             continue
-        for (sequence, env), entry in zip(chunk, result, strict=False):
+        for (key, env), entry in zip(chunk, result, strict=False):
             if entry.get("ErrorCode") or not entry.get("EventId"):
-                log.warning("event %s (%s) refused by EventBridge: %s %s; it will be retried", env.event_id,
-                            env.type, entry.get("ErrorCode"), entry.get("ErrorMessage"))
-                failed.append(sequence)
+                log.warning("event refused by EventBridge: %s %s; it will be retried", entry.get("ErrorCode"),
+                            entry.get("ErrorMessage"), extra=fields(env))
+                failed.append(key)
             else:
-                log.info("event %s (%s) for %s published", env.event_id, env.type, env.request_id)
-        failed.extend(sequence for sequence, _ in chunk[len(result):])  # fewer results than entries: retry
+                log.info("event published to the bus", extra=fields(env))
+        failed.extend(key for key, _ in chunk[len(result):])  # fewer results than entries: retry
+    return failed
+
+
+def handler(event: dict, context: Any = None) -> dict:
+    setup("pipeline")
+    bus = settings().resource("EVENT_BUS_NAME")
+    pending: list[tuple[str, Envelope]] = []  # (sequence number, envelope)
+    records = event.get("Records") or []
+    oldest = None
+    for record in records:
+        data = record.get("dynamodb") or {}
+        created = data.get("ApproximateCreationDateTime")
+        if isinstance(created, int | float) and (oldest is None or created < oldest):
+            oldest = created
+        if record.get("eventName") != "INSERT":
+            continue
+        sequence = data.get("SequenceNumber", "")
+        try:
+            pending.append((sequence, envelope_from_image(data["NewImage"])))
+        except (KeyError, TypeError, ValueError) as err:
+            detail = validation_summary(err) if isinstance(err, ValidationError) else type(err).__name__
+            log.error("stream record %s is not an event item (%s); skipped, it stays in the table", sequence, detail)
+
+    with bind(hop="stream", aws_request_id=getattr(context, "aws_request_id", None)):
+        failed = publish(pending, bus)
+    emit_metrics("stream", processed=len(records) - len(failed), failed=len(failed),
+                 oldest_age_ms=(time.time() - oldest) * 1000 if oldest else None)
     return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in failed]}

@@ -28,14 +28,28 @@ Result = TypeVar("Result")
 DEADLOCK = 1213  # MySQL's ER_LOCK_DEADLOCK: the transaction was rolled back, and may simply be run again
 
 
+PROXY_IDLE_SECONDS = 1800  # the RDS Proxy's IdleClientTimeout (shared/tools/deploy/database.py)
+
+
+def _proxied(url: str) -> bool:
+    return ".proxy-" in url
+
+
 def engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # the app and the local event runner write at the same time: wait, don't fail
         return {"connect_args": {"timeout": 15}, "pool_reset_on_return": None}  # clean_returns resets
+    # In Lambda an instance serves one request at a time: one connection, no overflow (a busy morning's
+    # instances each hold one, and the RDS Proxy multiplexes them onto the database's few).
+    in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+    # Behind the proxy (hosts *.proxy-*.rds.amazonaws.com) a connection is recycled before the proxy drops it
+    # idle, so no ping is needed; straight to RDS, clean_returns pings one that sat idle long enough for the
+    # database to have closed it (the instance was frozen), not every request.
+    proxied = _proxied(url)
     return {
-        "pool_recycle": 280,
+        "pool_recycle": PROXY_IDLE_SECONDS - 300 if proxied else 280,
         "pool_size": 1,
-        "max_overflow": 2,
+        "max_overflow": 0 if in_lambda else 2,
         "pool_timeout": 10,
         "pool_reset_on_return": None,  # clean_returns rolls back what may be open
         "connect_args": {"connect_timeout": 5, "charset": "utf8mb4"},
@@ -44,6 +58,12 @@ def engine_options(url: str) -> dict[str, Any]:
 
 PING_AFTER_IDLE = 30.0  # seconds: a connection idle longer is pinged before use (RDS, NAT and proxies drop idle ones)
 _DIRTY, _RETURNED = "maybe_in_transaction", "returned_at"
+
+
+def ping_after_idle(url: str) -> float | None:
+    """Seconds of idleness after which a connection is pinged at checkout; None: never (SQLite; behind the
+    RDS Proxy, which keeps the database's connections and whose own idle timeout the recycle respects)."""
+    return None if url.startswith("sqlite") or _proxied(url) else PING_AFTER_IDLE
 
 
 def clean_returns(engine, ping_after_idle: float | None = PING_AFTER_IDLE) -> None:
@@ -105,7 +125,7 @@ def init_db(app: Flask, db: SQLAlchemy, migrations: Path) -> None:
     db.init_app(app)
     if app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_reset_on_return", "rollback") is None:
         with app.app_context():
-            clean_returns(db.engine, None if url.startswith("sqlite") else PING_AFTER_IDLE)
+            clean_returns(db.engine, ping_after_idle(url))
     # Flask-Migrate imports Alembic, a sixth of a cold start; Lambda runs no `flask db` command, so
     # there (LAMBDA_TASK_ROOT and AWS_LAMBDA_FUNCTION_NAME are set in every function) upgrade_schema registers
     # it on first use. The package check runs zips on the emulator with LAMBDA_TASK_ROOT only: local mode

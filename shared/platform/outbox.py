@@ -14,15 +14,19 @@ Zappa schedule that publishes whatever is left.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import DateTime, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from shared.platform.logs import fields
 
 log = logging.getLogger(__name__)
 
 QUEUE_OUTPUT = "INTEGRATED_EVENTS_QUEUE_URL"  # where every waitlist event goes first
 BATCH = 100
+CLAIM_SECONDS = 120  # a relay's claim on rows lapses after this (it died mid-send): another relay sends them
 
 
 class OutboxMixin:
@@ -34,29 +38,58 @@ class OutboxMixin:
     created_at: Mapped[datetime] = mapped_column(DateTime, default=lambda: datetime.now(UTC).replace(tzinfo=None))
     published_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # which relay is sending the row, since when (see `claim`); cleared when a send fails
+    claimed_by: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def add_event(session: Session, model, envelope) -> None:
     """Stage `envelope` in the caller's transaction (committed with the change it describes)."""
     session.add(model(event_id=envelope.event_id, body=envelope.to_json()))
+    log.info("event staged in the outbox", extra=fields(envelope))
+
+
+def claim(session: Session, model, limit: int = BATCH, stale_seconds: int = CLAIM_SECONDS) -> tuple[str, list]:
+    """Claim up to `limit` pending rows for this relay alone; returns (token, the claimed rows in order).
+
+    One conditional UPDATE marks the rows with a fresh token, only where nobody holds them (or a holder's
+    claim is older than `stale_seconds`: it died); the rows are then read back by token. Two relays at
+    the same moment therefore never both get a row, on SQLite (which ignores FOR UPDATE / SKIP LOCKED)
+    as on MySQL. The claim is committed at once so that other relays see it.
+    """
+    from sqlalchemy import or_, update
+
+    now = _now()
+    free = or_(model.claimed_by.is_(None), model.claimed_at < now - timedelta(seconds=stale_seconds))
+    ids = session.scalars(select(model.id).where(model.published_at.is_(None), free)
+                          .order_by(model.id).limit(limit)).all()
+    if not ids:
+        session.rollback()
+        return "", []
+    token = uuid.uuid4().hex
+    session.execute(update(model).where(model.id.in_(ids), model.published_at.is_(None), free)
+                    .values(claimed_by=token, claimed_at=now).execution_options(synchronize_session=False))
+    session.commit()
+    rows = session.scalars(select(model).where(model.claimed_by == token).order_by(model.id)).all()
+    return token, list(rows)
 
 
 def relay(session: Session, model, queue_url: str, limit: int = BATCH) -> int:
     """Publish pending events in order; returns how many were published.
 
-    Rows are locked (SKIP LOCKED on MySQL) so two relays never send the same batch
-    at once; events SQS refuses stay pending for the next run.
+    Rows are claimed first (`claim`), so two relays never send the same row; events SQS refuses are
+    let go again for the next run.
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
     from shared.platform.events import Envelope, PublishError, publish_batch
 
-    rows = session.scalars(
-        select(model).where(model.published_at.is_(None)).order_by(model.id).limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
+    token, rows = claim(session, model, limit)
     if not rows:
-        session.rollback()
         return 0
     envelopes = [Envelope.from_json(row.body) for row in rows]
     try:
@@ -66,12 +99,24 @@ def relay(session: Session, model, queue_url: str, limit: int = BATCH) -> int:
     except (BotoCoreError, ClientError):
         log.warning("outbox relay: SQS unreachable, %d event(s) wait for the next run", len(rows))
         sent = set()
-    now = datetime.now(UTC).replace(tzinfo=None)
-    for row in rows:
-        row.attempts += 1
-        if row.event_id in sent:
-            row.published_at = now
+    from sqlalchemy import update
+
+    ours = [model.claimed_by == token]  # if our claim lapsed and another relay took a row, it decides
+    ids = [row.id for row in rows]
+    sent_ids = [row.id for row in rows if row.event_id in sent]
+    session.execute(update(model).where(model.id.in_(ids), *ours).values(attempts=model.attempts + 1)
+                    .execution_options(synchronize_session=False))
+    if sent_ids:
+        session.execute(update(model).where(model.id.in_(sent_ids), *ours).values(published_at=_now())
+                        .execution_options(synchronize_session=False))
+    unsent = [i for i in ids if i not in set(sent_ids)]
+    if unsent:
+        session.execute(update(model).where(model.id.in_(unsent), *ours).values(claimed_by=None, claimed_at=None)
+                        .execution_options(synchronize_session=False))
     session.commit()
+    for row in rows:
+        if row.event_id in sent:
+            log.info("event relayed to the queue", extra={"correlation_id": row.event_id})
     return len(sent)
 
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from shared.platform.errors import ApiError, Unauthorized, ValidationFailed
 from shared.platform.events import Envelope, EventType
+from shared.platform.logs import fields
 from shared.platform.payloads import JSONTooLarge, check_json_bounds, field_errors
 from shared.platform.signing import verify
 
@@ -50,7 +51,10 @@ def sync_blueprint(prefix: str, event_types, apply_sync) -> Blueprint:
 
     def endpoint(event_type: EventType):
         def view():
-            return jsonify(status=apply_sync(signed_envelope(event_type)))
+            envelope = signed_envelope(event_type)
+            status = apply_sync(envelope)
+            log.info("sync event %s", status, extra=fields(envelope, app=current_app.name))
+            return jsonify(status=status)
 
         return view
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, redirect, request, session
+from flask import Blueprint, Flask, g, redirect, request, session
 from flask_babel import lazy_gettext as _l
 
 from shared.platform.clock import local_time
@@ -114,6 +115,9 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[Na
     settings = config.pop("SETTINGS", settings)
     settings.check_production()
 
+    from shared.platform import logs
+
+    logs.setup(name)  # JSON lines (shared.platform.logs)
     app = Flask(name)
     app.config.update(
         SETTINGS=settings,
@@ -156,9 +160,11 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[Na
     from shared.platform.auth import init_auth
     from shared.platform.auth.views import bp as auth_bp
     from shared.platform.errors import register_error_handlers
+    from shared.platform.restore import install as install_restore_hooks
 
     register_error_handlers(app)
     init_auth(app)
+    install_restore_hooks(app)  # SnapStart: what to reset after a restore
     app.register_blueprint(ui)
     app.register_blueprint(auth_bp)
     from shared.platform.openapi import bp as openapi_bp
@@ -189,8 +195,25 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[Na
         ):
             csrf.protect()
 
+    @app.before_request
+    def _log_context():
+        # every log line of the request carries its id (API Gateway's through Zappa, else the caller's or a
+        # new one) and, on the signed sync endpoints, the event id the forward handler sends
+        context = request.environ.get("lambda.context")
+        request_id = (getattr(context, "aws_request_id", None) or request.headers.get("X-Request-Id", "")[:64]
+                      or uuid.uuid4().hex)
+        g.request_id = request_id
+        g._log_token = logs.push(aws_request_id=request_id,
+                                 correlation_id=request.headers.get("X-Correlation-Id", "")[:64] or None)
+
+    @app.teardown_request
+    def _log_context_end(_exc):
+        logs.pop(g.pop("_log_token", None))
+
     @app.after_request
     def _security_headers(response):
+        if g.get("request_id"):
+            response.headers.setdefault("X-Request-Id", g.request_id)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")

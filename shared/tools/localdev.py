@@ -3,7 +3,8 @@
 Starts the AWS emulator (moto server) on :4566, provisions every resource on it,
 migrates the SQLite databases under .local/, seeds demo accounts and daycares,
 then serves reqsys :8001, childsys :8002, taskapp :8003 and the local event-source
-runner. Ctrl-C stops everything.
+runner. A process that stops (a crash, a kill) is restarted and the terminal says so; the
+emulator, being in memory, is provisioned and seeded again. Only Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
 
 from shared.platform.aws import emulator_environment
 from shared.platform.settings import LOCAL_DIR, LOCAL_ENDPOINT, outputs_path
@@ -22,7 +27,8 @@ from shared.platform.settings import LOCAL_DIR, LOCAL_ENDPOINT, outputs_path
 APPS = {"reqsys": 8001, "childsys": 8002, "taskapp": 8003}
 EMULATOR_PORT = 4566
 
-LOCAL_ENV = {**emulator_environment(LOCAL_ENDPOINT), "STAGE": "local", "PYTHONUNBUFFERED": "1"}
+# LOG_JSON: the apps write JSON log lines at INFO (shared.platform.logs), as in Lambda
+LOCAL_ENV = {**emulator_environment(LOCAL_ENDPOINT), "STAGE": "local", "PYTHONUNBUFFERED": "1", "LOG_JSON": "1"}
 
 
 def port_open(port: int) -> bool:
@@ -83,6 +89,90 @@ def seed_demo_data() -> None:
             models.db.session.commit()
 
 
+@dataclass
+class Child:
+    """A supervised process: how to start it, and what to do once it is back (e.g. provision the emulator)."""
+
+    name: str
+    args: list[str]
+    log_name: str
+    port: int | None = None
+    after_restart: Callable[[], None] | None = None
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+    restart_at: float | None = None  # when a crashed child is due to start again (backoff)
+
+
+class Supervisor:
+    """Starts the children, restarts any that stops (saying so), and stops them all on request.
+
+    A child that keeps crashing is restarted after 1, 2, 4... (at most 30) seconds, so a broken one does not
+    spin. Only `stop()` (Ctrl-C or SIGTERM in `main`) ends the others.
+    """
+
+    def __init__(self, log_dir: Path, out: TextIO = sys.stdout, env: dict[str, str] | None = None):
+        self.log_dir, self.out, self.env = log_dir, out, env
+        self.children: list[Child] = []
+        self.stopping = False
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def start(self, child: Child, wait: bool = True) -> Child:
+        log = open(self.log_dir / f"{child.log_name}.log", "a")  # noqa: SIM115 - closed with the process
+        # a session of its own: Ctrl-C reaches only this supervisor, which stops the children in order
+        child.process = subprocess.Popen(child.args, env=self.env or os.environ.copy(), stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()  # the child has its own copy
+        if child not in self.children:
+            self.children.append(child)
+        if wait and child.port:
+            wait_for_port(child.port, child.process)
+        return child
+
+    def check(self) -> list[Child]:
+        """One look at the children: a stopped one is scheduled for a restart, a due one restarted."""
+        restarted = []
+        now = time.monotonic()
+        for child in self.children:
+            if self.stopping or child.process is None:
+                continue
+            code = child.process.poll()
+            if code is None:
+                continue
+            if child.restart_at is None:
+                delay = min(30.0, 2.0 ** min(child.restarts, 5)) if child.restarts else 0.0
+                child.restart_at = now + delay
+                self.say(f"! {child.name} stopped (exit code {code}); restarting"
+                         + (f" in {delay:.0f} s" if delay else "") + f" - see .local/{child.log_name}.log")
+            if now >= child.restart_at:
+                child.restarts += 1
+                child.restart_at = None
+                try:
+                    self.start(child)
+                    if child.after_restart:
+                        child.after_restart()
+                except (SystemExit, Exception) as err:  # it did not come up: the next look tries again
+                    self.say(f"! {child.name} did not start again: {err}")
+                    continue
+                self.say(f"  {child.name} restarted (restart {child.restarts})")
+                restarted.append(child)
+        return restarted
+
+    def stop(self) -> None:
+        self.stopping = True
+        for child in reversed(self.children):
+            if child.process is not None and child.process.poll() is None:
+                child.process.terminate()
+        for child in self.children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+
+
 def main() -> int:
     os.environ.update({k: v for k, v in LOCAL_ENV.items() if k not in os.environ or k == "STAGE"})
     LOCAL_DIR.mkdir(exist_ok=True)
@@ -90,34 +180,12 @@ def main() -> int:
     if busy:
         print(f"Ports already in use: {busy}. Is `make run` already running?", file=sys.stderr)
         return 1
+    for old in LOCAL_DIR.glob("*.log"):  # a fresh log per run; restarts append to it
+        old.write_text("")
 
-    processes: list[subprocess.Popen] = []
+    supervisor = Supervisor(LOCAL_DIR)
 
-    def start(args: list[str], log_name: str) -> subprocess.Popen:
-        log = open(LOCAL_DIR / f"{log_name}.log", "w")  # noqa: SIM115 - closed with the process
-        # a session of its own: Ctrl-C reaches only this supervisor, which stops the children in order
-        process = subprocess.Popen(args, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        processes.append(process)
-        return process
-
-    def stop(*_args) -> None:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even when started in the background
-    try:
-        emulator = start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(EMULATOR_PORT)], "emulator")
-        wait_for_port(EMULATOR_PORT, emulator)
-        print(f"AWS emulator   {LOCAL_ENDPOINT}")
-
+    def provision_and_seed() -> None:
         from shared.tools import provision
 
         result = provision.apply("local")
@@ -125,26 +193,36 @@ def main() -> int:
         seed_demo_data()
         print("Seeded         demo accounts and daycares")
 
+    def emulator_back() -> None:  # the emulator keeps everything in memory: a new one is empty
+        print("  the emulator restarted empty: provisioning and seeding again (earlier queues, tables, users and "
+              "emails are gone)")
+        provision_and_seed()
+
+    signal.signal(signal.SIGTERM, lambda *_: (supervisor.stop(), sys.exit(0)))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even when started in the background
+    try:
+        supervisor.start(Child("emulator", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                                            str(EMULATOR_PORT)], "emulator", EMULATOR_PORT, emulator_back))
+        print(f"AWS emulator   {LOCAL_ENDPOINT}")
+        provision_and_seed()
+
         for name, port in APPS.items():
-            process = start([sys.executable, "-m", "flask", "--app", name, "run", "--host", "127.0.0.1",
-                             "--port", str(port), "--no-reload"], name)
-            wait_for_port(port, process)
+            supervisor.start(Child(name, [sys.executable, "-m", "flask", "--app", name, "run", "--host", "127.0.0.1",
+                                          "--port", str(port), "--no-reload"], name, port))
             print(f"{name:<14} http://127.0.0.1:{port}")
-        start([sys.executable, "-m", "shared.tools.runner", "--env", "local"], "runner")
+        supervisor.start(Child("runner", [sys.executable, "-m", "shared.tools.runner", "--env", "local"], "runner"))
         print("Event runner   running (logs in .local/runner.log)")
         print("\nDemo accounts (password Demo-1234!): parent@example.com, staff@example.com (A00017), "
               "admin@example.com, user@example.com, user2@example.com")
-        print("Logs: .local/*.log    Ctrl-C stops everything.")
-        while all(process.poll() is None for process in processes):
+        print("Logs: .local/*.log (JSON lines)    A process that stops is restarted.    Ctrl-C stops everything.")
+        while True:
+            supervisor.check()
             time.sleep(0.5)
-        failed = [p.args for p in processes if p.poll() is not None]
-        print(f"A process stopped: {failed}. Stopping the rest; see .local/*.log", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("\nStopping...")
         return 0
     finally:
-        stop()
+        supervisor.stop()
 
 
 if __name__ == "__main__":

@@ -16,8 +16,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.pipeline.stream import EVENT_SOURCE
+from shared.pipeline.stream import (
+    EVENT_SOURCE,
+    MAXIMUM_RECORD_AGE_SECONDS,
+    MAXIMUM_RETRY_ATTEMPTS,
+    failure_queue_name,
+)
 from shared.platform.aws import MAX_RECEIVES, client, region
+from shared.platform.batch import PIPELINE_MAX_RECEIVES
 from shared.platform.settings import outputs_path
 
 LAMBDA_TIMEOUT = 30
@@ -33,6 +39,9 @@ class Queue:
     key: str  # output prefix, e.g. EMAIL -> EMAIL_QUEUE_URL
     name: str
     fifo: bool = False
+    # receives before the DLQ: enough for the growing retry delays (shared.platform.batch) to ride out an
+    # hour's outage; taskapp's jobs count their attempts against MAX_RECEIVES
+    max_receives: int = PIPELINE_MAX_RECEIVES
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,7 @@ def spec(stage: str, account_id: str) -> Spec:
             Queue("TO_CHILDSYS", f"{prefix}-to-childsys"),
             Queue("TO_REQSYS", f"{prefix}-to-reqsys"),
             Queue("TASK_NOTIFICATIONS", f"{prefix}-task-notifications"),
-            Queue("TASK_JOBS", f"{prefix}-task-jobs"),
+            Queue("TASK_JOBS", f"{prefix}-task-jobs", max_receives=MAX_RECEIVES),
         ],
         tables=[
             Table("EVENTS_TABLE", f"{prefix}-events", "request_id", "event_id", stream=True),
@@ -95,7 +104,8 @@ def spec(stage: str, account_id: str) -> Spec:
             # browser sessions' records and sign-in failure counts (shared/platform/auth/sessions.py, throttle.py)
             Table("SESSIONS_TABLE", f"{prefix}-sessions", "id", ttl_attribute="expires"),
             # taskapp: key and index design in taskapp/services.py
-            Table("TASKS_TABLE", f"{prefix}-tasks", "pk", "sk",
+            # (notifications and their outbox items expire by TTL)
+            Table("TASKS_TABLE", f"{prefix}-tasks", "pk", "sk", ttl_attribute="expiration",
                   indexes=tuple((f"gsi{i}", f"gsi{i}pk", f"gsi{i}sk") for i in "1234")),
         ],
         bus=f"{prefix}-waitlist",
@@ -151,6 +161,9 @@ def apply(stage: str) -> Result:
         ensure_queue(queue, result)
     for table in s.tables:
         ensure_table(table, result)
+    for table in s.tables:
+        if table.stream:
+            ensure_stream_failure_queue(table, result)
     ensure_bus_and_rules(s, result)
     ensure_topic(s, result)
     for bucket in s.buckets:
@@ -208,7 +221,7 @@ def ensure_queue(queue: Queue, result: Result) -> None:
             # Lambda's advice: at least six times the function timeout
             "VisibilityTimeout": str(6 * LAMBDA_TIMEOUT),
             "MessageRetentionPeriod": "345600",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES}),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.max_receives}),
         },
         result,
     )
@@ -622,12 +635,34 @@ def protect_apis(stage: str, web_acl_arn: str, apps=("reqsys", "childsys", "task
     return changes
 
 
+def ensure_stream_failure_queue(table: Table, result: Result) -> None:
+    """The on-failure destination of the table's stream mapping (shared.pipeline.stream): a batch that keeps
+    failing is described there instead of blocking the shard or vanishing. Output as a dead-letter queue
+    (`<KEY>_STREAM_DLQ_URL`, e.g. EVENTS_STREAM_DLQ_URL), so the monitor counts it and replays it."""
+    url = _ensure_sqs(failure_queue_name(table.name), {"MessageRetentionPeriod": "1209600"}, result)
+    key = table.key.removesuffix("_TABLE") + "_STREAM"
+    result.outputs.update({f"{key}_DLQ_URL": url, f"{key}_DLQ_ARN": _queue_arn(url)})
+
+
+def stream_mapping_settings(table_name: str) -> dict:
+    """What a stream mapping needs besides Zappa's: bisect on error, bounded retries, an on-failure queue."""
+    url = client("sqs").get_queue_url(QueueName=failure_queue_name(table_name))["QueueUrl"]
+    return {"BisectBatchOnFunctionError": True, "MaximumRetryAttempts": MAXIMUM_RETRY_ATTEMPTS,
+            "MaximumRecordAgeInSeconds": MAXIMUM_RECORD_AGE_SECONDS,
+            "DestinationConfig": {"OnFailure": {"Destination": _queue_arn(url)}}}
+
+
+def _stream_mapping_drift(mapping: dict, wanted: dict) -> dict:
+    return {key: value for key, value in wanted.items() if mapping.get(key) != value}
+
+
 def wire_event_sources(stage: str, settings_path=None) -> list[str]:
     """After `zappa deploy/update`: make every queue and stream mapping what the handlers need.
 
     Zappa cannot create a DynamoDB stream mapping (it never sends StartingPosition) and
     has no setting for ReportBatchItemFailures, without which Lambda ignores the
-    `batchItemFailures` our handlers return (DESIGN.md section 4). Not for the emulator:
+    `batchItemFailures` our handlers return (DESIGN.md section 4). A stream mapping also gets
+    `stream_mapping_settings` (bisect, bounded retries, the on-failure queue). Not for the emulator:
     there the local runner plays the mappings. Returns the changes made.
     """
     from shared.tools.runner import SqsSource, StreamSource, load_event_sources
@@ -640,8 +675,9 @@ def wire_event_sources(stage: str, settings_path=None) -> list[str]:
             continue
         mappings = lam.list_event_source_mappings(
             FunctionName=source.lambda_name, EventSourceArn=source.arn)["EventSourceMappings"]
+        stream = stream_mapping_settings(source.table) if isinstance(source, StreamSource) else {}
         if not mappings:
-            extra = {"StartingPosition": source.starting_position} if isinstance(source, StreamSource) else {}
+            extra = {"StartingPosition": source.starting_position, **stream} if stream else {}
             lam.create_event_source_mapping(
                 FunctionName=source.lambda_name, EventSourceArn=source.arn, BatchSize=source.batch_size,
                 FunctionResponseTypes=["ReportBatchItemFailures"], Enabled=True, **extra)
@@ -650,6 +686,10 @@ def wire_event_sources(stage: str, settings_path=None) -> list[str]:
             if "ReportBatchItemFailures" not in (mapping.get("FunctionResponseTypes") or []):
                 lam.update_event_source_mapping(UUID=mapping["UUID"], FunctionResponseTypes=["ReportBatchItemFailures"])
                 changes.append(f"enabled ReportBatchItemFailures on {source.arn} -> {source.lambda_name}")
+            drift = _stream_mapping_drift(mapping, stream)
+            if drift:
+                lam.update_event_source_mapping(UUID=mapping["UUID"], **drift)
+                changes.append(f"set {', '.join(sorted(drift))} on {source.arn} -> {source.lambda_name}")
     return changes
 
 

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shared.pipeline.stream import MAXIMUM_RETRY_ATTEMPTS, failure_queue_name
 from shared.platform import aws
 from shared.platform.settings import LOCAL_ENDPOINT, ROOT
 
@@ -62,6 +63,8 @@ class _Shard:
     failed_from: str | None = None  # sequence number the last failed batch restarts from
     attempts: int = 0
     retry_at: float = 0.0  # backoff before re-reading a failed batch
+    limit: int | None = None  # a bisected batch's size (a raising handler gets half the records next time)
+    blocked: str | None = None  # why a given-up batch could not be handed to the failure queue (logged once)
 
 
 @dataclass(kw_only=True)
@@ -225,14 +228,16 @@ class Runner:
     """Polls every source; one batch per source (per shard) per pass."""
 
     def __init__(self, sources: list[EventSource], poll_interval: float = 1.0, *, failed_visibility: int | None = None,
-                 max_stream_attempts: int = 5, stream_retry_delay: float = 1.0,
+                 max_stream_attempts: int = MAXIMUM_RETRY_ATTEMPTS + 1, stream_retry_delay: float = 1.0,
                  clock: Callable[[], float] = time.monotonic):
         self.sources = sources
         self.poll_interval = poll_interval
         # None keeps Lambda's behaviour (a failed message returns after the queue's visibility timeout);
         # 0 redelivers it on the next pass. SQS counts receives either way, so the DLQ still takes it.
         self.failed_visibility = failed_visibility
-        # a failed stream batch is re-read after 1, 2, 4... seconds, then given up (Lambda's MaximumRetryAttempts)
+        # a failed stream batch is re-read after 1, 2, 4... (at most 60) seconds; after `max_stream_attempts` its
+        # description goes to the table's failure queue, as Lambda's MaximumRetryAttempts + on-failure destination
+        # (without that queue the shard stays blocked, retrying: nothing is dropped)
         self.max_stream_attempts = max_stream_attempts
         self.stream_retry_delay = stream_retry_delay
         self.clock = clock
@@ -330,7 +335,8 @@ class Runner:
         for shard_id, shard in source.shards.items():
             if shard.iterator is None or self.clock() < shard.retry_at:
                 continue
-            response = streams.get_records(ShardIterator=shard.iterator, Limit=source.batch_size)
+            limit = min(source.batch_size, shard.limit or source.batch_size)
+            response = streams.get_records(ShardIterator=shard.iterator, Limit=limit)
             records, next_iterator = response.get("Records", []), response.get("NextShardIterator")
             if not records:
                 shard.iterator = next_iterator
@@ -341,24 +347,65 @@ class Runner:
             failed = _failures(result, numbers) if ok else numbers
             if not failed:
                 log.info("%s -> %s: %d records ok", source.label, source.function, len(records))
-                shard.iterator, shard.failed_from, shard.attempts = next_iterator, None, 0
+                shard.iterator, shard.failed_from, shard.attempts, shard.limit = next_iterator, None, 0, None
                 continue
-            # checkpoint: the next read restarts at the first failed record, as Lambda retries
-            shard.attempts = shard.attempts + 1 if failed[0] == shard.failed_from else 1
+            if not ok and len(records) > 1:
+                # BisectBatchOnFunctionError: the halves are retried apart, without using up the attempts
+                shard.limit = max(1, len(records) // 2)
+                log.info("%s -> %s raised on %d records: retrying them in halves", source.label, source.function,
+                         len(records))
+            else:
+                # checkpoint: the next read restarts at the first failed record, as Lambda retries
+                shard.attempts = shard.attempts + 1 if failed[0] == shard.failed_from else 1
             shard.failed_from = failed[0]
             if shard.attempts >= self.max_stream_attempts:
-                log.error("%s -> %s: GIVING UP on %d records (sequence numbers %s..%s) after %d attempts; "
-                          "in AWS they would go to the on-failure destination", source.label, source.function,
-                          len(records), numbers[0], numbers[-1], shard.attempts)
-                shard.iterator, shard.failed_from, shard.attempts = next_iterator, None, 0
-                continue
-            shard.retry_at = self.clock() + self.stream_retry_delay * 2 ** (shard.attempts - 1)
+                if self._to_failure_queue(source, shard_id, shard, records[numbers.index(failed[0]):]):
+                    shard.iterator, shard.failed_from, shard.attempts, shard.limit = next_iterator, None, 0, None
+                    continue
+            shard.retry_at = self.clock() + min(60.0, self.stream_retry_delay * 2 ** max(0, shard.attempts - 1))
             log.info("%s -> %s: %d records, retrying from %s (attempt %d of %d)", source.label, source.function,
                      len(records), failed[0], shard.attempts, self.max_stream_attempts)
             shard.iterator = streams.get_shard_iterator(
                 StreamArn=source.stream_arn, ShardId=shard_id, ShardIteratorType="AT_SEQUENCE_NUMBER",
                 SequenceNumber=failed[0])["ShardIterator"]
         return delivered
+
+    def _to_failure_queue(self, source: StreamSource, shard_id: str, shard: _Shard, records: list[dict]) -> bool:
+        """Hand a given-up batch to the table's on-failure queue, in the shape Lambda sends; False (the
+        shard stays blocked and is retried) if that queue does not exist or refuses."""
+        name = failure_queue_name(source.table)
+        arrivals = [r["dynamodb"].get("ApproximateCreationDateTime") for r in records]
+        arrivals = [a if isinstance(a, datetime) else datetime.fromtimestamp(float(a or 0), UTC) for a in arrivals]
+        context = LambdaContext(source)
+        message = {
+            "requestContext": {"requestId": context.aws_request_id, "functionArn": context.invoked_function_arn,
+                               "condition": "RetryAttemptsExhausted", "approximateInvokeCount": shard.attempts},
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "version": "1.0", "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id, "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+                "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": min(arrivals).isoformat(timespec="milliseconds"),
+                "approximateArrivalOfLastRecord": max(arrivals).isoformat(timespec="milliseconds"),
+                "batchSize": len(records), "streamArn": source.stream_arn or source.arn},
+        }
+        sqs = aws.client("sqs")
+        try:
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
+        except Exception as err:
+            if shard.blocked != str(err):
+                log.error("%s -> %s: %d records failed %d times and cannot go to the failure queue %s (%s); the "
+                          "shard stays blocked and keeps retrying", source.label, source.function, len(records),
+                          shard.attempts, name, err)
+            shard.blocked = str(err)
+            return False
+        shard.blocked = None
+        log.error("%s -> %s: GAVE UP on %d records (sequence numbers %s..%s) after %d attempts; their description "
+                  "is in the failure queue %s (the monitor replays them)", source.label, source.function,
+                  len(records), records[0]["dynamodb"]["SequenceNumber"], records[-1]["dynamodb"]["SequenceNumber"],
+                  shard.attempts, name)
+        return True
 
     def _poll_schedule(self, source: ScheduleSource) -> int:
         if source.interval is None or self.clock() < source.next_run:
@@ -382,7 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not Path(args.settings).is_file():
         parser.error(f"no settings file {args.settings}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from shared.platform import logs
+
+    logs.setup("pipeline", install=True)  # JSON lines, as the handlers write them in Lambda
     logging.getLogger("botocore").setLevel(logging.WARNING)
     # never against real AWS: these queues are drained by Lambda there
     os.environ.setdefault("AWS_ENDPOINT_URL", LOCAL_ENDPOINT)

@@ -48,7 +48,8 @@ class ApplicationBody(BaseModel):
     """The seed's JSON body, validated field by field, with the portal's two additions (both optional,
     so the seed's own body still works): the desired start month and the declared priority criteria."""
 
-    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
+    # built on first use: EmailStr's email-validator is not imported at cold start (the sign-in page)
+    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore", defer_build=True)
 
     child_id: str = Field(min_length=1, max_length=20, pattern=CHILD_ID)
     child_name: str = Field(min_length=1, max_length=50)

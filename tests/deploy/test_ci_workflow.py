@@ -136,6 +136,16 @@ def workflow_problems(workflow: dict, targets: set[str]) -> list[str]:
     return problems
 
 
+_ZAPPA = re.compile(r"(?<![\w.-])zappa\s+(deploy|update|rollback)\b")
+
+
+def release_problems(scripts: list[tuple[str, str]]) -> list[str]:
+    """A release reaches users only through `make deploy` (Zappa uploads; CodeDeploy's canary moves the alias):
+    no CI script may run Zappa's deploy, update or rollback itself, which would serve new code to everyone."""
+    return [f"{where}: `zappa {match.group(1)}` serves new code to every user at once; use `make deploy`"
+            for where, script in scripts for match in _ZAPPA.finditer(script)]
+
+
 # --- the real files -------------------------------------------------------------------------------
 
 
@@ -311,3 +321,33 @@ def test_make_dry_runs_every_called_target():
              for call, named in make_calls(script) for t in named}
     assert len(calls) >= 8
     assert [problem for call, target in sorted(calls) if (problem := dry_run_problem(call, target))] == []
+
+
+def test_releases_go_through_the_canary_and_never_straight_to_users(targets):
+    workflow, buildspec = load(WORKFLOW), load(BUILDSPEC)
+    scripts = workflow_scripts(workflow) + buildspec_scripts(buildspec)
+    assert release_problems(scripts) == []
+    deploying = [where for where, script in scripts if any("deploy" in named for _, named in make_calls(script))]
+    assert sorted(set(deploying)) == ["deploy-dev", "deploy-prod", "post_build"]
+    # `make deploy` is the release tool's deploy, which uploads with Zappa and releases through CodeDeploy
+    done = subprocess.run(["make", "-n", "-B", "deploy", "STAGE=dev"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert "-m shared.tools.deploy deploy --stage dev" in done.stdout
+    assert "rollback" in targets and "db-bootstrap" in targets
+    from shared.tools.deploy import __main__ as commands
+
+    assert commands.COMMANDS["deploy"] == ("shared.tools.deploy.release", "deploy_main")
+    assert commands.COMMANDS["rollback"] == ("shared.tools.deploy.canary", "rollback_main")
+    # the deploy jobs pass on the operator's address for the alarms
+    for stage in ("dev", "prod"):
+        assert workflow["jobs"][f"deploy-{stage}"]["env"]["OPERATOR_EMAIL"] == "${{ vars.OPERATOR_EMAIL }}"
+
+
+def test_a_step_that_runs_zappa_update_itself_is_reported():
+    workflow = load(WORKFLOW)
+    steps = workflow["jobs"]["deploy-prod"]["steps"]
+    steps.insert(-1, {"run": ".venv/bin/zappa update reqsys_prod -s .local/deploy/zappa_settings.prod.json"})
+    assert release_problems(workflow_scripts(workflow)) == [
+        "deploy-prod: `zappa update` serves new code to every user at once; use `make deploy`"]
+    assert release_problems([("post_build", "make deploy STAGE=$STAGE && zappa rollback x -n 1")]) != []
+    assert release_problems([("post_build", "make deploy STAGE=$STAGE  # not zappa_update")]) == []

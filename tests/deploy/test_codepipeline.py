@@ -169,10 +169,14 @@ def _allows_action(policy: dict, action: str) -> bool:
 
 
 def _permitted(policy: dict, action: str, resource: str, conditions: dict | None = None) -> bool:
-    """moto's IAM policy evaluator: the action on that resource (with those request conditions)."""
+    """moto's IAM policy evaluator: the action on that resource (with those request conditions). Statement by
+    statement: moto reads an Allow whose condition does not match as a Deny, where AWS reads it as no opinion
+    (these policies have no Deny)."""
     from moto.iam.access_control import IAMPolicy
 
-    return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource, None, conditions).name == "PERMITTED"
+    assert all(statement["Effect"] == "Allow" for statement in policy["Statement"])
+    return any(IAMPolicy(json.dumps({"Version": policy["Version"], "Statement": [statement]})).is_action_permitted(
+        action, resource, None, conditions).name == "PERMITTED" for statement in policy["Statement"])
 
 
 def test_the_deploy_role_may_make_every_call_provisioning_makes(aws_endpoint, monkeypatch):
@@ -229,3 +233,62 @@ def test_the_deploy_role_cannot_change_its_own_permissions():
     for action, resource in stage_resources.items():
         assert _permitted(policy, action, resource.format(r=region, a=account, s="prod")), action
         assert not _permitted(policy, action, resource.format(r=region, a=account, s="dev")), action
+
+
+def test_the_deploy_role_may_make_every_call_of_the_release_and_database_tiers(own_emulator, monkeypatch, tmp_path):
+    """The same for the tiers this deploy adds: alarms, topic, CodeDeploy, the hook, RDS, its secrets and proxy,
+    and the alias wiring (on a function of the stage, as Zappa leaves it). Its own emulator: a Lambda function."""
+    import io
+    import zipfile
+
+    from botocore.client import BaseClient
+
+    from shared.tools import provision
+    from shared.tools.deploy import canary, database, iam, stages
+
+    calls: set[str] = set()
+    original = BaseClient._make_api_call
+
+    def record(self, operation, params):
+        calls.add(f"{self.meta.service_model.signing_name}:{operation}")
+        return original(self, operation, params)
+
+    ec2 = aws.client("ec2")
+    vpc_id = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.30.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
+    group = ec2.create_security_group(GroupName="db", Description="db", VpcId=vpc_id)["GroupId"]
+    stage = new_stage()
+    monkeypatch.setattr(stages, "LOCAL_DIR", tmp_path)
+    result = provision.apply(stage)
+    iam.ensure_roles(stage, result)
+    monkeypatch.setattr(BaseClient, "_make_api_call", record)
+    database.ensure_database_tier(stage, {"VPC_SUBNET_IDS": ",".join(subnets), "VPC_SECURITY_GROUP_IDS": group},
+                                  result)
+    canary.ensure_release_tier(stage, result, {"OPERATOR_EMAIL": "ops@agency.example"})
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("handler.py", "def lambda_handler(event, context):\n    return None\n")
+    aws.client("lambda").create_function(
+        FunctionName=stages.lambda_name("pipeline", stage), Runtime="python3.11", Handler="handler.lambda_handler",
+        Role=result.outputs["PIPELINE_ROLE_ARN"], Code={"ZipFile": package.getvalue()})
+    path = stages.write(stage, account_id="123456789012", outputs=result.outputs, env={})
+    canary.wire_alias(stage, "pipeline", json.loads(path.read_text())[f"pipeline_{stage}"])
+    assert {call.split(":")[0] for call in calls} >= {"rds", "secretsmanager", "monitoring", "codedeploy", "lambda",
+                                                       "iam", "sns"}
+    account = aws.client("sts").get_caller_identity()["Account"]
+    policy = pipeline.build_policy(stage, account, aws.region(), names(stage))
+    # CloudWatch signs as "monitoring"; IAM's actions are cloudwatch:*
+    wanted = {call.replace("monitoring:", "cloudwatch:") for call in calls} - {"sts:GetCallerIdentity"}
+    assert sorted(call for call in wanted if not _allows_action(policy, call)) == []
+
+
+def test_the_release_roles_go_only_to_their_service():
+    account, region = "111122223333", "ap-northeast-2"
+    policy = pipeline.build_policy("prod", account, region, pipeline.names("prod", account))
+    for role, service in (("codedeploy", "codedeploy"), ("db-proxy", "rds"), ("release-hook", "lambda")):
+        arn = f"arn:aws:iam::{account}:role/daycare-prod-{role}"
+        assert _permitted(policy, "iam:PassRole", arn, {"iam:PassedToService": f"{service}.amazonaws.com"}), role
+        assert not _permitted(policy, "iam:PassRole", arn, {"iam:PassedToService": "ec2.amazonaws.com"}), role
+        assert not _permitted(policy, "iam:PutRolePolicy", arn.replace("prod", "dev")), role
+    assert not _permitted(policy, "iam:PassRole", f"arn:aws:iam::{account}:role/daycare-prod-codedeploy",
+                          {"iam:PassedToService": "lambda.amazonaws.com"})

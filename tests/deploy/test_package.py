@@ -42,47 +42,83 @@ def names(path: Path) -> list[str]:
         return archive.namelist()
 
 
-def test_every_zip_is_under_10_mib_and_the_table_says_so(zips):
+def test_every_zip_is_under_15_mib_and_the_table_says_so(zips):
     assert set(zips) == set(APPS)
     table, over = package.size_table(zips)
     print(table)
     assert over == []
     for path in zips.values():
-        assert path.stat().st_size < 10 * 2**20
+        assert path.stat().st_size < 15 * 2**20
         assert path.name in table
 
 
-def test_zips_leave_out_what_lambda_provides_and_what_only_development_needs(zips):
+def tops(path: Path) -> set[str]:
+    return {package._module_top(name.split("/")[0]) for name in names(path)}
+
+
+def test_each_zip_holds_its_own_functions_imports_and_nothing_lambda_or_development_provides(zips):
     for path in zips.values():
         entries = names(path)
-        top = {name.split("/")[0] for name in entries}
+        top = tops(path)
         # Lambda's own, the test and dev tools, zappa's tooling dependencies, installers
         for absent in ("boto3", "botocore", "s3transfer", "jmespath", "pytest", "_pytest", "moto", "tests",
                        "playwright", "duckdb", "pyarrow", "sqlglot", "troposphere", "placebo", "yaml", "tqdm",
-                       "pip", "setuptools", "pkg_resources", "cryptography"):
+                       "pip", "setuptools", "pkg_resources", "cryptography", "snapshot_restore_py"):
             assert absent not in top, f"{path.name} carries {absent}"
         assert not [n for n in entries if n.startswith("shared/tools/")], "the operator's tools are not shipped"
-        assert not [n for n in entries if "/tests/" in f"/{n}" or "/__pycache__/" in n]
+        assert not [n for n in entries if "/tests/" in f"/{n}"]
         assert [n for n in entries if ".dist-info/" in n] == ["email_validator-2.4.0.dist-info/METADATA"]
-        # what the handler and the apps import
-        for present in ("handler.py", "zappa_settings.py", "zappa", "durationpy", "flask", "sqlalchemy",
-                        "pydantic_core", "reqsys", "childsys", "taskapp", "shared"):
+        for present in ("handler.py", "zappa_settings.py", "zappa", "durationpy", "pydantic_core", "shared"):
             assert present in top, f"{path.name} lacks {present}"
-        assert sorted(n for n in entries if n.startswith("babel/locale-data/")) == [
-            "babel/locale-data/en.dat", "babel/locale-data/ko.dat", "babel/locale-data/root.dat"]
+    # taskapp keeps its tasks in DynamoDB: no ORM, no migrations, no MySQL driver, no other app
+    assert {"flask", "flask_babel", "jinja2", "taskapp"} <= tops(zips["taskapp"])
+    assert not {"sqlalchemy", "flask_sqlalchemy", "alembic", "flask_migrate", "pymysql", "greenlet", "reqsys",
+                "childsys"} & tops(zips["taskapp"])
+    assert sorted(n for n in names(zips["taskapp"]) if n.startswith("babel/locale-data/")) == [
+        "babel/locale-data/en.dat", "babel/locale-data/ko.dat", "babel/locale-data/root.dat"]
+    # the pipeline's handlers: pydantic and Jinja2 (the emails), no web framework, no ORM, no app
+    assert {"pydantic", "jinja2"} <= tops(zips["pipeline"])
+    assert not {"flask", "flask_babel", "babel", "flask_wtf", "wtforms", "flask_cognito", "jose", "sqlalchemy",
+                "alembic", "pymysql", "reqsys", "childsys", "taskapp"} & tops(zips["pipeline"])
+    assert not [n for n in names(zips["pipeline"]) if n.startswith(("shared/waitlist/", "shared/tools/"))]
 
 
-def test_zips_carry_templates_translations_migrations_and_report_sql(zips):
+def test_zips_carry_templates_translations_and_report_sql(zips):
     entries = set(names(zips["taskapp"]))
     for expected in ("shared/platform/translations/ko/LC_MESSAGES/messages.mo",
                      "shared/platform/translations/en/LC_MESSAGES/messages.mo",
-                     "shared/platform/templates/base.html", "reqsys/migrations/env.py", "childsys/migrations/env.py",
-                     "taskapp/analytics/reports/workload.sql"):
+                     "shared/platform/templates/base.html", "taskapp/analytics/reports/workload.sql"):
         assert expected in entries, expected
-    for app in ("reqsys", "childsys"):
-        assert [n for n in entries if n.startswith(f"{app}/migrations/versions/") and n.endswith(".py")
-                and not n.endswith("__init__.py")], f"{app} migrations"
-        assert [n for n in entries if n.startswith(f"{app}/templates/") and n.endswith(".html")]
+    assert [n for n in entries if n.startswith("taskapp/templates/") and n.endswith(".html")]
+    assert [n for n in names(zips["pipeline"]) if n.startswith("shared/pipeline/templates/")]
+
+
+def _pyc_flags(data: bytes) -> int:
+    return int.from_bytes(data[4:8], "little")
+
+
+def test_every_module_ships_as_unchecked_hash_bytecode_our_sources_beside_it(zips):
+    import importlib.util
+    import sys
+
+    tag = sys.implementation.cache_tag
+    for path in zips.values():
+        with zipfile.ZipFile(path) as archive:
+            entries = set(archive.namelist())
+            ours = [n for n in entries if n.endswith(".py") and n.split("/")[0] in package.PROJECT_PACKAGES]
+            assert ours
+            for source in ours:
+                folder, _, name = source.rpartition("/")
+                pyc = f"{folder}/__pycache__/{name[:-3]}.{tag}.pyc"
+                assert pyc in entries, f"{path.name}: no bytecode for {source}"
+                data = archive.read(pyc)
+                assert data[:4] == importlib.util.MAGIC_NUMBER
+                assert _pyc_flags(data) == 0b01, f"{pyc} is not an unchecked-hash .pyc"  # hash, not checked
+            # the dependencies: bytecode where the source was, no source
+            theirs = [n for n in entries if n.split("/")[0] in ("flask", "pydantic", "jinja2", "zappa")]
+            assert not [n for n in theirs if n.endswith(".py")]
+            assert "jinja2/environment.pyc" in entries
+            assert _pyc_flags(archive.read("jinja2/environment.pyc")) == 0b01
 
 
 def test_the_wiring_in_each_zip_is_the_rendered_one(zips):
@@ -100,6 +136,8 @@ def test_check_drives_http_and_sqs_through_each_zip(zips, capsys):
     assert package.check(STAGE, next(iter(zips.values())).parent)
     out = capsys.readouterr().out
     assert "ok   GET /healthz: 200" in out and "ok   GET /auth/login: 200" in out
+    assert out.count("ok   import closure") == len(APPS)
+    assert out.count("ok   bytecode for every module imported: none compiled at import") == len(APPS)
     assert f"ok   SQS daycare-{STAGE}-task-notifications (1 notice): {{\"batchItemFailures\": []}}" in out
     assert f"ok   SQS daycare-{STAGE}-integrated-events.fifo (1 event): {{\"batchItemFailures\": []}}" in out
     assert "FAIL" not in out
@@ -120,17 +158,53 @@ def test_check_fails_on_a_zip_missing_a_module(zips, tmp_path, capsys):
     assert not package.check(STAGE, broken)
     out = capsys.readouterr().out
     assert f"FAIL SQS daycare-{STAGE}-task-notifications (1 notice): ModuleNotFoundError" in out
-    assert "ok  " not in out
+    assert "ok   GET" not in out and "ok   SQS" not in out
 
 
 def test_check_fails_when_a_runtime_package_is_missing(zips, tmp_path, capsys):
-    """email-validator's metadata is kept because pydantic reads it when the app starts: without it, nothing
-    answers (the check catches what an import at cold start would break in Lambda)."""
+    """Flask-Babel left out of taskapp's zip: the closure check names it, and nothing answers (the check
+    catches what an import at cold start would break in Lambda)."""
     broken = tmp_path / "dist"
     broken.mkdir()
     shutil.copy(zips["pipeline"], broken)
-    _without(zips["taskapp"], broken / zips["taskapp"].name, lambda name: ".dist-info/" in name)
+    _without(zips["taskapp"], broken / zips["taskapp"].name, lambda name: name.startswith("flask_babel/"))
     assert not package.check(STAGE, broken)
     out = capsys.readouterr().out
+    assert "FAIL import closure: lacks flask_babel, which its function imports" in out
     assert "FAIL GET /healthz" in out or "FAIL import handler" in out
     assert f"ok   SQS daycare-{STAGE}-integrated-events.fifo" in out  # the good zip next to it still passes
+
+
+def test_check_fails_on_a_zip_carrying_a_package_its_function_never_imports(zips, tmp_path, capsys):
+    """SQLAlchemy slipped into the pipeline's zip: the handlers still answer, the closure check does not."""
+    broken = tmp_path / "dist"
+    broken.mkdir()
+    shutil.copy(zips["pipeline"], broken / zips["pipeline"].name)
+    with zipfile.ZipFile(broken / zips["pipeline"].name, "a") as archive:
+        archive.writestr("sqlalchemy/__init__.pyc", b"")
+    assert not package.check(STAGE, broken)
+    out = capsys.readouterr().out
+    assert "FAIL import closure: carries sqlalchemy, which its function never imports" in out
+    assert f"ok   SQS daycare-{STAGE}-integrated-events.fifo (1 event)" in out
+
+
+def test_the_closure_check_names_a_package_the_function_imports_and_the_zip_lacks(zips, tmp_path):
+    broken = tmp_path / zips["pipeline"].name
+    _without(zips["pipeline"], broken, lambda name: name.startswith("jinja2/"))
+    task = tmp_path / "task"
+    with zipfile.ZipFile(broken) as archive:
+        archive.extractall(task)
+    what, answer, ok = package.check_closure(broken, task)
+    assert not ok and "lacks jinja2" in answer
+
+
+def test_check_fails_when_a_module_would_be_compiled_at_cold_start(zips, tmp_path, capsys):
+    """Without its .pyc, the notifications module still answers, but compiled at every cold start: a failure."""
+    broken = tmp_path / "dist"
+    broken.mkdir()
+    _without(zips["taskapp"], broken / zips["taskapp"].name,
+             lambda name: name.startswith("taskapp/__pycache__/notifications."))
+    assert not package.check(STAGE, broken)
+    out = capsys.readouterr().out
+    assert f"ok   SQS daycare-{STAGE}-task-notifications (1 notice)" in out
+    assert "FAIL bytecode for every module imported: compiled at import: taskapp/notifications.py" in out

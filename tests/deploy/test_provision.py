@@ -50,7 +50,28 @@ def test_failed_messages_go_to_the_dead_letter_queue(prov):
         QueueUrl=prov.outputs["INTEGRATED_EVENTS_QUEUE_URL"], AttributeNames=["All"])["Attributes"]
     redrive = json.loads(attributes["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"] == prov.outputs["INTEGRATED_EVENTS_DLQ_ARN"]
-    assert int(redrive["maxReceiveCount"]) == provision.MAX_RECEIVES
+    assert int(redrive["maxReceiveCount"]) == provision.PIPELINE_MAX_RECEIVES
+    jobs = client("sqs").get_queue_attributes(QueueUrl=prov.outputs["TASK_JOBS_QUEUE_URL"],
+                                              AttributeNames=["RedrivePolicy"])["Attributes"]
+    assert int(json.loads(jobs["RedrivePolicy"])["maxReceiveCount"]) == provision.MAX_RECEIVES
+
+
+def test_the_retry_delays_outlast_an_hours_outage_before_the_dead_letter_queue():
+    from shared.platform.batch import backoff_seconds
+
+    hidden = sum(backoff_seconds(receive) for receive in range(1, provision.PIPELINE_MAX_RECEIVES))
+    assert hidden > 3600 and backoff_seconds(provision.PIPELINE_MAX_RECEIVES) <= 900
+
+
+def test_the_stream_has_a_failure_queue_and_records_expire_by_ttl(prov):
+    out, ddb = prov.outputs, client("dynamodb")
+    url = out["EVENTS_STREAM_DLQ_URL"]
+    assert url.endswith(f"/{out['EVENTS_TABLE']}-stream-dlq")
+    assert client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"] == out["EVENTS_STREAM_DLQ_ARN"]
+    for table, attribute in (("IDEMPOTENCY_TABLE", "expiration"), ("TASKS_TABLE", "expiration")):
+        ttl = ddb.describe_time_to_live(TableName=out[table])["TimeToLiveDescription"]
+        assert ttl["TimeToLiveStatus"] in ("ENABLED", "ENABLING") and ttl["AttributeName"] == attribute
 
 
 def test_drift_is_put_back_and_reported(prov):
@@ -121,6 +142,10 @@ def test_wiring_creates_the_stream_mapping_and_report_batch_item_failures(own_em
         TableName="wire-test-table", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})["TableDescription"]
+    from shared.pipeline.stream import failure_queue_name
+
+    failures = sqs.create_queue(QueueName=failure_queue_name("wire-test-table"))["QueueUrl"]
+    failures_arn = sqs.get_queue_attributes(QueueUrl=failures, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     # as Zappa would leave it: an SQS mapping without partial batch responses
     lam.create_event_source_mapping(FunctionName="daycare-pipeline-wire", EventSourceArn=queue_arn, BatchSize=5)
     settings = tmp_path / "zappa_settings.json"
@@ -138,7 +163,15 @@ def test_wiring_creates_the_stream_mapping_and_report_batch_item_failures(own_em
     assert all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings)
     stream_mapping = next(m for m in mappings if m["EventSourceArn"] == table["LatestStreamArn"])
     assert stream_mapping["StartingPosition"] == "TRIM_HORIZON"
+    # a batch that keeps failing is split, retried a bounded number of times, then described in the failure queue
+    assert stream_mapping["DestinationConfig"] == {"OnFailure": {"Destination": failures_arn}}
+    assert stream_mapping["BisectBatchOnFunctionError"] is True
+    assert stream_mapping["MaximumRetryAttempts"] == 10 and stream_mapping["MaximumRecordAgeInSeconds"] == 21600
     assert provision.wire_event_sources("wire", settings) == []
+    # drift is put back
+    lam.update_event_source_mapping(UUID=stream_mapping["UUID"], MaximumRetryAttempts=-1)
+    assert provision.wire_event_sources("wire", settings) == [
+        f"set MaximumRetryAttempts on {table['LatestStreamArn']} -> daycare-pipeline-wire"]
 
 
 def test_static_files_are_published_under_their_content_hash_and_readable_by_anyone(prov):

@@ -78,6 +78,8 @@ def _function_zip() -> bytes:
 
 
 def test_wiring_makes_every_mapping_zappa_cannot(own_emulator, tmp_path, monkeypatch):
+    from shared.tools.deploy import canary
+
     stage = "wiring"
     outputs = provision.apply(stage).outputs
     monkeypatch.setattr(stages, "LOCAL_DIR", tmp_path)
@@ -90,19 +92,46 @@ def test_wiring_makes_every_mapping_zappa_cannot(own_emulator, tmp_path, monkeyp
     for name in {s.lambda_name for s in sources}:
         lam.create_function(FunctionName=name, Runtime="python3.11", Role=role, Handler="handler.lambda_handler",
                             Code={"ZipFile": _function_zip()})
-    # as `zappa deploy` leaves a queue mapping: no ReportBatchItemFailures, so failures would be ignored
+    # as `zappa deploy` would leave a queue mapping: on the unqualified function (code no canary released),
+    # without ReportBatchItemFailures (failures would be ignored)
     email = next(s for s in sources if s.arn.endswith("-email"))
     lam.create_event_source_mapping(FunctionName=email.lambda_name, EventSourceArn=email.arn, BatchSize=10)
-    assert any("-email" in failure for failure in release.mapping_failures(stage))
+    failures = release.mapping_failures(stage)
+    assert any("-email" in failure and "bypasses the alias live" in failure for failure in failures)
 
-    changes = provision.wire_event_sources(stage, settings_path=path)
-    assert f"enabled ReportBatchItemFailures on {email.arn} -> {email.lambda_name}" in changes
+    settings = json.loads(path.read_text())
+    changes = [c for app in ("pipeline", "taskapp") for c in canary.wire_alias(stage, app, settings[f"{app}_{stage}"])]
+    assert f"removed mapping {email.arn} -> {email.lambda_name} (unqualified)" in changes
+    assert f"created mapping {email.arn} -> {email.lambda_name}:live" in changes
     stream = next(s for s in sources if isinstance(s, StreamSource))
-    mapping = lam.list_event_source_mappings(FunctionName=stream.lambda_name,
+    mapping = lam.list_event_source_mappings(FunctionName=f"{stream.lambda_name}:live",
                                              EventSourceArn=stream.arn)["EventSourceMappings"]
     assert len(mapping) == 1 and mapping[0]["StartingPosition"] == "TRIM_HORIZON"
+    assert mapping[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert release.mapping_failures(stage) == []
-    assert provision.wire_event_sources(stage, settings_path=path) == []  # a re-deploy changes nothing
+    # a re-deploy changes nothing
+    again = [c for app in ("pipeline", "taskapp") for c in canary.wire_alias(stage, app, settings[f"{app}_{stage}"])]
+    assert again == []
+
+
+def test_the_database_tiers_urls_need_no_ci_secret(stage_name):
+    urls = {"reqsys": "mysql+pymysql://reqsys:pw@p.proxy-x.rds.amazonaws.com:3306/reqsys?ssl_ca=/ca",
+            "childsys": "mysql+pymysql://childsys:pw@p.proxy-x.rds.amazonaws.com:3306/childsys?ssl_ca=/ca"}
+    changes = release.ensure_secrets(stage_name, {}, urls)
+    assert f"set parameter /daycare/{stage_name}/reqsys/DATABASE_URL" in changes
+    assert release._parameter(f"/daycare/{stage_name}/childsys/DATABASE_URL") == urls["childsys"]
+    assert release.ensure_secrets(stage_name, {}, urls) == []
+
+
+def test_zappa_deploys_without_events_or_keep_warm_so_nothing_reaches_unreleased_code():
+    from shared.tools.deploy import canary
+
+    rendered = {"reqsys_dev": {"keep_warm": True, "events": [{"function": "reqsys.relay.handler",
+                                                              "expression": "rate(1 minute)"}], "app_function": "x"}}
+    assert canary.deploy_settings(rendered) == {"reqsys_dev": {"keep_warm": False, "events": [], "app_function": "x"}}
+    assert canary.schedules("reqsys", "dev", rendered["reqsys_dev"]) == {
+        "daycare-reqsys-dev-reqsys.relay.handler": "rate(1 minute)",
+        "daycare-reqsys-dev-zappa-keep-warm-handler.keep_warm_callback": "rate(4 minutes)"}
 
 
 @pytest.fixture

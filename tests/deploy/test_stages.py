@@ -76,6 +76,23 @@ def test_keep_warm_is_a_choice_made_by_a_ci_variable():
     assert not any(stage["keep_warm"] for stage in rendered(env={**CI, "KEEP_WARM": "false"}).values())
 
 
+def test_snap_start_is_on_for_the_web_apps_only_on_a_runtime_that_has_it(tmp_path):
+    on_311 = rendered()
+    assert {stage["snap_start"] for stage in on_311.values()} == {"None"}  # python3.11: no SnapStart
+    local = json.loads(stages.SETTINGS_FILE.read_text())
+    local["base"]["runtime"] = "python3.13"
+    newer = tmp_path / "zappa_settings.json"
+    newer.write_text(json.dumps(local))
+    snap = rendered(path=newer)
+    assert {name for name, stage in snap.items() if stage["snap_start"] == "PublishedVersions"} == {
+        "reqsys_prod", "childsys_prod", "taskapp_prod"}
+    assert not any(stage["keep_warm"] for stage in snap.values())  # a snapshot, not pings, hides the cold start
+    off = rendered(path=newer, env={**CI, "SNAP_START": "false"})
+    assert {stage["snap_start"] for stage in off.values()} == {"None"}
+    assert {name for name, stage in off.items() if stage["keep_warm"]} == {"reqsys_prod", "childsys_prod",
+                                                                          "taskapp_prod"}
+
+
 def test_a_deploy_without_vpc_ids_or_provisioning_is_refused_with_the_reason():
     with pytest.raises(stages.MissingVariable, match="VPC_SUBNET_IDS"):
         rendered(env={}, strict=True)

@@ -193,7 +193,7 @@ def test_unknown_queue_is_404(admin_browser):
 
 def test_admin_sees_every_queue_and_dlq_with_their_depths(admin_browser, sqs, resources):
     urls = all_queue_urls(resources)
-    assert len(urls) == 12  # six queues, each with its DLQ
+    assert len(urls) == 13  # six queues, each with its DLQ, and the events stream's failure queue
     purge(sqs, *urls)
     for i in range(3):
         sqs.send_message(QueueUrl=resources["EMAIL_DLQ_URL"], MessageBody=f"dead {i}")

@@ -172,8 +172,7 @@ def test_dynamodb_stream_records_are_lambda_shaped_and_retried_from_the_failed_r
     assert modify["dynamodb"]["OldImage"]["pk"] == {"S": "a"}
 
 
-def test_a_stream_batch_that_keeps_failing_is_given_up_after_the_attempts(aws_endpoint, caplog):
-    dynamodb = aws.client("dynamodb")
+def stream_table(dynamodb) -> tuple[str, str]:
     table = unique("events")
     dynamodb.create_table(
         TableName=table, BillingMode="PAY_PER_REQUEST",
@@ -181,7 +180,15 @@ def test_a_stream_batch_that_keeps_failing_is_given_up_after_the_attempts(aws_en
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
     )
-    arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    return table, dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+
+
+def test_a_stream_batch_that_keeps_failing_goes_to_the_failure_queue_after_the_attempts(aws_endpoint, sqs, caplog):
+    from shared.pipeline.stream import failure_queue_name
+
+    dynamodb = aws.client("dynamodb")
+    table, arn = stream_table(dynamodb)
+    failures = sqs.create_queue(QueueName=failure_queue_name(table))["QueueUrl"]
     source = StreamSource(function="tests.handlers.explode", arn=arn, lambda_name="x", region="ap-northeast-2")
     dynamodb.put_item(TableName=table, Item={"pk": {"S": "poison"}})
     now = [0.0]
@@ -194,14 +201,53 @@ def test_a_stream_batch_that_keeps_failing_is_given_up_after_the_attempts(aws_en
     now[0] += 1
     assert runner.run_once() == 0  # then after 2 s
     now[0] += 1
-    assert "GIVING UP" not in caplog.text
+    assert "GAVE UP" not in caplog.text
     assert runner.run_once() == 1
-    assert "GIVING UP" in caplog.text
+    assert "GAVE UP" in caplog.text
     assert len(handlers.received) == 3
+    # not dropped: described in the failure queue as Lambda's on-failure destination does
+    [message] = sqs.receive_message(QueueUrl=failures, MaxNumberOfMessages=10).get("Messages", [])
+    info = json.loads(message["Body"])
+    assert info["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    batch = info["DDBStreamBatchInfo"]
+    assert batch["batchSize"] == 1 and batch["startSequenceNumber"] == batch["endSequenceNumber"]
+    assert batch["streamArn"] == arn
     assert runner.run_once() == 0  # then skipped
     dynamodb.put_item(TableName=table, Item={"pk": {"S": "next"}})
     assert runner.run_once() == 1
     assert handlers.received[-1]["Records"][0]["dynamodb"]["Keys"]["pk"] == {"S": "next"}
+
+
+def test_without_a_failure_queue_a_failing_stream_batch_blocks_its_shard_and_is_never_dropped(aws_endpoint, caplog):
+    dynamodb = aws.client("dynamodb")
+    table, arn = stream_table(dynamodb)
+    source = StreamSource(function="tests.handlers.explode", arn=arn, lambda_name="x", region="ap-northeast-2")
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "poison"}})
+    runner = Runner([source], max_stream_attempts=2, stream_retry_delay=0)
+    for _ in range(5):
+        runner.run_once()
+    assert len(handlers.received) == 5, "retried again and again"
+    assert "shard stays blocked" in caplog.text and "GAVE UP" not in caplog.text
+
+
+def test_a_raising_handler_gets_its_stream_batch_in_halves(aws_endpoint, sqs):
+    from shared.pipeline.stream import failure_queue_name
+
+    dynamodb = aws.client("dynamodb")
+    table, arn = stream_table(dynamodb)
+    sqs.create_queue(QueueName=failure_queue_name(table))
+    source = StreamSource(function="tests.handlers.explode_on_poison", arn=arn, lambda_name="x",
+                          region="ap-northeast-2")
+    for pk in ("a", "b", "poison", "c"):
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": pk}})
+    runner = Runner([source], max_stream_attempts=2, stream_retry_delay=0)
+    for _ in range(12):
+        runner.run_once()
+    sizes = [len(event["Records"]) for event in handlers.received]
+    # [a b poison c] raises -> [a b] done -> [poison c] raises -> [poison] alone, retried, handed over -> [c]
+    assert sizes[:4] == [4, 2, 2, 1], "split in two until the failing record is alone"
+    keys = [r["dynamodb"]["Keys"]["pk"]["S"] for event in handlers.received for r in event["Records"]]
+    assert {"a", "b", "c"} <= set(keys)
 
 
 def test_rate_schedule_runs_first_pass_then_when_due(tmp_path):

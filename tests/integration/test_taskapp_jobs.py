@@ -317,6 +317,9 @@ def test_zappa_settings_wire_the_taskapp_handlers():
 
     sources = [s for s in load_event_sources(ROOT / "zappa_settings.json", "local")
                if s.lambda_name.endswith("taskapp-local")]
-    assert sorted((s.function, s.arn.rsplit(":", 1)[-1], s.batch_size) for s in sources) == [
+    assert sorted((s.function, s.arn.rsplit(":", 1)[-1], s.batch_size) for s in sources if hasattr(s, "arn")) == [
         ("taskapp.jobs.handler", "daycare-local-task-jobs", 1),
         ("taskapp.notifications.handler", "daycare-local-task-notifications", 10)]
+    # the notification outbox's relay (taskapp.notifications.relay)
+    assert [(s.function, s.interval) for s in sources if not hasattr(s, "arn")] == [
+        ("taskapp.notifications.relay", 60)]

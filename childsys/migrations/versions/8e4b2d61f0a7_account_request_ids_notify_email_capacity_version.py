@@ -6,7 +6,7 @@ parent_email, as before). class_capacities.version is bumped by every offer that
 conditional update that checks a place is free).
 
 Revision ID: 8e4b2d61f0a7
-Revises: 73437dee96c3
+Revises: 8d2e4f6a9b13
 Create Date: 2026-12-02 17:30:00.000000
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '8e4b2d61f0a7'
-down_revision = '73437dee96c3'
+down_revision = '8d2e4f6a9b13'
 branch_labels = None
 depends_on = None
 

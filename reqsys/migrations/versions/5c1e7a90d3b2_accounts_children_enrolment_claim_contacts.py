@@ -7,7 +7,7 @@ race enrolled twice keeps the latest). `notify_email` is where the emails go: ex
 sending to their parent_email as before. Addresses given for notices wait in contact_emails until confirmed.
 
 Revision ID: 5c1e7a90d3b2
-Revises: be4a94e5abce
+Revises: 5c1a0b7e2f31
 Create Date: 2026-12-02 17:30:00.000000
 
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5c1e7a90d3b2'
-down_revision = 'be4a94e5abce'
+down_revision = '5c1a0b7e2f31'
 branch_labels = None
 depends_on = None
 

@@ -7,7 +7,8 @@ make their own authorization decisions (which child, which daycare).
 
 Tokens are checked for signature (JWKS), expiry and audience by flask-cognito and
 cognitojwt; cognitojwt does not check the issuer, so `CheckedCognitoAuth` adds it, and
-insists on id tokens (they carry email, groups and the daycare id).
+insists on id tokens (they carry email, groups and the daycare id). Both live in `tokens`, imported
+when a token is first checked: the sign-in page, a cold start's usual first request, needs neither.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from functools import wraps
 
 from flask import Flask, current_app, g, redirect, request, session, url_for
-from flask_cognito import CognitoAuth, CognitoAuthError, _cognito_auth_required, current_cognito_jwt
 
 from shared.platform.errors import Forbidden, Unauthorized
 
@@ -52,23 +52,6 @@ class Identity:
         return "admins" in self.groups
 
 
-class CheckedCognitoAuth(CognitoAuth):
-    """flask-cognito, plus the checks cognitojwt leaves out: issuer and token use."""
-
-    def decode_token(self, token):
-        from cognitojwt import CognitoJWTException
-
-        try:
-            claims = super().decode_token(token)
-        except (KeyError, TypeError, IndexError) as err:  # cognitojwt indexes headers/claims unchecked
-            raise CognitoJWTException("Malformed Authentication Token") from err
-        if claims.get("iss") != current_app.config["SETTINGS"].cognito_issuer:
-            raise CognitoJWTException("Token was not issued by this user pool")
-        if claims.get("token_use") != "id":
-            raise CognitoJWTException("An id token is required")
-        return claims
-
-
 def init_auth(app: Flask) -> None:
     settings = app.config["SETTINGS"]
     app.config.update(
@@ -82,15 +65,7 @@ def init_auth(app: Flask) -> None:
 
         # cognitojwt reads the JWKS location from the environment only
         os.environ["AWS_COGNITO_JWKS_PATH"] = settings.jwks_path
-    CheckedCognitoAuth(app)
-
-    @app.errorhandler(CognitoAuthError)
-    def _auth_error(err: CognitoAuthError):  # replaces flask-cognito's own JSON shape with ours
-        from shared.platform.errors import error_response
-
-        if err.status_code == 403:
-            return error_response(403, "forbidden", "You do not have access to this resource")
-        return error_response(401, "unauthorized", "A valid bearer token is required")
+    # the token checker (flask-cognito) is made when a token is first checked: shared.platform.auth.tokens
 
     @app.context_processor
     def _inject_identity():
@@ -101,8 +76,10 @@ def verify_id_token(token: str) -> Identity:
     """Verify a token outside a bearer request (sign-in page); raises Unauthorized."""
     from cognitojwt import CognitoJWTException
 
+    from shared.platform.auth.tokens import decode
+
     try:
-        claims = current_app.extensions["cognito_auth"].decode_token(token)
+        claims = decode(token)
     except CognitoJWTException as err:
         raise Unauthorized("The sign-in token was not valid") from err
     return Identity.from_claims(claims)
@@ -132,8 +109,9 @@ def api_auth_required(*groups: str):
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            _cognito_auth_required()
-            identity = Identity.from_claims(dict(current_cognito_jwt))
+            from shared.platform.auth.tokens import require_token
+
+            identity = Identity.from_claims(require_token())
             _refuse(identity, groups)
             g.identity = identity
             return view(*args, **kwargs)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from shared.platform.auth import (
     cognito,
@@ -73,6 +73,8 @@ def _form_error(form, err: AuthError) -> None:
 
 
 class TokenRequest(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # EmailStr's email-validator: at the first POST, not at cold start
+
     email: EmailStr
     password: str = Field(min_length=1, max_length=256)
 

@@ -1,4 +1,7 @@
-"""`python -m shared.tools.deploy <command> --stage STAGE` (the Makefile's package, check-package, deploy, smoke)."""
+"""`python -m shared.tools.deploy <command> --stage STAGE`.
+
+The Makefile's package, check-package, deploy, smoke, rollback and db-bootstrap.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ COMMANDS = {
     "deploy": ("shared.tools.deploy.release", "deploy_main"),
     "smoke": ("shared.tools.deploy.release", "smoke_main"),
     "pipeline": ("shared.tools.deploy.pipeline", "main"),
+    "rollback": ("shared.tools.deploy.canary", "rollback_main"),
+    "db-bootstrap": ("shared.tools.deploy.database", "bootstrap_main"),
 }
 
 

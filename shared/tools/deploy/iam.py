@@ -60,8 +60,6 @@ NOT_RUN_HERE: dict[tuple[str, str], str] = {
     ("childsys", "s3:DeleteObject"): "childsys takes only presigned_get from shared.platform.uploads (a proof's link)",
     ("childsys", "cognito-idp:AdminAddUserToGroup"): "only reqsys's sign-up puts new users in a group (parents)",
     ("taskapp", "cognito-idp:AdminAddUserToGroup"): "only reqsys's sign-up puts new users in a group (parents)",
-    ("pipeline", "sqs:SendMessage"): "the handlers take Envelope/EventType from shared.platform.events, "
-                                     "never publish()",
     ("analytics", "lambda:InvokeFunction"): "taskapp.analytics.export.request_export runs in taskapp (the admin "
                                             "button); the analytics function runs only `handler`",
     **{("analytics", action): "the analytics function serves no pages: shared.platform.auth's browser sessions "
@@ -177,12 +175,25 @@ def policy(app: str, stage: str, *, account_id: str, region: str, outputs: Mappi
                 arn("ses", f"identity/{outputs['SES_SENDER']}"),
                 arn("ses", f"identity/{outputs['SES_SENDER'].split('@')[-1]}")]),
         ]
+        # the stream's on-failure queue: its batch descriptions are read, and replayed from the events table to
+        # the bus; the last failure's reason of a dead letter is read from the idempotency table
+        stream_dlqs = [arn for key, arn in outputs.items() if key.endswith("_STREAM_DLQ_ARN")]
+        if stream_dlqs:
+            statements += [
+                _statement("MonitorStreamFailures", ["sqs:GetQueueAttributes", "sqs:ReceiveMessage",
+                                                     "sqs:ChangeMessageVisibility", "sqs:DeleteMessage"], stream_dlqs),
+                _statement("MonitorReplay", ["dynamodb:Scan"], table("EVENTS_TABLE")),
+                _statement("MonitorReplayBus", ["events:PutEvents"], [
+                    outputs.get("EVENT_BUS_ARN") or arn("events", f"event-bus/{outputs['EVENT_BUS_NAME']}")]),
+            ]
+        statements.append(_statement("MonitorFailureReasons", ["dynamodb:BatchGetItem"], table("IDEMPOTENCY_TABLE")))
     if app == "childsys":
         statements.append(_statement("ProofDownloads", ["s3:GetObject"], [objects("UPLOADS_BUCKET")]))
     if app == "taskapp":
         statements += [
             _statement("Tasks", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                 "dynamodb:DeleteItem", "dynamodb:Query"], table("TASKS_TABLE", indexes=True)),
+                                 "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"],
+                       table("TASKS_TABLE", indexes=True)),
             _statement("Jobs", ["sqs:SendMessage"], [_queue_arn(outputs, "TASK_JOBS")]),
             _statement("Notifications", ["sns:Publish", "sns:Subscribe", "sns:Unsubscribe",
                                          "sns:GetSubscriptionAttributes"],
@@ -205,11 +216,17 @@ def policy(app: str, stage: str, *, account_id: str, region: str, outputs: Mappi
                        [arn("lambda", f"function:{lambda_name('analytics', stage)}")]),
         ]
     if app == "pipeline":
+        # the stream mapping's on-failure destination: Lambda sends a failed batch's description as the function
+        statements += [_statement("StreamFailures", ["sqs:SendMessage"],
+                                  [arn for key, arn in outputs.items() if key.endswith("_STREAM_DLQ_ARN")])
+                       ] if any(key.endswith("_STREAM_DLQ_ARN") for key in outputs) else []
         statements += [
             _statement("Ingest", ["dynamodb:PutItem"], table("EVENTS_TABLE")),
             _statement("Route", ["events:PutEvents"], [outputs.get("EVENT_BUS_ARN")
                                                        or arn("events", f"event-bus/{outputs['EVENT_BUS_NAME']}")]),
-            _statement("EmailOnce", ["dynamodb:GetItem", "dynamodb:PutItem"], table("IDEMPOTENCY_TABLE")),
+            # claims (shared.platform.idempotency) and the last failure's reason of a message (shared.platform.batch)
+            _statement("EffectsOnce", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                       "dynamodb:DeleteItem"], table("IDEMPOTENCY_TABLE")),
             # SES authorises the sending identity: the address, or its domain if that is what is verified
             _statement("Email", ["ses:SendRawEmail"], [arn("ses", f"identity/{outputs['SES_SENDER']}"),
                                                        arn("ses", f"identity/{outputs['SES_SENDER'].split('@')[-1]}")]),

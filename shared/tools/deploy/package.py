@@ -6,19 +6,24 @@ zips are built from a runtime-only venv (`.local/deploy/venv`: the project's run
 zappa, rebuilt when pyproject.toml changes), never from the dev venv. That venv's pip is told (PEP 600
 `_manylinux`) that only glibc <= 2.26 wheels run, as on Lambda's python3.11 image (Amazon Linux 2), so
 Zappa's download of "precompiled" wheels from PyPI is not needed and turned off. Then each zip is
-pruned to what runs in Lambda: the runtime dependencies' closure, zappa's own package (its handler
-imports it) with durationpy, and our apps; not boto3/botocore/s3transfer/jmespath (Lambda provides
-them), zappa's tooling dependencies, pip/setuptools, `*.dist-info`, tests, docs, the operator's tools (`shared/tools`),
-nor Babel's locale data other than the apps' languages. A table prints each zip's size; any zip over
-10 MiB fails the command.
+cut to its own function's import closure (`function_tops`: the imports of the function's entry modules
+followed through our sources, the distributions they name with what those require, Zappa's handler), so
+no zip carries boto3/botocore/s3transfer/jmespath (Lambda provides them), zappa's tooling dependencies,
+pip/setuptools, `*.dist-info`, tests, `shared/tools`, Babel's locale data other than the apps' languages,
+nor another function's packages (the pipeline no Flask, taskapp no SQLAlchemy). Every module is then
+compiled to unchecked-hash bytecode by the runtime venv's Python (`compile_bytecode`): our sources stay
+beside it, the dependencies ship bytecode only. A table prints each zip's size; any zip over 15 MiB fails
+the command.
 
 Without `--outputs`, the stage is rendered for the emulator (account 123456789012): moto is started,
 the stage is provisioned there and its outputs are used. Those are the zips CI checks; `make deploy`
 renders for the real account and packages again (release.py calls `build`).
 
-check-package: each zip is unzipped and Zappa's `handler.lambda_handler` is driven in a subprocess of
-a clean Python (`.local/deploy/checkenv`: only boto3/botocore at the pinned versions, as Lambda has),
-with cwd the unzipped directory, against a freshly provisioned emulator: API Gateway (REST v1 proxy)
+check-package: each zip is unzipped into a read-only folder and Zappa's `handler.lambda_handler` is
+driven in a `python -B` subprocess of a clean Python (`.local/deploy/checkenv`: only boto3/botocore at the
+pinned versions, as Lambda has), with cwd the unzipped directory; any module of the zip compiled at import
+(a .pyc missing) fails it, and so does a zip whose top-level names differ from its function's closure;
+against a freshly provisioned emulator: API Gateway (REST v1 proxy)
 requests for the web apps, an SQS batch on an ARN the stage maps (taskapp notifications, pipeline
 ingest) whose effect is then read back, and the schedules of the apps without a queue. The analytics
 function's pyarrow comes from the AWS SDK for pandas layer in AWS; here pyarrow (the dev pin) is
@@ -54,7 +59,7 @@ DEPLOY_DIR = LOCAL_DIR / "deploy"
 RUNTIME_VENV = DEPLOY_DIR / "venv"
 CHECK_VENV = DEPLOY_DIR / "checkenv"
 LAYER_DIR = DEPLOY_DIR / "layer" / "python"
-MAX_BYTES = 10 * 1024 * 1024
+MAX_BYTES = 15 * 1024 * 1024  # ours: Lambda takes 50 MiB zipped; cold start, not size, is what users feel
 LAMBDA_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
 # cryptography (with cffi, pycparser) is 4.7 MiB of a 15 MiB zip and only python-jose's optional backend:
 # without it python-jose verifies Cognito's RS256 tokens with its pure-Python `rsa` backend (a dependency).
@@ -64,6 +69,7 @@ LEFT_OUT = ("cryptography", "cffi", "pycparser")
 HANDLER_NEEDS = ("durationpy", "werkzeug")
 PROJECT_PACKAGES = ("reqsys", "childsys", "taskapp", "shared")
 ZAPPA_FILES = ("handler.py", "zappa_settings.py", "package_info.json")
+FUNCTION_FILE = "function.json"  # the entry modules a zip was cut for (ours, read by check-package)
 LOCALES = ("root", "ko", "en")  # shared/platform/web.py LANGUAGES, and the parent of both
 # pydantic's EmailStr checks email-validator's version with importlib.metadata when a model is built
 KEEP_METADATA = ("email_validator",)
@@ -181,26 +187,18 @@ print(json.dumps(tops))
 """
 
 
-def allowed_top_level(venv: Path) -> dict[str, list[str]]:
-    """distribution -> its top-level names in site-packages, for the runtime closure the zips carry."""
-    roots = [r for r in _pyproject()["dependencies"] if r.split("==")[0] not in LAMBDA_PROVIDED]
-    roots += ["zappa", *HANDLER_NEEDS]
-    out = _run([str(venv / "bin" / "python"), "-c", _CLOSURE, json.dumps(roots), json.dumps(LAMBDA_PROVIDED + LEFT_OUT),
-                json.dumps(["zappa"])], capture_output=True, text=True).stdout
-    return json.loads(out)
-
-
 def _keep(name: str, allowed: set[str]) -> bool:
     parts = name.split("/")
     top = parts[0]
     if top.endswith(".dist-info"):
-        return top.split("-")[0] in KEEP_METADATA and parts[-1] == "METADATA"
-    if top not in allowed or "__pycache__" in parts:
+        kept = top.split("-")[0]
+        return kept in KEEP_METADATA and kept in allowed and parts[-1] == "METADATA"
+    if _module_top(top) not in allowed or "__pycache__" in parts or name.endswith(".pyc"):
         return False
     if name.startswith("babel/locale-data/"):
         return parts[-1].removesuffix(".dat") in LOCALES
-    if name.startswith("shared/tools/"):  # the operator's tools never run in Lambda
-        return False
+    if top == "shared" and len(parts) > 2:  # `shared` ships by room: the function's own
+        return "/".join(parts[:2]) in allowed and parts[1] != "tools"
     return True
 
 
@@ -216,6 +214,210 @@ def prune(zip_path: Path, allowed: set[str]) -> list[str]:
                 dropped.add(info.filename.split("/")[0])
     tmp.replace(zip_path)
     return sorted(dropped)
+
+
+def compile_bytecode(zip_path: Path, python: Path, entries: list[str]) -> None:
+    """Compile every module in the zip with `python` (the runtime's version), unchecked-hash .pyc.
+
+    Lambda's `/var/task` is read-only: without bytecode in the zip every cold start compiles each
+    module it imports again. An unchecked-hash .pyc is used without a look at the source's timestamp.
+    The project's own modules keep their source beside `__pycache__/` (tracebacks show our lines); the
+    dependencies ship bytecode only (`name.pyc` where `name.py` was), which keeps the largest zip
+    under MAX_BYTES. FUNCTION_FILE records the entries the zip was cut for, for check-package.
+    """
+    with tempfile.TemporaryDirectory(prefix="bytecode-") as tmp:
+        root = Path(tmp) / "task"
+        with zipfile.ZipFile(zip_path) as archive:
+            archive.extractall(root)
+        (root / FUNCTION_FILE).write_text(json.dumps({"entries": entries}, indent=1) + "\n")
+        ours = [p for p in root.iterdir() if p.name in PROJECT_PACKAGES or p.name in ZAPPA_FILES]
+        theirs = [p for p in root.iterdir() if p not in ours and (p.is_dir() or p.suffix == ".py")]
+        compile_ = [str(python), "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
+        _run([*compile_, *map(str, ours)], stdout=subprocess.DEVNULL)
+        if theirs:
+            _run([*compile_, "-b", *map(str, theirs)], stdout=subprocess.DEVNULL)
+        for top in theirs:
+            for source in [top] if top.is_file() else top.rglob("*.py"):
+                if source.with_suffix(".pyc").is_file():
+                    source.unlink()
+        tmp_zip = zip_path.with_suffix(".tmp")
+        with zipfile.ZipFile(tmp_zip, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    info = zipfile.ZipInfo(str(path.relative_to(root)), date_time=(2020, 1, 1, 0, 0, 0))
+                    info.external_attr = 0o644 << 16
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    dst.writestr(info, path.read_bytes())
+        tmp_zip.replace(zip_path)
+
+
+# --- one zip per function: its import closure ------------------------------------------------------
+
+# What a function's code imports is read from the source (imports inside functions too, since a lazy
+# import still runs in Lambda; `if TYPE_CHECKING:` blocks never do). Entries: the app_function's module
+# and every event handler's module; an entry that is an app's package (`reqsys`, what Zappa imports for
+# the web app) brings all of that app's modules, since an app loads some by name (taskapp's job kinds,
+# Alembic's migrations). Project code ships by unit (an app's package, or one room of `shared/`), its
+# data files (templates, translations, migrations) with it; the third-party packages are the
+# distributions those imports name and what they require.
+APP_PACKAGES = ("reqsys", "childsys", "taskapp")
+# Distributions a function loads by name, not by an import statement in our code: SQLAlchemy opens
+# `mysql+pymysql://` URLs with PyMySQL; pydantic's EmailStr imports email-validator; zoneinfo reads
+# tzdata where the image has no time zones.
+LOADED_BY_NAME = {"flask-sqlalchemy": ("pymysql",), "pydantic": ("email-validator",), "zoneinfo": ("tzdata",)}
+# Imported by our code but never shipped: Lambda's own SDK and SnapStart hooks, the analytics function's
+# layer (pyarrow),
+# and the local report engine of `make run` (DuckDB, sqlglot; Athena runs the reports in AWS).
+NOT_SHIPPED = (*LAMBDA_PROVIDED, "snapshot_restore_py", "pyarrow", "duckdb", "sqlglot")
+
+
+def _module_file(root: Path, name: str) -> Path | None:
+    base = root.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path, name: str) -> set[str]:
+    """Absolute module names a module's source imports (and, for `from a import b`, `a.b` too)."""
+    tree = ast.parse(path.read_bytes(), str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for sub in child.orelse:
+                    visit(sub)
+                continue
+            if isinstance(child, ast.Import):
+                found.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[:len(parts) - child.level + 1])
+                    module = f"{base}.{child.module}" if child.module else base
+                else:
+                    module = child.module or ""
+                found.add(module)
+                found.update(f"{module}.{alias.name}" for alias in child.names if alias.name != "*")
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _unit(module: str) -> str:
+    """The shipping unit of a project module: its app's package, or `shared/<room>`."""
+    parts = module.split(".")
+    return "/".join(parts[:2]) if parts[0] == "shared" and len(parts) > 1 else parts[0]
+
+
+@dataclass
+class Closure:
+    """What one function's code reaches: project modules and units, third-party and stdlib names."""
+
+    modules: set[str] = field(default_factory=set)
+    units: set[str] = field(default_factory=set)
+    third_party: set[str] = field(default_factory=set)
+    stdlib: set[str] = field(default_factory=set)
+
+
+def code_closure(root: Path, entries: list[str]) -> Closure:
+    """Follow the imports of `entries` through the project's sources under `root`."""
+    result = Closure()
+    todo = list(entries)
+    for entry in entries:
+        top = entry.split(".")[0]
+        if entry in APP_PACKAGES:  # the app's package: all of it (modules loaded by name, migrations)
+            for path in sorted((root / top).rglob("*.py")):
+                relative = path.relative_to(root).with_suffix("")
+                parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+                if all(part.isidentifier() for part in parts):
+                    todo.append(".".join(parts))
+                else:  # migrations/versions files: read for their imports only
+                    todo += [n for n in _imports(path, top) if n.split(".")[0] not in PROJECT_PACKAGES]
+    while todo:
+        name = todo.pop()
+        if not name or name in result.modules:
+            continue
+        top = name.split(".")[0]
+        if top not in PROJECT_PACKAGES:
+            (result.stdlib if top in sys.stdlib_module_names else result.third_party).add(top)
+            continue
+        path = _module_file(root, name)
+        if path is None:  # `from package import name` where name is not a module, or a unit not shipped
+            if not (root / _unit(name)).exists() and not (root / f"{_unit(name)}.py").exists():
+                result.units.add(_unit(name))
+            continue
+        result.modules.add(name)
+        result.units.add(_unit(name))
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages run first
+        todo += sorted(_imports(path, name))
+    result.third_party -= {"__future__"}
+    result.stdlib.discard("__future__")
+    return result
+
+
+def _distributions(venv: Path, tops: list[str]) -> dict[str, list[str]]:
+    """import name -> the distributions in the runtime venv that provide it."""
+    script = ("import json, sys\nfrom importlib import metadata\nm = metadata.packages_distributions()\n"
+              "print(json.dumps({t: m.get(t, []) for t in json.loads(sys.argv[1])}))")
+    out = _run([str(venv / "bin" / "python"), "-c", script, json.dumps(tops)], capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def function_tops(venv: Path, root: Path, entries: list[str]) -> tuple[set[str], Closure]:
+    """The top-level names one function's zip holds: its project units, the distributions its code
+    imports with what they require, and what Zappa's handler needs."""
+    closure = code_closure(root, entries)
+    names = sorted(closure.third_party - set(NOT_SHIPPED))
+    found = _distributions(venv, names)
+    unknown = [name for name in names if not found.get(name)]
+    if unknown:
+        raise SystemExit(f"{', '.join(entries)} import {', '.join(unknown)}, in no runtime dependency "
+                         "(pyproject.toml) nor in NOT_SHIPPED")
+    roots = sorted({dist for name in names for dist in found[name]})
+    for trigger, loaded in LOADED_BY_NAME.items():
+        if trigger in {d.lower() for d in roots} or trigger in closure.stdlib:
+            roots += loaded
+    roots += ["zappa", *HANDLER_NEEDS]
+    out = _run([str(venv / "bin" / "python"), "-c", _CLOSURE, json.dumps(roots),
+                json.dumps(LAMBDA_PROVIDED + LEFT_OUT), json.dumps(["zappa"])], capture_output=True, text=True).stdout
+    tops = {top for names_ in json.loads(out).values() for top in names_}
+    tops |= closure.units | {*ZAPPA_FILES, FUNCTION_FILE}
+    if any(unit.startswith("shared/") for unit in closure.units):
+        tops.add("shared")
+    return {_module_top(top) for top in tops}, closure
+
+
+def _module_top(name: str) -> str:
+    """`six.py` and `six.pyc` (a module at the top, shipped as bytecode) are both `six`."""
+    return name if name in ZAPPA_FILES else name.removesuffix(".pyc").removesuffix(".py")
+
+
+def _zip_tops(names: list[str]) -> set[str]:
+    """A zip's top-level names, `shared` counted by room (`shared/platform`) as the closure ships it."""
+    tops = set()
+    for name in names:
+        parts = name.split("/")
+        if parts[0].endswith(".dist-info") or "__pycache__" in parts[:2]:
+            continue
+        if parts[0] == "shared" and len(parts) > 2:
+            tops.add("/".join(parts[:2]))
+        tops.add(_module_top(parts[0]))
+    return tops
+
+
+def closure_problems(zip_names: list[str], expected: set[str]) -> list[str]:
+    """What a zip carries that its function never imports, and what it lacks."""
+    tops = _zip_tops(zip_names)
+    extra = sorted(tops - expected)
+    missing = sorted(expected - tops)
+    return ([f"carries {', '.join(extra)}, which its function never imports"] if extra else []) + (
+        [f"lacks {', '.join(missing)}, which its function imports"] if missing else [])
 
 
 # --- package -----------------------------------------------------------------------------------------
@@ -238,13 +440,24 @@ def _zappa_env(venv: Path, region: str) -> dict[str, str]:
             "AWS_SECRET_ACCESS_KEY": "packaging-only", "AWS_EC2_METADATA_DISABLED": "true"}
 
 
+def stage_entries(stage_settings: dict) -> list[str]:
+    """The modules a rendered stage's function starts from: its app_function's and its events' handlers'."""
+    entries = {stage_settings["app_function"].rpartition(".")[0]}
+    for event in stage_settings.get("events") or []:
+        entries.add(event["function"].rpartition(".")[0])
+    return sorted(entries)
+
+
 def build(stage: str, settings_file: Path, dist: Path = Path("dist")) -> dict[str, Path]:
-    """`zappa package` every `<app>_<stage>` of the rendered settings into `dist`, pruned; app -> zip."""
+    """`zappa package` every `<app>_<stage>` of the rendered settings into `dist`, each cut to its own
+    function's import closure and compiled to bytecode; app -> zip."""
     settings = json.loads(Path(settings_file).read_text())
     names = [name for name in settings if name.endswith(f"_{stage}")]
     venv = runtime_venv()
-    allowed = {top for tops in allowed_top_level(venv).values() for top in tops}
-    allowed |= set(PROJECT_PACKAGES) | set(ZAPPA_FILES)
+    python = venv / "bin" / "python"
+    for name in names:
+        _check_runtime(settings[name], python)
+    allowed = {name: function_tops(venv, ROOT, stage_entries(settings[name]))[0] for name in names}
     dist = Path(dist).resolve()
     dist.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="package-") as tmp:
@@ -261,12 +474,22 @@ def build(stage: str, settings_file: Path, dist: Path = Path("dist")) -> dict[st
                     cwd=ROOT, env=env, stdout=stream, stderr=subprocess.STDOUT, check=False)
             if result.returncode or not out.is_file():
                 raise SystemExit(f"zappa package {name} failed:\n{log.read_text()[-4000:]}")
-            prune(out, allowed)
+            prune(out, allowed[name])
+            compile_bytecode(out, python, stage_entries(settings[name]))
             return out
 
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
             zips = list(pool.map(one, names))
     return {name.removesuffix(f"_{stage}"): path for name, path in zip(names, zips, strict=True)}
+
+
+def _check_runtime(stage_settings: dict, python: Path) -> None:
+    """The bytecode is only used by the Python that wrote it: the runtime venv must be the stage's runtime."""
+    version = _run([str(python), "-c", "import sys; print(f'python{sys.version_info[0]}.{sys.version_info[1]}')"],
+                   capture_output=True, text=True).stdout.strip()
+    if stage_settings.get("runtime", version) != version:
+        raise SystemExit(f"the stage runs {stage_settings['runtime']} but the runtime venv is {version}: bytecode "
+                         "from it would be ignored in Lambda")
 
 
 def zip_stats(path: Path) -> tuple[int, int]:
@@ -363,7 +586,22 @@ def package_main(argv: list[str] | None = None) -> int:
 
 # Runs in the clean Python, cwd = the unzipped package (as /var/task): Lambda imports handler.lambda_handler.
 _DRIVER = r"""
-import json, sys, traceback
+import importlib.machinery, json, os, sys, traceback
+
+# Lambda cannot write under /var/task, so a module without bytecode there is compiled again at every
+# cold start: run with -B from a read-only copy and record every compile of a file in the zip.
+compiled = []
+_source_to_code = importlib.machinery.SourceFileLoader.source_to_code
+
+
+def _recording(self, data, path, *args, **kwargs):
+    if str(path).startswith(os.getcwd() + os.sep):
+        compiled.append(os.path.relpath(path))
+    return _source_to_code(self, data, path, *args, **kwargs)
+
+
+importlib.machinery.SourceFileLoader.source_to_code = _recording
+
 
 class Context:
     function_name = "check-package"
@@ -393,7 +631,7 @@ else:
         except Exception:
             answers.append({"error": traceback.format_exc(limit=8)})
 with open(sys.argv[1], "w") as out:
-    json.dump(answers, out, default=str)
+    json.dump({"answers": answers, "compiled": sorted(set(compiled))}, out, default=str)
 """
 
 
@@ -552,6 +790,20 @@ def plan(app: str, settings: dict, stage: str) -> Plan:
     return result
 
 
+def check_closure(zip_path: Path, task: Path) -> tuple[str, str, bool]:
+    """The zip holds its function's import closure: no top-level package the function never imports,
+    none it imports missing (read from the zip's own sources and FUNCTION_FILE)."""
+    try:
+        entries = json.loads((task / FUNCTION_FILE).read_text())["entries"]
+    except (OSError, KeyError, ValueError) as err:
+        return ("import closure", f"no {FUNCTION_FILE}: {err}", False)
+    expected, _ = function_tops(runtime_venv(), task, entries)
+    with zipfile.ZipFile(zip_path) as archive:
+        problems = closure_problems(archive.namelist(), expected)
+    return ("import closure", "; ".join(problems) or f"{len(expected)} top-level names, from {', '.join(entries)}",
+            not problems)
+
+
 def check_zip(zip_path: Path, python: Path, aws_env: dict[str, str], stage: str) -> list[tuple[str, str, bool]]:
     """Drive one zip; (what, answer in short, ok) per case."""
     app = zip_path.stem.removesuffix(f"_{stage}")
@@ -564,6 +816,9 @@ def check_zip(zip_path: Path, python: Path, aws_env: dict[str, str], stage: str)
         task = Path(tmp) / "task"
         with zipfile.ZipFile(zip_path) as archive:
             archive.extractall(task)
+        closure = check_closure(zip_path, task)
+        for path in [task, *task.rglob("*")]:  # read-only, as /var/task
+            path.chmod(path.stat().st_mode & ~0o222)
         answers_file = Path(tmp) / "answers.json"
         env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "LANG": "C.UTF-8", "PYTHONNOUSERSITE": "1",
                # as Lambda, but for AWS_LAMBDA_FUNCTION_NAME: with it the emulator (local mode) is refused
@@ -574,22 +829,30 @@ def check_zip(zip_path: Path, python: Path, aws_env: dict[str, str], stage: str)
         if the_plan.pythonpath:
             env["PYTHONPATH"] = the_plan.pythonpath
         spec = {"migrate": the_plan.migrate, "events": [case.event for case in the_plan.cases]}
-        run = subprocess.run([str(python / "bin" / "python"), "-c", _DRIVER, str(answers_file)],  # noqa: S603
-                             cwd=task, env=env, input=json.dumps(spec), capture_output=True, text=True,
-                             timeout=300, check=False)
+        try:
+            run = subprocess.run([str(python / "bin" / "python"), "-B", "-c", _DRIVER, str(answers_file)],  # noqa: S603
+                                 cwd=task, env=env, input=json.dumps(spec), capture_output=True, text=True,
+                                 timeout=300, check=False)
+        finally:
+            for path in [task, *task.rglob("*")]:
+                path.chmod(path.stat().st_mode | 0o200)
         if run.returncode or not answers_file.is_file():
-            return [("import handler", f"exit {run.returncode}: {run.stderr[-2000:]}", False)]
-        answers = json.loads(answers_file.read_text())
+            return [closure, ("import handler", f"exit {run.returncode}: {run.stderr[-2000:]}", False)]
+        driven = json.loads(answers_file.read_text())
+    answers, compiled = driven["answers"], driven["compiled"]
+    bytecode = ("bytecode for every module imported", f"compiled at import: {', '.join(compiled[:8])}"
+                f"{' ...' if len(compiled) > 8 else ''}" if compiled else "none compiled at import (-B, read-only)",
+                not compiled)
     if len(answers) == 1 and "error" in answers[0] and len(the_plan.cases) != 1:
-        return [("import handler", answers[0]["error"].strip().splitlines()[-1], False)]
-    results = []
+        return [closure, ("import handler", answers[0]["error"].strip().splitlines()[-1], False), bytecode]
+    results = [closure]
     for case, answer in zip(the_plan.cases, answers, strict=True):
         if "error" in answer:
             results.append((case.what, answer["error"].strip().splitlines()[-1], False))
             continue
         problem = case.judge(answer["answer"]) or (case.after() if case.after else None)
         results.append((case.what, problem or _short(answer["answer"]), problem is None))
-    return results
+    return [*results, bytecode]
 
 
 def _short(answer) -> str:

@@ -36,7 +36,8 @@ BUILD_COMPUTE = "BUILD_GENERAL1_MEDIUM"  # 4 vCPU, 7 GB: the test suite with Mar
 BUILD_TIMEOUT_MINUTES = 60
 BUILDSPEC = ".ci/buildspec.yml"
 ARTIFACT_DAYS = 30  # pipeline artifacts (source zips, packages) are only needed while a run is under way
-DEPLOY_SETTINGS = ("ZAPPA_BUCKET", "VPC_SUBNET_IDS", "VPC_SECURITY_GROUP_IDS", "SES_SENDER", "KEEP_WARM")
+DEPLOY_SETTINGS = ("ZAPPA_BUCKET", "VPC_SUBNET_IDS", "VPC_SECURITY_GROUP_IDS", "SES_SENDER", "KEEP_WARM",
+                   "OPERATOR_EMAIL", "DATABASE_TIER", "DB_INSTANCE_IDENTIFIER")
 APPROVAL_STAGES = ("prod",)
 POLICY_NAME = "least-privilege"
 
@@ -92,6 +93,10 @@ def build_policy(stage: str, account_id: str, region_name: str, n: Names, zappa_
     glue_database = f"daycare_{stage}_analytics"
     function_roles = f"arn:aws:iam::{account_id}:role/{prefix}*-lambda"
     log_group = arn.format("logs", f"log-group:/aws/codebuild/{n.project}")
+    api_stages = f"arn:aws:apigateway:{region_name}::/restapis/*/stages/*"
+    release_roles = [f"arn:aws:iam::{account_id}:role/{prefix}{name}" for name in ("codedeploy", "release-hook",
+                                                                                   "db-proxy")]
+    hook = arn.format("lambda", f"function:{prefix}release-hook")
     return {"Version": "2012-10-17", "Statement": [
         # the build itself
         _allow("Logs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
@@ -123,20 +128,50 @@ def build_policy(stage: str, account_id: str, region_name: str, n: Names, zappa_
                [function_roles]),
         _allow("PassFunctionRoles", ["iam:PassRole"], [function_roles],
                {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}),
-        # zappa deploy / update: the functions, their CloudFormation stacks (API Gateway), their layers
-        _allow("Functions", ["lambda:*"], [function, f"{function}:*"]),
+        # the release tier (shared/tools/deploy/canary.py) and the database tier (database.py): their roles,
+        # each handed only to its service
+        _allow("ReleaseRoles", ["iam:GetRole", "iam:CreateRole", "iam:GetRolePolicy", "iam:PutRolePolicy"],
+               release_roles),
+        *(_allow(f"Pass{sid}", ["iam:PassRole"], [role], {"StringEquals": {"iam:PassedToService": service}})
+          for sid, role, service in zip(("CodeDeployRole", "HookRole", "ProxyRole"), release_roles,
+                                        ("codedeploy.amazonaws.com", "lambda.amazonaws.com", "rds.amazonaws.com"),
+                                        strict=True)),
+        _allow("Alarms", ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"],
+               [arn.format("cloudwatch", f"alarm:{prefix}*"), arn.format("cloudwatch", f"alarm:daycare-*-{stage}-*")]),
+        _allow("Releases", ["codedeploy:*"], [arn.format("codedeploy", f"application:daycare-{stage}"),
+                                              arn.format("codedeploy", f"deploymentgroup:daycare-{stage}/*"),
+                                              arn.format("codedeploy", "deploymentconfig:*")]),
+        _allow("DatabaseLogins", ["secretsmanager:*"], [arn.format("secretsmanager", f"secret:daycare/{stage}/db/*")]),
+        _allow("Database", ["rds:*"], [arn.format("rds", f"db:{prefix}*"), arn.format("rds", f"subgrp:{prefix}*"),
+                                       arn.format("rds", f"pg:{prefix}*")]),
+        # the proxy's ids (prx-…) and an adopted instance's name are not ours to choose
+        _allow("DatabaseProxy", ["rds:CreateDBProxy", "rds:ModifyDBProxy", "rds:ModifyDBProxyTargetGroup",
+                                 "rds:RegisterDBProxyTargets", "rds:AddTagsToResource"],
+               [arn.format("rds", "db-proxy:*"), arn.format("rds", "target-group:*"), arn.format("rds", "db:*")]),
+        # zappa deploy / update: the functions, their CloudFormation stacks (API Gateway), their layers; the hook
+        _allow("Functions", ["lambda:*"], [function, f"{function}:*", hook, f"{hook}:*"]),
         _allow("Stacks", ["cloudformation:*"], [arn.format("cloudformation", f"stack/daycare-*-{stage}/*")]),
         _allow("Layers", ["lambda:GetLayerVersion"], [f"arn:aws:lambda:{region_name}:*:layer:*:*"]),
         # ids chosen by AWS, so not scoped by name
         _allow("Apis", ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH",
                         "apigateway:DELETE"], [f"arn:aws:apigateway:{region_name}::/*"]),
         _allow("UserPool", ["cognito-idp:*"], [arn.format("cognito-idp", "userpool/*")]),
-        _allow("Listings", ["cognito-idp:ListUserPools", "sns:ListTopics", "athena:ListWorkGroups",
+        # the sign-in rate limit (shared/tools/provision.py ensure_sign_in_limit, protect_apis): the stage's web
+        # ACL, put in front of the web apps' API Gateway stages
+        _allow("SignInLimit", ["wafv2:CreateWebACL", "wafv2:GetWebACL", "wafv2:UpdateWebACL", "wafv2:AssociateWebACL",
+                               "wafv2:GetWebACLForResource"],
+               [arn.format("wafv2", f"regional/webacl/{prefix}sign-in/*"), api_stages]),
+        _allow("SignInLimitStages", ["apigateway:SetWebACL"], [api_stages]),
+        _allow("Listings", ["cognito-idp:ListUserPools", "wafv2:ListWebACLs", "sns:ListTopics", "athena:ListWorkGroups",
                             "events:ListRuleNamesByTarget", "ses:ListIdentities", "ses:VerifyEmailIdentity",
                             "ses:GetIdentityVerificationAttributes",
                             # the wiring Zappa cannot do (shared/tools/provision.py wire_event_sources)
                             "lambda:CreateEventSourceMapping", "lambda:ListEventSourceMappings",
                             "lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping",
+                            "lambda:DeleteEventSourceMapping",
+                            # the release and database tiers: calls without resource-level permissions
+                            "cloudwatch:DescribeAlarms", "codedeploy:GetDeployment", "rds:Describe*",
+                            "secretsmanager:CreateSecret",
                             # Lambda checks these of the caller for a function in the VPC (reqsys, childsys)
                             "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"], ["*"]),
     ]}

@@ -1,18 +1,24 @@
-"""`make deploy STAGE=…` and `make smoke STAGE=…`: one command from CI to a working stage.
+"""`make deploy STAGE=…`, `make smoke STAGE=…` and `make rollback STAGE=…`: one command from CI to a working stage.
 
 deploy, in order (every step idempotent, so a failed deploy is re-run, not repaired by hand):
- 1. provision the stage's resources (shared/tools/provision.py) and each function's least-privilege role
-    (shared/tools/deploy/iam.py); PIPELINE=1 also the CodePipeline (shared/tools/deploy/pipeline.py);
+ 1. provision the stage's resources (shared/tools/provision.py), each function's least-privilege role
+    (shared/tools/deploy/iam.py), the database tier (shared/tools/deploy/database.py: RDS, its secrets, the
+    RDS Proxy; DATABASE_TIER=external keeps a database of one's own), and the release tier
+    (shared/tools/deploy/canary.py: operator topic, alarms, CodeDeploy, the pre-traffic hook);
+    PIPELINE=1 also the CodePipeline (shared/tools/deploy/pipeline.py);
  2. secrets as SSM SecureStrings under /daycare/<stage>/<app>/: SECRET_KEY and SYNC_SECRET are generated
-    once and kept; DATABASE_URL comes from the CI secrets DATABASE_URL_REQSYS / DATABASE_URL_CHILDSYS the
-    first time (or whenever given) and is never written anywhere else;
+    once and kept; DATABASE_URL is the database tier's (through the proxy, the app's own user, TLS), or with
+    DATABASE_TIER=external comes from the CI secrets DATABASE_URL_REQSYS / DATABASE_URL_CHILDSYS;
  3. render the stages' Zappa settings (shared/tools/deploy/stages.py) and package them (`make package`);
- 4. `zappa deploy` (first time) or `zappa update` with that zip: the web apps first, then their URLs go
-    to the pipeline's parameters, then the pipeline and analytics functions;
- 5. the wiring Zappa cannot do (shared/tools/provision.py `wire_event_sources`): the DynamoDB stream mapping
-    with a starting position, and ReportBatchItemFailures on every queue mapping.
+ 4. `zappa deploy` (first time) or `zappa update` with that zip and settings without events or keep-warm:
+    Zappa uploads, nothing reaches the new code; then a version is published (code and configuration);
+ 5. the alias `live` and all that reaches a function through it (canary.py `wire_alias`): API Gateway's
+    integrations, the queue and stream mappings (ReportBatchItemFailures, the stream's starting position:
+    Zappa can do neither), the schedules;
+ 6. release: per function a CodeDeploy deployment moves `live` to the new version (pre-traffic smoke checks,
+    10 % for 5 minutes, then all), rolled back by CodeDeploy when one of the function's alarms fires.
 smoke: each web app answers /healthz, its sign-in page and an unauthenticated JSON call as it should, and
-every mapping is enabled with ReportBatchItemFailures.
+every mapping is on the alias, enabled, with ReportBatchItemFailures.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from pathlib import Path
 
 from shared.platform.aws import client, region
 from shared.tools.deploy import stages
+from shared.tools.deploy.canary import api_id
 
 WEB_APPS = stages.WEB_APPS
 EVENT_APPS = ("pipeline", "analytics")
@@ -51,9 +58,11 @@ def _put(name: str, value: str, changes: list[str], secure: bool = True) -> None
     changes.append(f"set parameter {name}")
 
 
-def ensure_secrets(stage: str, env: Mapping[str, str]) -> list[str]:
-    """Every function's secrets in its own SSM path; values already there are kept."""
+def ensure_secrets(stage: str, env: Mapping[str, str], database_urls: Mapping[str, str] | None = None) -> list[str]:
+    """Every function's secrets in its own SSM path; values already there are kept. `database_urls` (the
+    database tier's, app -> URL) take the place of the CI secrets DATABASE_URL_<APP>."""
     changes: list[str] = []
+    database_urls = database_urls or {}
     for app in WEB_APPS:
         name = stages.parameter_path(app, stage) + "SECRET_KEY"
         if _parameter(name) is None:
@@ -67,7 +76,7 @@ def ensure_secrets(stage: str, env: Mapping[str, str]) -> list[str]:
     missing = []
     for app in stages.VPC_APPS:
         name = stages.parameter_path(app, stage) + "DATABASE_URL"
-        given = env.get(f"DATABASE_URL_{app.upper()}")
+        given = database_urls.get(app) or env.get(f"DATABASE_URL_{app.upper()}")
         if given:
             if not given.startswith("mysql+pymysql://"):
                 raise SystemExit(f"DATABASE_URL_{app.upper()} must be a mysql+pymysql:// URL")
@@ -82,14 +91,9 @@ def ensure_secrets(stage: str, env: Mapping[str, str]) -> list[str]:
 
 
 def api_url(app: str, stage: str) -> str | None:
-    """The API Gateway URL Zappa made for `<app>_<stage>` (its CloudFormation stack's REST API)."""
-    cloudformation = client("cloudformation")
-    try:
-        resource = cloudformation.describe_stack_resource(
-            StackName=stages.lambda_name(app, stage), LogicalResourceId="Api")["StackResourceDetail"]
-    except cloudformation.exceptions.ClientError:
-        return None
-    return f"https://{resource['PhysicalResourceId']}.execute-api.{region()}.amazonaws.com/{app}_{stage}"
+    """The API Gateway URL Zappa made for `<app>_<stage>`."""
+    rest_api = api_id(app, stage)
+    return None if rest_api is None else f"https://{rest_api}.execute-api.{region()}.amazonaws.com/{app}_{stage}"
 
 
 def publish_app_urls(stage: str) -> list[str]:
@@ -120,9 +124,33 @@ def zappa_command(app: str, stage: str, settings_file: Path, zip_file: Path, dep
             "--zip", str(zip_file)]
 
 
-def deploy(stage: str, env: Mapping[str, str], run: Callable[[list[str]], None], dist: Path = Path("dist")) -> None:
+def deploy_settings_file(settings_file: Path) -> Path:
+    """The rendered settings as Zappa deploys them: no events, no keep-warm (canary.deploy_settings)."""
+    from shared.tools.deploy.canary import deploy_settings
+
+    path = settings_file.with_name(settings_file.name.replace("zappa_settings.", "zappa_deploy."))
+    path.write_text(json.dumps(deploy_settings(json.loads(settings_file.read_text())), indent=2, sort_keys=True))
+    return path
+
+
+def publish(app: str, stage: str) -> str:
+    """A version of what Zappa uploaded, code and configuration (Zappa's own version predates its
+    configuration update); the same version again when nothing changed."""
+    lam = client("lambda")
+    name = stages.lambda_name(app, stage)
+    try:
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+    except Exception as error:  # noqa: BLE001 - an emulator without the waiter's fields: publish anyway
+        print(f"  (waiting for {name} to settle: {type(error).__name__})", flush=True)
+    return lam.publish_version(FunctionName=name, Description="make deploy")["Version"]
+
+
+def deploy(stage: str, env: Mapping[str, str], run: Callable[[list[str]], None], dist: Path = Path("dist"),
+           execute: Callable[[str], str] | None = None, zips: Mapping[str, Path] | None = None) -> dict[str, str]:
+    """The whole deploy; app -> the version `live` is on. `execute` plays a CodeDeploy deployment to its
+    end (default: wait for CodeDeploy's own); `zips` skips packaging (a rehearsal that packaged once)."""
     from shared.tools import provision
-    from shared.tools.deploy import iam
+    from shared.tools.deploy import canary, database, iam
     from shared.tools.deploy.package import build
 
     def say(lines: list[str]) -> None:
@@ -131,6 +159,8 @@ def deploy(stage: str, env: Mapping[str, str], run: Callable[[list[str]], None],
     print(f"1. provisioning {stage}", flush=True)
     result = provision.apply(stage)
     iam.ensure_roles(stage, result)
+    database_urls = database.ensure_database_tier(stage, env, result)
+    canary.ensure_release_tier(stage, result, env)
     if any(change.startswith("created role") for change in result.changes) and not env.get("AWS_ENDPOINT_URL"):
         time.sleep(ROLE_PROPAGATION_SECONDS)  # a new role is not usable by Lambda at once (IAM is eventual)
     if env.get("PIPELINE") == "1":
@@ -139,21 +169,30 @@ def deploy(stage: str, env: Mapping[str, str], run: Callable[[list[str]], None],
         ensure_pipeline(stage, result)
     say(result.changes)
     print("2. secrets", flush=True)
-    say(ensure_secrets(stage, env))
+    say(ensure_secrets(stage, env, database_urls))
     print("3. settings and packages", flush=True)
     account_id = client("sts").get_caller_identity()["Account"]
     settings_file = stages.write(stage, account_id=account_id, region=region(), outputs=result.outputs, env=env,
                                  strict=True)
-    zips = build(stage, settings_file, dist)
-    print("4. zappa", flush=True)
+    zips = dict(zips) if zips else build(stage, settings_file, dist)
+    deploy_file = deploy_settings_file(settings_file)
+    rendered = json.loads(settings_file.read_text())
+    print("4. zappa (upload and publish; no traffic moves)", flush=True)
+    targets: dict[str, str] = {}
     for app in WEB_APPS:
-        run(zappa_command(app, stage, settings_file, zips[app], _deployed(app, stage)))
+        run(zappa_command(app, stage, deploy_file, zips[app], _deployed(app, stage)))
+        targets[app] = publish(app, stage)
     say(publish_app_urls(stage))
     say(provision.protect_apis(stage, result.outputs["WEB_ACL_ARN"]))  # the sign-in rate limit (WAF)
     for app in EVENT_APPS:
-        run(zappa_command(app, stage, settings_file, zips[app], _deployed(app, stage)))
-    print("5. event source mappings", flush=True)
-    say(provision.wire_event_sources(stage, settings_path=settings_file))
+        run(zappa_command(app, stage, deploy_file, zips[app], _deployed(app, stage)))
+        targets[app] = publish(app, stage)
+    print(f"5. the alias {canary.ALIAS}: API Gateway, queue and stream mappings, schedules", flush=True)
+    for app in (*WEB_APPS, *EVENT_APPS):
+        say(canary.wire_alias(stage, app, rendered[f"{app}_{stage}"]))
+    print(f"6. release through CodeDeploy ({canary.CANARY}, rolled back on alarm)", flush=True)
+    canary.release_all(stage, targets, **({"execute": execute} if execute else {}))
+    return targets
 
 
 def _get(url: str) -> tuple[int, str, str]:
@@ -193,7 +232,9 @@ def smoke(urls: Mapping[str, str], get: Callable[[str], tuple[int, str, str]] = 
 
 
 def mapping_failures(stage: str) -> list[str]:
-    """Every queue and stream handler of the wiring list has an enabled mapping with ReportBatchItemFailures."""
+    """Every queue and stream handler of the wiring list has an enabled mapping with ReportBatchItemFailures,
+    on the alias `live` (a mapping on the unqualified function would run code no canary released)."""
+    from shared.tools.deploy.canary import ALIAS
     from shared.tools.runner import SqsSource, StreamSource, load_event_sources
 
     lam = client("lambda")
@@ -205,12 +246,14 @@ def mapping_failures(stage: str) -> list[str]:
         resource = source.arn.split(":", 5)[5].replace(f"daycare-{stages.LOCAL}-", f"daycare-{stage}-")
         if source.arn.startswith("arn:aws:dynamodb"):
             resource = resource.split("/stream/")[0] + "/stream/"
-        mappings = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
-        good = [m for m in mappings if resource in m["EventSourceArn"]
-                and m.get("State") in ("Enabled", "Enabling", "Updating")
+        on_alias, unqualified = ([m for m in lam.list_event_source_mappings(FunctionName=qualifier)[
+            "EventSourceMappings"] if resource in m["EventSourceArn"]] for qualifier in (f"{name}:{ALIAS}", name))
+        good = [m for m in on_alias if m.get("State") in ("Enabled", "Enabling", "Updating")
                 and "ReportBatchItemFailures" in (m.get("FunctionResponseTypes") or [])]
         if not good:
-            failures.append(f"{name}: no enabled mapping with ReportBatchItemFailures on {resource}")
+            failures.append(f"{name}:{ALIAS}: no enabled mapping with ReportBatchItemFailures on {resource}")
+        if any(m["FunctionArn"].endswith(f":function:{name}") for m in unqualified):
+            failures.append(f"{name}: a mapping on {resource} bypasses the alias {ALIAS}")
     return failures
 
 

@@ -13,7 +13,10 @@ CI variables (all optional except where a deploy needs them):
     ZAPPA_BUCKET               bucket for Zappa's uploads (default daycare-<stage>-<account>-zappa)
     VPC_SUBNET_IDS             comma-separated private subnets for reqsys/childsys (RDS MySQL)
     VPC_SECURITY_GROUP_IDS     comma-separated security groups for reqsys/childsys
-    KEEP_WARM                  "false" to stop Zappa pinging the web apps every 4 minutes (default on)
+    KEEP_WARM                  "false" to stop Zappa pinging the web apps every 4 minutes (default on where
+                               SnapStart is off)
+    SNAP_START                 "false" to turn SnapStart off for the web apps (default on, which takes effect
+                               only on a runtime of python3.12 or newer: README, "Deploying")
 Secrets never pass through here: they are SSM parameters under /daycare/<stage>/<app>/ (see release.py).
 """
 
@@ -33,6 +36,13 @@ LOCAL = "local"
 LOCAL_ACCOUNT = "123456789012"  # the emulator's, which the local stages' ARNs name
 WEB_APPS = ("reqsys", "childsys", "taskapp")
 VPC_APPS = ("reqsys", "childsys")  # the MySQL apps: in the VPC with RDS
+SNAP_START_FROM = (3, 12)  # Lambda's SnapStart for Python needs python3.12 or newer
+
+
+def snap_start(app: str, runtime: str, env: Mapping[str, str]) -> bool:
+    """SnapStart for a web app on a runtime that has it, unless SNAP_START=false."""
+    version = tuple(int(part) for part in runtime.removeprefix("python").split("."))
+    return app in WEB_APPS and version >= SNAP_START_FROM and env.get("SNAP_START", "true").lower() != "false"
 # Provisioning outputs the functions read at run time (shared/platform/settings.py `resource`): names and
 # URLs, not ARNs, which only provisioning and IAM need. The same set for every function keeps one
 # rule; IAM, not the environment, decides what each function may touch.
@@ -103,10 +113,13 @@ def render_stage(app: str, local: dict, stage: str, *, account_id: str, region: 
         # our own least-privilege role per function (shared/tools/deploy/iam.py), never Zappa's broad one
         "role_arn": f"arn:aws:iam::{account_id}:role/{role_name(app, stage)}",
         "manage_roles": False,
-        # on for the web apps: a cold start imports (and, with no bytecode in the zip, compiles) Flask and
-        # SQLAlchemy, seconds a parent would wait (README, "Benchmarks"), and a ping every 4 minutes costs
-        # cents; the queue and schedule handlers have no one waiting. KEEP_WARM=false turns it off.
-        "keep_warm": app in WEB_APPS and env.get("KEEP_WARM", "true").lower() != "false",
+        # SnapStart (a web app on python3.12+): a new instance starts from a snapshot taken after the cold
+        # start, and Zappa points API Gateway at the published version's alias. Where it is off, keep_warm:
+        # a ping every 4 minutes keeps one instance warm (none of the concurrent ones a busy morning
+        # brings) for cents. The queue and schedule handlers have no one waiting.
+        "snap_start": "PublishedVersions" if snap_start(app, local["runtime"], env) else "None",
+        "keep_warm": app in WEB_APPS and not snap_start(app, local["runtime"], env)
+        and env.get("KEEP_WARM", "true").lower() != "false",
            # after a deploy Zappa requests the new public URL; an emulator's API has none (a rehearsal)
         "touch": app in WEB_APPS and not env.get("AWS_ENDPOINT_URL"),
     })
