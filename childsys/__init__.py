@@ -12,7 +12,7 @@ def create_app(config: dict | None = None) -> Flask:
     from childsys.models import db
     from shared.platform.db import init_db
     from shared.platform.web import build_app
-    from shared.waitlist.criteria import load_criteria
+    from shared.waitlist.settings import init_waitlist
 
     staff = ("staff", "admins")  # the groups childsys/views.py lets in
     app = build_app(
@@ -26,10 +26,11 @@ def create_app(config: dict | None = None) -> Flask:
         admin_nav=[("admin.init", _l("Database"))],
     )
     init_db(app, db, Path(__file__).parent / "migrations")
-    load_criteria(app.config["SETTINGS"].priority_criteria_path or None)  # a broken file stops the start
+    init_waitlist(app)
 
+    from childsys.api import api
     from childsys.sync import bp as sync_bp
-    from childsys.views import api, bp, index
+    from childsys.views import bp, index
     from shared.platform.admin import bp as admin_bp
 
     app.register_blueprint(bp)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from childsys import services
-from childsys.views import AuditQuery, DaycareQuery, ListQuery
+from childsys.forms import AuditQuery, DaycareQuery, ListQuery
 from shared.platform.events import Envelope
 from shared.platform.openapi import Route
 

@@ -1,33 +1,25 @@
-"""childsys pages (staff of one daycare; admins for any) and JSON routes, thin over childsys.services,
-childsys.capacity and childsys.audit."""
+"""childsys pages (staff of one daycare; admins for any), thin over childsys.services, childsys.capacity and
+childsys.audit; the JSON routes are in childsys.api, the forms and query strings in childsys.forms."""
 
 from __future__ import annotations
 
-from typing import Literal
-
-from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
-from pydantic import BaseModel, ConfigDict, Field
-from wtforms import IntegerField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from childsys import audit, capacity, proofs, services
-from childsys.models import Nursery, db
-from shared.platform.auth import api_auth_required, login_required
+from childsys.forms import AuditQuery, CriterionRejectForm, DaycareQuery, ListQuery, OfferForm, PlacesForm, RejectForm
+from shared.platform.auth import login_required
 from shared.platform.auth.forms import EmptyForm
 from shared.platform.errors import ApiError, Conflict, error_response
 from shared.platform.events import EventType
-from shared.platform.payloads import load_json, load_query
-from shared.waitlist.body import NURSERY_ID
-from shared.waitlist.calendar import OLDEST_CLASS
+from shared.platform.payloads import load_query
 from shared.waitlist.criteria import CriterionStatus, configured_criteria
 from shared.waitlist.rules import EVENT_LABELS, Status, staff_daycare
+from shared.waitlist.settings import waitlist_settings
 
 bp = Blueprint("main", __name__)
-api = Blueprint("api", __name__)
 
 STAFF = ("staff", "admins")
 STATUS_LABELS = {
@@ -73,43 +65,6 @@ def _labels():
             "status_names": {status.code: status.name for status in Status}, "locale": str(get_locale() or "ko")}
 
 
-TOO_LONG = _l("Too long: at most 500 characters.")
-
-
-class RejectForm(FlaskForm):
-    reason = TextAreaField(_l("Reason for the rejection"), validators=[
-        InputRequired(_l("Give a reason for the rejection: the parent reads it.")), Length(max=500, message=TOO_LONG)])
-
-
-class OfferForm(FlaskForm):
-    override_reason = TextAreaField(_l("Reason for offering beyond the class's places"),
-                                    validators=[Optional(), Length(max=500, message=TOO_LONG)])
-
-
-class CriterionRejectForm(FlaskForm):
-    reason = StringField(_l("Why it is not accepted"), validators=[
-        InputRequired(_l("Give a reason for not accepting the criterion.")), Length(max=500, message=TOO_LONG)])
-
-
-class PlacesField(IntegerField):
-    """A number of places; what is not a whole number gets the page's own message."""
-
-    def process_formdata(self, valuelist):
-        try:
-            super().process_formdata(valuelist)
-        except ValueError:
-            raise ValueError(_("Enter a whole number of places, from 0 to %(max)d.", max=capacity.MAX_PLACES)) from None
-
-
-class PlacesForm(FlaskForm):
-    """Places per class; an empty field means no limit is set."""
-
-
-PLACES_RANGE = _l("Enter a number of places from 0 to %(max)d.", max=capacity.MAX_PLACES)
-for _class in capacity.CLASSES:
-    setattr(PlacesForm, f"class_{_class}", PlacesField(
-        _l("%(n)d-year class", n=_class),
-        validators=[Optional(), NumberRange(0, capacity.MAX_PLACES, message=PLACES_RANGE)]))
 
 
 # served at "/" as the app's "home" endpoint (see create_app)
@@ -119,32 +74,11 @@ def index():
     identity = g.identity
     if identity.in_any("staff") and identity.daycare_id:
         return redirect(url_for("main.applications"))
-    nurseries = db.session.scalars(db.select(Nursery).order_by(Nursery.name)).all() if identity.is_admin else []
+    nurseries = services.all_nurseries() if identity.is_admin else []
     return render_template("childsys/index.html", nurseries=nurseries)
 
 
 DAYCARE_PAGES = frozenset({"main.applications", "main.classes", "main.enrolled"})
-
-
-class DaycareQuery(BaseModel):
-    """The query string of every daycare page and list (400 naming a bad parameter)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    nursery_id: str | None = Field(default=None, max_length=10, pattern=NURSERY_ID)
-    page: int = Field(default=1, ge=1, le=100_000)
-
-
-class ListQuery(DaycareQuery):
-    status: str | None = None  # a status name (services.parse_status); the page also takes ALL
-    sort: Literal["rank", "newest"] = "rank"
-    klass: int | None = Field(default=None, alias="class", ge=0, le=OLDEST_CLASS)
-
-
-class AuditQuery(DaycareQuery):
-    type: str | None = Field(default=None, max_length=10)  # an event type (audit.list_audit)
-    q: str | None = Field(default=None, max_length=50)  # part of a child's name or a request id
-    actor: str | None = Field(default=None, max_length=254)
 
 
 def _nursery_id() -> str | None:
@@ -184,8 +118,8 @@ def applications():
         newest=newest, klass_filter=klass, pages=max((total + services.PAGE_SIZE - 1) // services.PAGE_SIZE, 1),
         counts=counts, classes=classes,
         prompts=capacity.offer_prompts(nursery_id, classes), released=capacity.released_offers(nursery_id),
-        nursery=db.session.get(Nursery, nursery_id), nursery_id=nursery_id, criteria=configured_criteria(),
-        form=EmptyForm(), deadline_days=current_app.config["SETTINGS"].offer_days)
+        nursery=services.get_nursery(nursery_id), nursery_id=nursery_id, criteria=configured_criteria(),
+        form=EmptyForm(), deadline_days=waitlist_settings().offer_days)
 
 
 def _unchecked(application) -> list[str]:
@@ -209,7 +143,7 @@ def _detail(application, offer_form=None, reject_form=None, full: bool = False, 
         "childsys/detail.html", application=application, rank=services.rank_in_queue(application),
         places=places, full=full or (places is not None and places.free is not None and places.free <= 0),
         criteria=configured_criteria(), form=EmptyForm(), offer_form=offer_form or OfferForm(),
-        reject_form=reject_form or RejectForm(), deadline_days=current_app.config["SETTINGS"].offer_days,
+        reject_form=reject_form or RejectForm(), deadline_days=waitlist_settings().offer_days,
         unchecked=_unchecked(application), reason_error=_reason_error(),
     ), status
 
@@ -227,7 +161,7 @@ def _confirm_page(application, action: str, back: str = "", **extra):
     return render_template(
         "childsys/confirm.html", application=application, action=action, back=back, places=places,
         full=places is not None and places.free is not None and places.free <= 0,
-        unchecked=_unchecked(application), deadline_days=current_app.config["SETTINGS"].offer_days,
+        unchecked=_unchecked(application), deadline_days=waitlist_settings().offer_days,
         form=EmptyForm(), **extra)
 
 
@@ -284,7 +218,7 @@ def accept(request_id: str):
         flash(_("This application is no longer waiting."), "error")
         return redirect(url_for("main.detail", request_id=request_id))
     flash(_("Accepted: a place is offered to %(name)s. The parent has %(days)d days to answer.",
-            name=application.child_name, days=current_app.config["SETTINGS"].offer_days), "success")
+            name=application.child_name, days=waitlist_settings().offer_days), "success")
     return _back(application)
 
 
@@ -349,7 +283,7 @@ def enrolled():
     if nursery_id is None:
         return redirect(url_for("home"))
     return render_template("childsys/enrolled.html", enrollments=services.list_enrollments(g.identity, nursery_id),
-                           nursery=db.session.get(Nursery, nursery_id))
+                           nursery=services.get_nursery(nursery_id))
 
 
 @bp.route("/classes", methods=["GET", "POST"])
@@ -373,7 +307,7 @@ def classes():
         for row in rows:
             getattr(form, f"class_{row.age_class}").data = row.places
     return render_template("childsys/classes.html", classes=rows, form=form,
-                           nursery=db.session.get(Nursery, nursery_id)), status
+                           nursery=services.get_nursery(nursery_id)), status
 
 
 @bp.get("/audit")
@@ -383,65 +317,9 @@ def audit_log():
     query = load_query(AuditQuery)
     page = query.page
     entries, total = audit.list_audit(g.identity, query.nursery_id, query.type, query.q, query.actor, page)
-    nurseries = db.session.scalars(db.select(Nursery).order_by(Nursery.name)).all() if g.identity.is_admin else []
+    nurseries = services.all_nurseries() if g.identity.is_admin else []
     return render_template("childsys/audit.html", entries=entries, total=total, page=page,
                            pages=max((total + audit.PAGE_SIZE - 1) // audit.PAGE_SIZE, 1), filters=request.args,
                            types=list(EVENT_LABELS), nurseries=nurseries, criteria=configured_criteria())
 
 
-# --- JSON (bearer token) -----------------------------------------------------------------------------
-
-
-@api.get("/request")
-@api_auth_required(*STAFF)
-def api_list():
-    """One daycare's applications: waiting ones first in rank order (with `rank` and `score`)."""
-    query = load_query(ListQuery)
-    rows, total = services.list_applications(g.identity, query.nursery_id, query.status, query.sort == "newest",
-                                             query.page, query.klass)
-    return jsonify(applications=[services.application_dict(a, rank) for a, rank in rows], total=total)
-
-
-def _decided(application):
-    return jsonify(application=services.application_dict(application, services.rank_in_queue(application)))
-
-
-@api.post("/request/accept")
-@api_auth_required(*STAFF)
-def api_accept():
-    """Offer a place; 409 `class_full` unless there is a free place in the child's class or an override_reason."""
-    return _decided(services.decide(g.identity, load_json(services.DecisionBody), EventType.OFFER))
-
-
-@api.post("/request/reject")
-@api_auth_required(*STAFF)
-def api_reject():
-    return _decided(services.decide(g.identity, load_json(services.DecisionBody), EventType.REJECT))
-
-
-@api.post("/request/verify")
-@api_auth_required(*STAFF)
-def api_verify():
-    return _decided(services.verify(g.identity, load_json(services.VerifyBody)))
-
-
-@api.get("/api/classes")
-@api_auth_required(*STAFF)
-def api_classes():
-    classes = capacity.list_classes(g.identity, load_query(DaycareQuery).nursery_id)
-    return jsonify(classes=[c.to_dict() for c in classes])
-
-
-@api.get("/api/audit")
-@api_auth_required(*STAFF)
-def api_audit():
-    query = load_query(AuditQuery)
-    entries, total = audit.list_audit(g.identity, query.nursery_id, query.type, query.q, query.actor, query.page)
-    return jsonify(entries=[audit.entry_dict(entry, application) for entry, application in entries], total=total,
-                   page_size=audit.PAGE_SIZE)
-
-
-@api.get("/api/applications/<request_id>/criteria/<code>/proof")
-@api_auth_required(*STAFF)
-def api_proof(request_id: str, code: str):
-    return jsonify(url=services.proof_link(g.identity, request_id, code), expires_in=120)

@@ -12,7 +12,7 @@ def create_app(config: dict | None = None) -> Flask:
     from reqsys.models import db
     from shared.platform.db import init_db
     from shared.platform.web import build_app
-    from shared.waitlist.criteria import load_criteria
+    from shared.waitlist.settings import init_waitlist
 
     app = build_app(
         "reqsys",
@@ -26,12 +26,13 @@ def create_app(config: dict | None = None) -> Flask:
         admin_nav=[("monitor.queues", _l("Pipeline monitor")), ("admin.init", _l("Database"))],
     )
     init_db(app, db, Path(__file__).parent / "migrations")
-    load_criteria(app.config["SETTINGS"].priority_criteria_path or None)  # a broken file stops the start
+    init_waitlist(app)
 
+    from reqsys.api import api
     from reqsys.contact_views import bp as contact_bp
     from reqsys.monitor import bp as monitor_bp
     from reqsys.sync import bp as sync_bp
-    from reqsys.views import api, bp, index
+    from reqsys.views import bp, index
     from shared.platform.admin import bp as admin_bp
 
     app.register_blueprint(bp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reqsys import proofs, services
+from reqsys.contact_views import ContactCode
 from shared.platform.events import Envelope
 from shared.platform.openapi import Route
 from shared.waitlist.body import ApplicationBody
@@ -15,6 +16,13 @@ ROUTES = {
                                refusals=()),
     "monitor.api_queues": Route("Depths of the pipeline's queues and dead-letter queues (admins)",
                                 refusals=("401", "403")),
+    "monitor.api_dead_letters": Route("The messages in one dead-letter queue, with the last failure's reason (admins)",
+                                      refusals=("401", "403", "404", "503")),
+    "monitor.api_redrive": Route("Send a dead-letter queue's messages (or one: `message_id`) back to be handled "
+                                 "again; a stream's failures are replayed from the events table (admins)",
+                                 refusals=("400", "401", "403", "404", "503")),
+    "contact.confirm_json": Route("Confirm a notice address with the code emailed to it", body=ContactCode,
+                                  auth="none", refusals=("400", "404", "409")),
     "enterwait.list_applications": Route("The parent's applications with rank and score (admins: everyone's)",
                                          refusals=("401", "403")),
     "enterwait.request_application": Route("Apply for a place at a daycare (the seed's body)", body=ApplicationBody,

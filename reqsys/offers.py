@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -39,6 +38,7 @@ from shared.platform.errors import Conflict
 from shared.platform.events import EventType
 from shared.platform.payloads import validate
 from shared.waitlist.rules import ACTIVE, SYSTEM, Status
+from shared.waitlist.settings import waitlist_settings
 
 log = logging.getLogger(__name__)
 BATCH = 200  # offers handled per scheduled run (the next run takes the rest)
@@ -200,7 +200,7 @@ def _remind(application: Application, now: datetime) -> None:
 
 
 def remind_due(now: datetime) -> int:
-    window = timedelta(days=current_app.config["SETTINGS"].offer_reminder_days)
+    window = timedelta(days=waitlist_settings().offer_reminder_days)
     reminded = 0
     for request_id in _due(Application.reminded_at.is_(None), Application.offer_expires_at > now,
                            Application.offer_expires_at <= now + window):

@@ -35,7 +35,7 @@ from typing import Any
 
 from flask import current_app, has_app_context
 
-from shared.platform.aws import client
+from shared.platform.aws import client, plain_numbers
 from shared.platform.errors import ValidationFailed
 from shared.platform.settings import Settings
 
@@ -86,14 +86,6 @@ def dump(item: dict) -> dict:
     return {k: ser.serialize(_numbers(v)) for k, v in item.items() if v is not None}
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | set):
-        return [_plain(v) for v in value]
-    return value
 
 
 def load(raw: dict) -> dict:
@@ -101,7 +93,7 @@ def load(raw: dict) -> dict:
     from boto3.dynamodb.types import TypeDeserializer
 
     de = TypeDeserializer()
-    return {k: _plain(de.deserialize(v)) for k, v in raw.items()}
+    return {k: plain_numbers(de.deserialize(v)) for k, v in raw.items()}
 
 
 def key(pk: str, sk: str) -> dict:

@@ -14,7 +14,9 @@ from childsys.services.parent_side import ParentSide, apply_sync
 from childsys.services.presenters import application_dict, criterion_dict
 from childsys.services.queue import (
     PAGE_SIZE,
+    all_nurseries,
     get_application,
+    get_nursery,
     list_applications,
     list_enrollments,
     nursery_name,
@@ -25,6 +27,8 @@ from childsys.services.queue import (
 from childsys.services.schemas import DecisionBody, VerifyBody
 
 __all__ = [
+    "all_nurseries",
+    "get_nursery",
     "DecisionBody",
     "PAGE_SIZE",
     "ParentSide",

@@ -41,6 +41,7 @@ from shared.waitlist.rules import (
     next_status,
     require_daycare,
 )
+from shared.waitlist.settings import waitlist_settings
 
 
 def _staff_named(identity: Identity, ref: ApplicationRef) -> Application:
@@ -129,7 +130,7 @@ def decide(identity: Identity, data: DecisionBody | dict, event_type: EventType,
     if event_type is EventType.OFFER:
         override = take_free_place(application, body.override_reason)
         application.offered_at = naive_utc(now)
-        application.offer_expires_at = offer_deadline(now, current_app.config["SETTINGS"].offer_days)
+        application.offer_expires_at = offer_deadline(now, waitlist_settings().offer_days)
         extra["offer_expires_at"] = iso(application.offer_expires_at)
     application.status = target.code
     application.version += 1

@@ -24,6 +24,15 @@ from shared.waitlist.rules import (
 PAGE_SIZE = 25
 
 
+def get_nursery(nursery_id: str) -> Nursery | None:
+    return db.session.get(Nursery, nursery_id)
+
+
+def all_nurseries() -> list[Nursery]:
+    """Every daycare by name (an admin picks the one to look at)."""
+    return list(db.session.scalars(select(Nursery).order_by(Nursery.name)))
+
+
 def nursery_name(nursery_id: str) -> str:
     nursery = db.session.get(Nursery, nursery_id)
     return nursery.name if nursery else nursery_id

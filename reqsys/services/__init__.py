@@ -30,11 +30,15 @@ from reqsys.services.applications import (
 )
 from reqsys.services.children import COUNTED, active_counts, get_child, list_children, of_child, register_child
 from reqsys.services.decisions import DaycareDecisions, apply_sync
+from reqsys.services.nurseries import all_nurseries, get_nursery, search_nurseries
 from reqsys.services.presenters import application_dict, criterion_dict
 from reqsys.services.schemas import MONTHS_AHEAD, SEED_FIELDS, ApplicationIds, ChildBody
 
 __all__ = [
     "apply_placed",
+    "all_nurseries",
+    "get_nursery",
+    "search_nurseries",
     "ApplicationIds",
     "COUNTED",
     "ChildBody",

@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from flask import current_app
-
 from reqsys.models import Application, ApplicationHistory, db
 from reqsys.services.applications import record
 from shared.platform.clock import aware, naive_utc
@@ -22,6 +20,7 @@ from shared.waitlist.criteria import (
     configured_criteria,
     update_priority,
 )
+from shared.waitlist.settings import waitlist_settings
 from shared.waitlist.sync import SyncedEvents
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,7 @@ def _deadline(envelope: Envelope) -> datetime:
         carried = None
     if carried is not None and 0 < (carried - offered).days <= 60:
         return naive_utc(carried)
-    return offer_deadline(offered, current_app.config["SETTINGS"].offer_days)
+    return offer_deadline(offered, waitlist_settings().offer_days)
 
 
 def _apply_verification(application: Application, envelope: Envelope) -> str:

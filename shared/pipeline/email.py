@@ -17,7 +17,6 @@ concurrent duplicate finds the claim and is retried later, an event found comple
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from datetime import UTC, datetime, timedelta
@@ -28,11 +27,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from shared.pipeline import settings
+from shared.pipeline import envelope_in, settings
 from shared.platform.aws import client
-from shared.platform.batch import MalformedMessage, process_sqs_batch, validation_summary
+from shared.platform.batch import MalformedMessage, process_sqs_batch
 from shared.platform.clock import local_time
 from shared.platform.events import Envelope, EventType
 from shared.platform.idempotency import claim
@@ -139,20 +136,7 @@ def build_message(sender: str, to: str, subject: str, text: str, html: str) -> b
 
 def parse(body: str) -> Envelope:
     """The envelope in an EventBridge event (an SQS body), or MalformedMessage."""
-    try:
-        event = json.loads(body)
-    except ValueError:
-        raise MalformedMessage("body is not JSON") from None
-    detail = event.get("detail", event) if isinstance(event, dict) else None
-    if isinstance(detail, str):
-        try:
-            detail = json.loads(detail)
-        except ValueError:
-            raise MalformedMessage("detail is not JSON") from None
-    try:
-        envelope = Envelope.model_validate(detail)
-    except ValidationError as err:
-        raise MalformedMessage(f"detail is not an event envelope ({validation_summary(err)})") from None
+    envelope = envelope_in(body)
     if not _one_line(envelope.application.get("parent_email")):
         raise MalformedMessage(f"event {envelope.event_id}: application has no parent_email")
     return envelope

@@ -26,10 +26,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from pydantic import ValidationError
-
-from shared.pipeline import settings
-from shared.platform.batch import MalformedMessage, RecordFailed, process_sqs_batch, validation_summary
+from shared.pipeline import envelope_in, settings
+from shared.platform.batch import RecordFailed, process_sqs_batch
 from shared.platform.events import FROM_CHILDSYS, FROM_REQSYS, Envelope, EventType
 from shared.platform.logs import fields, setup
 from shared.platform.signing import sign
@@ -59,15 +57,7 @@ def target_url(event_type: EventType) -> str:
 
 def parse(body: str) -> tuple[Envelope, bytes]:
     """The envelope in an SQS body (an EventBridge event, or a bare envelope) and the bytes to post."""
-    try:
-        event = json.loads(body)
-    except ValueError:
-        raise MalformedMessage("body is not JSON") from None
-    detail = event.get("detail", event) if isinstance(event, dict) else None
-    try:
-        envelope = Envelope.model_validate(detail)
-    except ValidationError as err:
-        raise MalformedMessage(f"not an event envelope ({validation_summary(err)})") from None
+    envelope = envelope_in(body)
     return envelope, envelope.to_json().encode()
 
 

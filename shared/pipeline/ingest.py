@@ -14,11 +14,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
-
-from shared.pipeline import settings
+from shared.pipeline import envelope_in, settings
 from shared.platform.aws import client
-from shared.platform.batch import MalformedMessage, process_sqs_batch, validation_summary
+from shared.platform.batch import MalformedMessage, process_sqs_batch
 from shared.platform.events import Envelope
 from shared.platform.logs import fields, setup
 
@@ -27,10 +25,7 @@ log = logging.getLogger(__name__)
 
 def parse(body: str) -> Envelope:
     """The envelope in an SQS body, or MalformedMessage saying why (without the content)."""
-    try:
-        envelope = Envelope.from_json(body)
-    except ValidationError as err:
-        raise MalformedMessage(f"not an event envelope ({validation_summary(err)})") from None
+    envelope = envelope_in(body)
     if not envelope.request_id:
         raise MalformedMessage(f"event {envelope.event_id}: application has no child_id/nursery_id")
     return envelope

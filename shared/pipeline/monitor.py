@@ -20,10 +20,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
-from shared.platform.aws import client
+from shared.platform.aws import client, plain_numbers
 
 log = logging.getLogger(__name__)
 
@@ -584,14 +583,6 @@ class TimelineEvent:
     application: dict[str, Any]
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | set | tuple):
-        return [_plain(item) for item in value]
-    return value
 
 
 def _iso(value: Any) -> datetime | None:
@@ -625,7 +616,7 @@ def timeline(table: str, request_id: str) -> list[TimelineEvent]:
         raise _aws_error(err, "reading the events table") from None
     events = []
     for item in items:
-        item = _plain(item)
+        item = plain_numbers(item)
         version = item.get("version")
         events.append(TimelineEvent(
             event_id=str(item.get("event_id", "")), type=str(item.get("type", "")),

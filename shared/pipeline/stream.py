@@ -18,13 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
 from shared.pipeline import settings
-from shared.platform.aws import client
+from shared.platform.aws import client, plain_numbers
 from shared.platform.batch import validation_summary
 from shared.platform.events import Envelope
 from shared.platform.logs import bind, emit_metrics, fields, setup
@@ -45,15 +44,6 @@ def failure_queue_name(table: str) -> str:
     return f"{table}{FAILURE_QUEUE_SUFFIX}"
 
 
-def _plain(value: Any) -> Any:
-    """DynamoDB's Decimals back to JSON numbers."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | set | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def envelope_from_image(image: dict) -> Envelope:
@@ -61,7 +51,7 @@ def envelope_from_image(image: dict) -> Envelope:
     from boto3.dynamodb.types import TypeDeserializer
 
     deserializer = TypeDeserializer()
-    item = _plain({key: deserializer.deserialize(value) for key, value in image.items()})
+    item = plain_numbers({key: deserializer.deserialize(value) for key, value in image.items()})
     application = item.get("application")
     if isinstance(application, str):  # tolerate items that stored it as JSON text
         application = json.loads(application)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from functools import cache
+from typing import Any
 
 _lock = threading.Lock()
 MAX_RECEIVES = 5  # deliveries of an SQS message before it moves to its dead-letter queue (every queue's redrive)
@@ -44,3 +45,16 @@ def client(service: str):
 
 def clear_cache() -> None:
     _client.cache_clear()
+
+
+def plain_numbers(value: Any) -> Any:
+    """What boto3 reads from DynamoDB, with its Decimals back as JSON numbers (int when whole) and sets as lists."""
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: plain_numbers(item) for key, item in value.items()}
+    if isinstance(value, list | set | tuple):
+        return [plain_numbers(item) for item in value]
+    return value

@@ -37,6 +37,7 @@ REFUSALS = {
     "409": "Conflicts with the current state",
     "413": "The body is too large",
     "429": "Too many attempts",
+    "503": "A service this route reads (the queues) cannot be reached; try again",
 }
 
 

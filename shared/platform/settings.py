@@ -86,13 +86,6 @@ def _static_url(env: dict[str, str], region: str, *, local: bool) -> str:
     return ""
 
 
-def _days(env: dict[str, str], name: str, default: int) -> int:
-    value = env.get(name) or str(default)
-    if not value.isdigit() or not 1 <= int(value) <= 60:
-        raise UnsafeSettings(f"{name} must be a whole number of days from 1 to 60, not {value!r}")
-    return int(value)
-
-
 @dataclass(frozen=True)
 class Settings:
     app_name: str
@@ -107,11 +100,6 @@ class Settings:
     jwks_path: str
     default_locale: str = "ko"
     resources: dict[str, str] = field(default_factory=dict)
-    # the waitlist: days a parent has to answer an offer, the reminder before its deadline, and
-    # the priority criteria file (shared/waitlist/priority_criteria.json unless replaced by path)
-    offer_days: int = 7
-    offer_reminder_days: int = 2
-    priority_criteria_path: str = ""
     # where browsers fetch static files from: empty = this app (locally); in AWS the stage's static bucket
     static_url: str = ""
 
@@ -163,9 +151,6 @@ class Settings:
             jwks_path=env.get("AWS_COGNITO_JWKS_PATH") or jwks_default,
             default_locale=env.get("DEFAULT_LOCALE", "ko"),
             resources=outputs,
-            offer_days=_days(env, "OFFER_DAYS", 7),
-            offer_reminder_days=_days(env, "OFFER_REMINDER_DAYS", 2),
-            priority_criteria_path=env.get("PRIORITY_CRITERIA_PATH", ""),
             static_url=_static_url(env, region, local=bool(endpoint)),
             in_lambda=bool(env.get("AWS_LAMBDA_FUNCTION_NAME")),
         )

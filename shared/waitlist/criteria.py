@@ -69,7 +69,7 @@ def configured_criteria() -> dict[str, Criterion]:
     """The running app's criteria (PRIORITY_CRITERIA_PATH, else the repository's file)."""
     from flask import current_app
 
-    return load_criteria(current_app.config["SETTINGS"].priority_criteria_path or None)
+    return load_criteria(current_app.config["WAITLIST"].priority_criteria_path or None)
 
 
 def priority(verified_codes: Iterable[str], criteria: dict[str, Criterion]) -> tuple[int, int]:

@@ -78,14 +78,16 @@ def test_the_release_tier_is_provisioned_once_with_alarms_to_the_operator(stage)
     assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "ops@agency.example")]
     alarms = {a["AlarmName"]: a for a in client("cloudwatch").describe_alarms(MaxRecords=100)["MetricAlarms"]
               if a["AlarmName"].endswith(f"-{STAGE}") or f"-{STAGE}-" in a["AlarmName"]}
-    assert len(alarms) == 6 * 2 + 5 * 2 + 3 * 2
+    # six queues (DLQ and oldest message), the events stream's failure queue, five functions, three APIs
+    assert len(alarms) == 6 * 2 + 1 + 5 * 2 + 3 * 2
+    assert f"daycare-{STAGE}-dlq-events_stream" in alarms, "a stream batch that failed every retry alarms too"
     assert all(a["AlarmActions"] == [topic] and a["OKActions"] == [topic] for a in alarms.values())
     # any message in any DLQ, and the oldest message's age, on each of the six queues
     dlq = alarms[f"daycare-{STAGE}-dlq-email"]
     assert (dlq["Namespace"], dlq["MetricName"], dlq["Threshold"]) == (
         "AWS/SQS", "ApproximateNumberOfMessagesVisible", 0)
     assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": f"daycare-{STAGE}-email-dlq"}]
-    assert len([n for n in alarms if "-dlq-" in n]) == len([n for n in alarms if "-oldest-" in n]) == 6
+    assert len([n for n in alarms if "-dlq-" in n]) == 7 and len([n for n in alarms if "-oldest-" in n]) == 6
     # each function's errors and throttles on its alias; each API's 5xx rate and p99 latency
     errors = alarms[f"daycare-pipeline-{STAGE}-errors"]
     assert {d["Name"]: d["Value"] for d in errors["Dimensions"]} == {

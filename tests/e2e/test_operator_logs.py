@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 
 import pytest
 
@@ -13,7 +12,7 @@ from shared.pipeline import monitor
 from shared.platform import logs
 from tests.pipeline_helpers import bridge_event, envelope, queue_arn, sqs_record
 from tests.waitlist_helpers import seed_body
-from tests.waitlist_system import in_childsys, pump, subjects_to
+from tests.waitlist_system import in_childsys, pump, rid, subjects_to
 
 
 class Lines(logging.Handler):
@@ -41,9 +40,9 @@ def lines():
 
 def test_the_log_lines_of_an_applications_journey_share_its_correlation_id(make_system, resources, lines):
     system = make_system()
-    email = f"parent-{uuid.uuid4().hex[:8]}@example.com"
+    email = system.parent_email  # notices go to the account's own (verified) address
     body = seed_body(parent_email=email)
-    request_id = body["child_id"] + body["nursery_id"]
+    request_id = rid(system, body)
     applied = system.reqsys.post("/enterwait/request", json=body, headers=system.parent)
     assert applied.status_code == 201 and applied.headers["X-Request-Id"]
     assert pump(system, lambda: in_childsys(system, request_id) is not None and subjects_to(email))

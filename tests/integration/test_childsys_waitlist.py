@@ -97,13 +97,12 @@ def test_requested_application_is_listed_offered_published_and_enrolled_on_confi
 
 @pytest.mark.parametrize("days", [None, 3])
 def test_an_offer_runs_to_the_end_of_the_configured_day_seven_by_default(make_app, staff, queue, days):
-    from dataclasses import replace
-
     from shared.platform.settings import Settings
     from shared.waitlist.calendar import offer_deadline
+    from shared.waitlist.settings import WaitlistSettings
 
     settings = Settings.load("childsys")
-    app = make_app("childsys", {"SETTINGS": replace(settings, offer_days=days) if days else settings})
+    app = make_app("childsys", {"WAITLIST": WaitlistSettings(offer_days=days)} if days else None)
     body = seed_body()
     raw = Envelope(type="REQUEST", application=body).to_json().encode()
     client = app.test_client()

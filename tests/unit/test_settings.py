@@ -38,8 +38,13 @@ def safe_env(**changes: str | None) -> dict[str, str]:
 
 
 def create(app_name: str, env: dict[str, str]):
+    from shared.waitlist.settings import WaitlistSettings
+
     module = importlib.import_module(app_name)
-    return module.create_app({"SETTINGS": Settings.load(app_name, env=env)})
+    config = {"SETTINGS": Settings.load(app_name, env=env)}
+    if app_name != "taskapp":
+        config["WAITLIST"] = WaitlistSettings.load(env)
+    return module.create_app(config)
 
 
 @pytest.fixture(autouse=True)
@@ -136,12 +141,14 @@ def test_local_emulator_settings_start_with_development_defaults():
 
 
 def test_offer_days_are_read_and_checked():
-    settings = Settings.load("reqsys", env=safe_env(OFFER_DAYS="5", OFFER_REMINDER_DAYS="1"))
+    from shared.waitlist.settings import WaitlistSettings
+
+    settings = WaitlistSettings.load(env=safe_env(OFFER_DAYS="5", OFFER_REMINDER_DAYS="1"))
     assert (settings.offer_days, settings.offer_reminder_days) == (5, 1)
-    assert Settings.load("reqsys", env=safe_env()).offer_days == 7
+    assert WaitlistSettings.load(env=safe_env()).offer_days == 7
     for wrong in ("0", "61", "seven", "-3"):
         with pytest.raises(UnsafeSettings, match="OFFER_DAYS"):
-            Settings.load("reqsys", env=safe_env(OFFER_DAYS=wrong))
+            WaitlistSettings.load(env=safe_env(OFFER_DAYS=wrong))
 
 
 def test_a_broken_criteria_file_stops_the_app(tmp_path):

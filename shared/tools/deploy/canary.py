@@ -86,15 +86,17 @@ def alarm_specs(stage: str, outputs: Mapping[str, str]) -> dict[str, list[dict]]
     specs: dict[str, list[dict]] = {"queues": []}
     for key in sorted(k.removesuffix("_DLQ_URL") for k in outputs if k.endswith("_DLQ_URL")):
         dlq = outputs[f"{key}_DLQ_URL"].rsplit("/", 1)[-1]
-        queue = outputs[f"{key}_QUEUE_URL"].rsplit("/", 1)[-1]
-        specs["queues"] += [
+        specs["queues"].append(
             _alarm(f"{prefix}-dlq-{key.lower()}", "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": dlq},
                    threshold=0, statistic="Maximum", period=300,
-                   description=f"A message is in {dlq}: a delivery failed every retry (monitor page: redrive)"),
+                   description=f"A message is in {dlq}: a delivery failed every retry (monitor page: redrive)"))
+        if f"{key}_QUEUE_URL" not in outputs:  # a stream's failure queue: no source queue of its own
+            continue
+        queue = outputs[f"{key}_QUEUE_URL"].rsplit("/", 1)[-1]
+        specs["queues"].append(
             _alarm(f"{prefix}-oldest-{key.lower()}", "AWS/SQS", "ApproximateAgeOfOldestMessage", {"QueueName": queue},
                    threshold=OLDEST_MESSAGE_SECONDS, statistic="Maximum", period=300,
-                   description=f"A message has waited over {OLDEST_MESSAGE_SECONDS} s in {queue}"),
-        ]
+                   description=f"A message has waited over {OLDEST_MESSAGE_SECONDS} s in {queue}"))
     for app in FUNCTIONS:
         function = lambda_name(app, stage)
         alias = {"FunctionName": function, "Resource": f"{function}:{ALIAS}"}
