@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python -m tests.bench_pipeline
 	$(BIN)/python -m tests.bench_analytics
 	$(BIN)/python -m tests.bench_pages
+	$(BIN)/python -m tests.bench_requests
 
 # Shipping (README, "Deploying"). STAGE is dev or prod; deploy and smoke need AWS credentials.
 STAGE ?= dev

@@ -38,7 +38,8 @@ def _answer(application, status: int = 200, **extra):
 @api.post("/enterwait/request")
 @api_auth_required("parents")
 def request_application():
-    return _answer(services.apply(g.identity, load_json(ApplicationBody)), 201)
+    application, place = services.apply_placed(g.identity, load_json(ApplicationBody))
+    return jsonify(application=services.application_dict(application, place)), 201
 
 
 @api.post("/enterwait/cancel")

@@ -14,6 +14,7 @@ from reqsys.services.applications import (
     LimitReached,
     actor,
     apply,
+    apply_placed,
     cancel,
     change,
     get_application,
@@ -34,6 +35,7 @@ from reqsys.services.presenters import application_dict, criterion_dict
 from reqsys.services.schemas import MONTHS_AHEAD, SEED_FIELDS, ApplicationIds, ChildBody
 
 __all__ = [
+    "apply_placed",
     "all_nurseries",
     "get_nursery",
     "search_nurseries",

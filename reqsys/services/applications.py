@@ -6,14 +6,25 @@ scheduled relay in reqsys.relay catches up otherwise)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from flask import current_app
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import selectinload
 
-from reqsys.models import Application, ApplicationCriterion, ApplicationHistory, Child, Nursery, OutboxEvent, db, utcnow
-from reqsys.services.children import COUNTED, child_usage, find_child, of_child, release_enrolment
+from reqsys.models import (
+    Application,
+    ApplicationCriterion,
+    ApplicationHistory,
+    Child,
+    ContactEmail,
+    Nursery,
+    OutboxEvent,
+    db,
+    utcnow,
+)
+from reqsys.services.children import COUNTED, child_usage, of_child, release_enrolment
 from reqsys.services.contacts import contact_code, notify_address, send_contact_code
 from reqsys.services.schemas import MONTHS_AHEAD, SEED_FIELDS, ApplicationIds
 from shared.platform.auth import Identity
@@ -129,28 +140,60 @@ def _start_month(body: ApplicationBody, now: datetime) -> tuple[str, int]:
     return text, klass
 
 
-def _check_limit(parent_sub: str, child_id: str) -> None:
-    """409 when the child already has as many active applications as allowed (3, or 2 while enrolled).
-
-    The child's applications are locked (next-key locks on MySQL's index), so two applications
-    for one child at the same moment cannot both squeeze under the limit.
-    """
-    used, limit = child_usage(list(db.session.scalars(select(Application.status).where(
-        *of_child(parent_sub, child_id), Application.status.in_(COUNTED)).with_for_update())))
+def _check_limit(statuses: list[int]) -> None:
+    """409 when the child already has as many active applications as allowed (3, or 2 while enrolled),
+    given the status codes of the child's applications (read locked: see _child_rows)."""
+    used, limit = child_usage([code for code in statuses if code in COUNTED])
     if used >= limit:
         db.session.rollback()
         raise LimitReached(limit, enrolled=limit < MAX_ACTIVE)
 
 
-@retry_on_race(db)
+def _child_rows(identity: Identity, child_id: str, nursery_id: str) -> tuple[Application | None, list[int]]:
+    """In one locked read: the account's application for its child at this daycare (None if there is
+    none) and the status codes of the child's applications the limit counts. The child's applications
+    are locked (next-key locks on MySQL's index), so two applications for one child at the same moment
+    cannot both squeeze under the limit, and one daycare's application is decided once."""
+    rows = list(db.session.scalars(select(Application).where(
+        *of_child(identity.sub, child_id),
+        or_(Application.nursery_id == nursery_id, Application.status.in_(COUNTED))).with_for_update()))
+    own = next((row for row in rows if row.nursery_id == nursery_id), None)
+    return own, [row.status for row in rows]
+
+
+def _context(identity: Identity, body: ApplicationBody) -> tuple[Nursery | None, bool, ContactEmail | None]:
+    """In one read: the daycare, whether the account registered the child, and the account's record of
+    the parent_email it gives (its confirmation)."""
+    child = select(Child.id).where(Child.parent_sub == identity.sub, Child.child_id == body.child_id
+                                   ).limit(1).scalar_subquery()
+    found = db.session.execute(select(Nursery, child.label("child"), ContactEmail).outerjoin(
+        ContactEmail, and_(ContactEmail.parent_sub == identity.sub,
+                           ContactEmail.email == body.parent_email.strip().lower())).where(
+        Nursery.nursery_id == body.nursery_id)).first()
+    if found is None:
+        return None, False, None
+    return found[0], found[1] is not None, found[2]
+
+
 def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None = None) -> Application:
     """A new application, or a new request after it closed (409 while it is active or over the limit).
 
     The application time (`applied_at`, the REQUEST's time) is what ties go by in the rank.
     """
+    return apply_placed(identity, data, now)[0]
+
+
+@retry_on_race(db)
+def apply_placed(identity: Identity, data: ApplicationBody | dict, now: datetime | None = None
+                 ) -> tuple[Application, Place | None]:
+    """apply, and the application's place in its daycare's queue, read in the same transaction.
+
+    Reads what the decision needs in two queries (the daycare with the child's registration and the
+    contact address; the child's applications, locked), writes in one flush, commits once; the rows
+    stay loaded after the commit (they are what was just written), so the answer reads nothing again."""
     body = validate(ApplicationBody, data)
     _check_user_id(identity, body.user_id)
-    nursery = db.session.get(Nursery, body.nursery_id)
+    nursery, child_known, contact = _context(identity, body)
     if nursery is None:
         raise ValidationFailed({"nursery_id": "no daycare has this id"})
     config = configured_criteria()
@@ -160,22 +203,25 @@ def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None
     now = now or datetime.now(UTC)
     desired_start, klass = _start_month(body, now)
 
-    application = _own_row(identity, body.child_id, body.nursery_id)
+    application, statuses = _child_rows(identity, body.child_id, body.nursery_id)
     try:
         target = next_status(application.status_enum if application else None, EventType.REQUEST)
     except Conflict:
         db.session.rollback()
         raise
-    _check_limit(identity.sub, body.child_id)
+    _check_limit(statuses)
 
     fields = body.model_dump(include=SEED_FIELDS)
     fields.update(user_id=body.user_id or identity.sub, desired_start=desired_start, age_class=klass,
                   applied_at=naive_utc(now), status=target.code, reason=None, offered_at=None,
                   offer_expires_at=None, reminded_at=None)
-    fields["notify_email"], pending = notify_address(identity, body.parent_email)
+    fields["notify_email"], pending = notify_address(identity, body.parent_email, contact)
+    code = contact_code(identity, body.parent_email, contact) if pending else None
     if application is None:
+        stamp = utcnow()
         application = Application(request_id=request_id_for(identity.sub, body.child_id, body.nursery_id),
-                                  parent_sub=identity.sub, version=1, created_at=utcnow(), **fields)
+                                  parent_sub=identity.sub, version=1, created_at=stamp, updated_at=stamp,
+                                  history=[], criteria=[], **fields)
         db.session.add(application)
     else:
         for name, value in fields.items():
@@ -184,16 +230,29 @@ def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None
     application.nursery = nursery
     declare_criteria(application, body.criteria, ApplicationCriterion)
     update_priority(application, config)
-    if find_child(identity.sub, body.child_id) is None:  # the seed's JSON carries the child: keep it
+    if not child_known:  # the seed's JSON carries the child: keep it
         db.session.add(Child(parent_sub=identity.sub, child_id=body.child_id, name=body.child_name,
                              birthday=body.birthday))
     stage(application, EventType.REQUEST, actor(identity), now)
-    code = contact_code(identity, body.parent_email) if pending else None
-    db.session.commit()
-    if code:
-        send_contact_code(body.parent_email, code)
-    publish_pending()
-    return application
+    place = queue_place(application)  # flushes the writes, then ranks in the same transaction
+    with _kept_after_commit():
+        db.session.commit()
+        if code:
+            send_contact_code(body.parent_email, code)
+        publish_pending()
+    return application, place
+
+
+@contextmanager
+def _kept_after_commit():
+    """The session's objects keep their values over the commits inside (what was just written is what
+    the answer shows): no read of each row again after the commit."""
+    session = db.session()
+    before, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        yield
+    finally:
+        session.expire_on_commit = before
 
 
 @retry_on_race(db)

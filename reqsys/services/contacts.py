@@ -60,19 +60,30 @@ def confirmed(parent_sub: str, email: str) -> bool:
         ContactEmail.confirmed_at.is_not(None))) is not None
 
 
-def notify_address(identity: Identity, parent_email: str) -> tuple[str | None, bool]:
-    """(where the notices go, whether parent_email still waits for its confirmation)."""
-    if is_accounts_own(identity, parent_email) or confirmed(identity.sub, parent_email):
+_UNREAD = object()
+
+
+def notify_address(identity: Identity, parent_email: str, row=_UNREAD) -> tuple[str | None, bool]:
+    """(where the notices go, whether parent_email still waits for its confirmation); `row`: the account's
+    ContactEmail of that address, or None, when the caller read it already."""
+    if is_accounts_own(identity, parent_email):
+        return parent_email, False
+    if row is _UNREAD:
+        is_confirmed = confirmed(identity.sub, parent_email)
+    else:
+        is_confirmed = row is not None and row.confirmed_at is not None
+    if is_confirmed:
         return parent_email, False
     return identity.email or None, True
 
 
-def contact_code(identity: Identity, email: str) -> str | None:
+def contact_code(identity: Identity, email: str, row=_UNREAD) -> str | None:
     """A new code for an address the account gave (in the caller's transaction), or None when it is
-    confirmed already or a code went out lately."""
+    confirmed already or a code went out lately; `row` as in notify_address."""
     email = email.strip().lower()
-    row = db.session.scalars(select(ContactEmail).where(ContactEmail.parent_sub == identity.sub,
-                                                        ContactEmail.email == email)).first()
+    if row is _UNREAD:
+        row = db.session.scalars(select(ContactEmail).where(ContactEmail.parent_sub == identity.sub,
+                                                            ContactEmail.email == email)).first()
     if row is not None and (row.confirmed_at is not None or utcnow() - row.sent_at < RESEND_AFTER):
         return None
     code = secrets.token_urlsafe(18)

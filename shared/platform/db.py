@@ -1,14 +1,20 @@
 """Database helpers shared by reqsys and childsys (each app has its own SQLAlchemy object).
 
 SQLite locally, MySQL through pymysql in AWS. Lambda keeps one process per
-concurrent request, so the pool stays tiny, is checked before use (RDS closes idle
-connections) and recycled well before MySQL's wait_timeout.
+concurrent request, so the pool stays tiny (one connection per instance), is recycled well before
+MySQL's wait_timeout, and a connection is pinged only when it sat idle long enough that RDS may have
+closed it (a warm instance serving requests back to back pays no ping).
+
+A connection goes back to the pool rolled back only when a transaction may still be open on it: one
+whose last word was a COMMIT or a ROLLBACK is clean, and the pool's default rollback-on-return would
+be one more round trip per request for nothing (`clean_returns`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -25,25 +31,89 @@ DEADLOCK = 1213  # MySQL's ER_LOCK_DEADLOCK: the transaction was rolled back, an
 PROXY_IDLE_SECONDS = 1800  # the RDS Proxy's IdleClientTimeout (shared/tools/deploy/database.py)
 
 
+def _proxied(url: str) -> bool:
+    return ".proxy-" in url
+
+
 def engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # the app and the local event runner write at the same time: wait, don't fail
-        return {"connect_args": {"timeout": 15}}
+        return {"connect_args": {"timeout": 15}, "pool_reset_on_return": None}  # clean_returns resets
     # In Lambda an instance serves one request at a time: one connection, no overflow (a busy morning's
     # instances each hold one, and the RDS Proxy multiplexes them onto the database's few).
     in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
     # Behind the proxy (hosts *.proxy-*.rds.amazonaws.com) a connection is recycled before the proxy drops it
-    # idle, so no ping (a round trip on every request) is needed; straight to RDS, the ping finds one the
-    # database closed while the instance was frozen.
-    proxied = ".proxy-" in url
+    # idle, so no ping is needed; straight to RDS, clean_returns pings one that sat idle long enough for the
+    # database to have closed it (the instance was frozen), not every request.
+    proxied = _proxied(url)
     return {
-        "pool_pre_ping": not proxied,
         "pool_recycle": PROXY_IDLE_SECONDS - 300 if proxied else 280,
         "pool_size": 1,
         "max_overflow": 0 if in_lambda else 2,
         "pool_timeout": 10,
+        "pool_reset_on_return": None,  # clean_returns rolls back what may be open
         "connect_args": {"connect_timeout": 5, "charset": "utf8mb4"},
     }
+
+
+PING_AFTER_IDLE = 30.0  # seconds: a connection idle longer is pinged before use (RDS, NAT and proxies drop idle ones)
+_DIRTY, _RETURNED = "maybe_in_transaction", "returned_at"
+
+
+def ping_after_idle(url: str) -> float | None:
+    """Seconds of idleness after which a connection is pinged at checkout; None: never (SQLite; behind the
+    RDS Proxy, which keeps the database's connections and whose own idle timeout the recycle respects)."""
+    return None if url.startswith("sqlite") or _proxied(url) else PING_AFTER_IDLE
+
+
+def clean_returns(engine, ping_after_idle: float | None = PING_AFTER_IDLE) -> None:
+    """Roll a connection back on its way to the pool unless its transaction was ended (the pool then
+    runs with reset_on_return=None). A connection is presumed inside a transaction from its checkout
+    and from every BEGIN until a COMMIT or ROLLBACK went through; an error on it makes it suspect
+    again. With `ping_after_idle`, a connection that sat idle longer is pinged at checkout and
+    replaced if the server is gone (the pessimistic pre-ping, only where it pays)."""
+    from sqlalchemy import event, exc
+
+    def mark(info, dirty: bool) -> None:
+        info[_DIRTY] = dirty
+
+    @event.listens_for(engine.pool, "checkout")
+    def checkout(dbapi_connection, record, proxy) -> None:
+        returned = record.info.get(_RETURNED)
+        if ping_after_idle is not None and returned is not None and time.monotonic() - returned > ping_after_idle:
+            ping = getattr(dbapi_connection, "ping", None)
+            if ping is not None:
+                try:
+                    ping(reconnect=False)
+                except Exception as err:
+                    raise exc.DisconnectionError(f"idle connection is gone: {err}") from err
+        mark(record.info, True)
+
+    @event.listens_for(engine.pool, "reset")
+    def reset(dbapi_connection, record, state) -> None:
+        if record is not None:
+            record.info[_RETURNED] = time.monotonic()
+        clean = record is not None and not record.info.get(_DIRTY, True)
+        if state.terminate_only or state.transaction_was_reset or clean:
+            return
+        engine.dialect.do_rollback(dbapi_connection)
+
+    @event.listens_for(engine, "begin")
+    def begin(conn) -> None:
+        mark(conn.info, True)
+
+    @event.listens_for(engine, "commit")
+    def commit(conn) -> None:
+        mark(conn.info, False)  # an error in the COMMIT itself marks it again (handle_error)
+
+    @event.listens_for(engine, "rollback")
+    def rollback(conn) -> None:
+        mark(conn.info, False)
+
+    @event.listens_for(engine, "handle_error")
+    def error(context) -> None:
+        if context.connection is not None and not context.connection.invalidated:
+            mark(context.connection.info, True)
 
 
 def init_db(app: Flask, db: SQLAlchemy, migrations: Path) -> None:
@@ -53,6 +123,9 @@ def init_db(app: Flask, db: SQLAlchemy, migrations: Path) -> None:
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
     app.config["MIGRATIONS_DIR"] = str(migrations)
     db.init_app(app)
+    if app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_reset_on_return", "rollback") is None:
+        with app.app_context():
+            clean_returns(db.engine, ping_after_idle(url))
     # Flask-Migrate imports Alembic, a sixth of a cold start; Lambda runs no `flask db` command, so
     # there (LAMBDA_TASK_ROOT and AWS_LAMBDA_FUNCTION_NAME are set in every function) upgrade_schema registers
     # it on first use. The package check runs zips on the emulator with LAMBDA_TASK_ROOT only: local mode

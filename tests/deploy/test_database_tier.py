@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from shared.platform.aws import client
-from shared.platform.db import engine_options
+from shared.platform.db import engine_options, ping_after_idle
 from shared.tools.deploy import database
 from shared.tools.deploy.stages import MissingVariable
 from shared.tools.provision import Result
@@ -131,6 +131,10 @@ def test_the_pool_behind_the_proxy_is_one_connection_per_instance(monkeypatch):
     options = engine_options(proxy)
     assert (options["pool_size"], options["max_overflow"]) == (1, 0)
     # the proxy keeps the database's connections; the app's own is recycled before the proxy drops it idle
-    assert options["pool_pre_ping"] is False and options["pool_recycle"] < database.IDLE_CLIENT_SECONDS
-    direct = engine_options("mysql+pymysql://reqsys:pw@db.internal:3306/reqsys")
-    assert direct["pool_pre_ping"] is True and direct["max_overflow"] == 0
+    assert not options.get("pool_pre_ping") and options["pool_recycle"] < database.IDLE_CLIENT_SECONDS
+    assert ping_after_idle(proxy) is None
+    # straight to RDS: a connection idle long enough for the database to close it is pinged, not every one
+    direct_url = "mysql+pymysql://reqsys:pw@db.internal:3306/reqsys"
+    direct = engine_options(direct_url)
+    assert ping_after_idle(direct_url) is not None and direct["max_overflow"] == 0
+    assert not direct.get("pool_pre_ping") and direct["pool_reset_on_return"] is None
