@@ -14,7 +14,9 @@ import pytest
 
 from shared.platform import aws
 
-pytest_plugins = ["tests.taskapp_helpers"]
+# fixtures kept in helper modules: taskapp's, and the reqsys tests' app, client and parent (a module that
+# defines its own fixture of a name keeps its own)
+pytest_plugins = ["tests.taskapp_helpers", "tests.reqsys_fixtures"]
 
 
 def free_port() -> int:

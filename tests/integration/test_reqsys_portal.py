@@ -30,23 +30,6 @@ from tests.waitlist_helpers import (
 )
 
 
-@pytest.fixture
-def app(make_app):
-    app = make_app("reqsys")
-    add_nurseries(app)
-    return app
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def parent(account):
-    return account("parents")
-
-
 def by_id(client, who) -> dict[str, dict]:
     return {a["request_id"]: a for a in applications(client, who)}
 

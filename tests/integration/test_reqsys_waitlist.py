@@ -33,23 +33,6 @@ from tests.waitlist_helpers import (
 
 
 
-@pytest.fixture
-def app(make_app):
-    app = make_app("reqsys")
-    add_nurseries(app)
-    return app
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def parent(account):
-    return account("parents")
-
-
 
 
 

@@ -9,24 +9,7 @@ import re
 import pytest
 
 from shared.platform.events import Envelope
-from tests.waitlist_helpers import add_nurseries, applications, receive_all, request_id, seed_body
-
-
-@pytest.fixture
-def app(make_app):
-    app = make_app("reqsys")
-    add_nurseries(app)
-    return app
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def parent(account):
-    return account("parents")
+from tests.waitlist_helpers import applications, receive_all, request_id, seed_body
 
 
 def apply(client, who, body):
