@@ -6,7 +6,8 @@ asserts nothing.
    check-package uses, Zappa's handler answering GET /auth/login (web apps) or one SQS batch (the
    pipeline's ingest handler). Beside them a bare Flask hello-world made the same way (the same Flask and
    Zappa handler, bytecode) and a bare boto3 handler. Median of N processes; `--zips DIR` measures other
-   zips (an older build). Peak RSS is the process's VmHWM.
+   zips (an older build). Peak RSS is the process's VmHWM. For the web apps also "restored from a
+   snapshot": what a SnapStart instance does after Lambda restores it (hooks, then the first request).
 2. Size of each Lambda zip in dist/ (`make package` writes them).
 3. Throughput on one worker: requests driven sequentially through the WSGI app in-process (a
    Lambda instance serves one request at a time), on SQLite and on MariaDB, with 10,000
@@ -75,6 +76,18 @@ print(json.dumps({{"ms": (done - start) * 1000, "answer": answer,
                   "rss_kib": int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])}}))
 """
 ZAPPA_CALL = "from handler import lambda_handler\nanswer = lambda_handler(event, Context())"
+# With SnapStart: the app built at import (Lambda's init) and the before-snapshot hook run when the version
+# is published; a restored instance runs the after-restore hooks and answers. The clock restarts at the
+# restore, so this leaves out Lambda's own restore of the memory, which cannot be measured here.
+RESTORED_CALL = """from handler import lambda_handler
+import snapshot_restore_py
+for hook, args, kwargs in snapshot_restore_py.get_before_snapshot():
+    hook(*args, **kwargs)
+start = time.perf_counter()
+for hook, args, kwargs in snapshot_restore_py.get_after_restore():
+    hook(*args, **kwargs)
+answer = lambda_handler(event, Context())"""
+RESTORED = " restored from a snapshot"
 BARE_BOTO3_CALL = "from bare import handler\nanswer = handler(event, Context())"
 
 BARE_FLASK = """from flask import Flask, render_template_string
@@ -174,6 +187,8 @@ def cold_start(outputs: dict[str, str], runs: int, zips_dir: Path | None = None)
         "bare boto3 handler (one put_item)": (_bare_boto3_zip(work / "bare-boto3.zip"), BARE_BOTO3_CALL,
                                               pipeline_event),
         **{app: (zips[app], ZAPPA_CALL, _event(app, zips[app], stage)) for app in ("reqsys", "childsys", "taskapp")},
+        **{app + RESTORED: (zips[app], RESTORED_CALL, _event(app, zips[app], stage))
+           for app in ("reqsys", "childsys", "taskapp")},
         "pipeline (ingest, one SQS record)": (zips["pipeline"], ZAPPA_CALL, pipeline_event),
     }
     folders = {}
@@ -194,6 +209,8 @@ def cold_start(outputs: dict[str, str], runs: int, zips_dir: Path | None = None)
             # a variable Lambda sets in every function's environment (not AWS_LAMBDA_FUNCTION_NAME: with it
             # the emulator's local mode is refused)
             function = {"LAMBDA_TASK_ROOT": str(folders[name])}
+            if name.endswith(RESTORED):  # as a SnapStart stage sets it: the app is built at import
+                function["INSTANTIATE_LAMBDA_HANDLER_ON_IMPORT"] = "true"
             started = time.perf_counter()
             done = subprocess.run([str(python), "-B", "-c", CHILD.format(call=call)], env={**env, **function},
                                   cwd=folders[name], input=json.dumps(event), capture_output=True, text=True,
@@ -220,14 +237,16 @@ def cold_start(outputs: dict[str, str], runs: int, zips_dir: Path | None = None)
     for name, (zip_path, *_rest) in cases.items():
         base, target = (bare_boto3_ms, "≤ 2x bare boto3") if name.startswith("pipeline") else (
             bare_flask_ms, "≤ 3x bare Flask")
-        ratio = "" if name.startswith("bare") else f"{ms(name) / base:.2f}x ({target})"
+        ratio = "" if name.startswith("bare") or name.endswith(RESTORED) else f"{ms(name) / base:.2f}x ({target})"
         rows.append([name, f"{zip_path.stat().st_size / 2**20:.2f}", f"{ms(name):.0f}", ratio,
                      f"{ms(name, 'wall'):.0f}", f"{median([r['rss_kib'] for r in results[name]]) / 1024:.0f}"])
     print(f"\n## Cold start from the zips (median of {runs} fresh `python -B` processes, read-only folder;"
           f" {'zips in ' + str(zips_dir) if zips_dir else 'zips built now for stage ' + stage})\n")
     print(table(["function", "zip MiB", "first answer ms", "vs bare", "process wall ms", "peak RSS MiB"], rows))
     print("  first answer = import of the handler, create_app and the first event, inside the process; process"
-          " wall adds the interpreter's own start-up and exit. Largest zip target: ≤ 15 MiB.")
+          " wall adds the interpreter's own start-up and exit. Largest zip target: ≤ 15 MiB.\n"
+          f"  {RESTORED.strip()} = SnapStart: the after-restore hooks and the first event of an instance whose app"
+          " was built and snapshotted at publish time (Lambda's own restore of the memory is not included).")
 
 
 # --- 2. size -------------------------------------------------------------------------------------------

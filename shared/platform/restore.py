@@ -1,4 +1,4 @@
-"""What a function does after Lambda SnapStart restores it from a snapshot (README, "Deploying").
+"""What a function does before Lambda SnapStart snapshots it, and after it restores it (README, "Deploying").
 
 SnapStart runs the cold start once, when a version is published, snapshots the memory, and starts
 every new instance from that snapshot. So whatever the cold start opened is shared by every instance
@@ -13,6 +13,10 @@ each restore; `after_restore` is that hook:
 - the cached boto3 clients are dropped (`shared.platform.aws.clear_cache`): the next call makes new ones;
 - `random` is seeded again from the operating system. (`secrets` and `uuid4` read os.urandom
   and need nothing.)
+
+Before the snapshot, `before_snapshot` compiles every template of every app, which each restored
+instance would otherwise do on its first requests (Jinja cannot keep compiled templates in a read-only
+folder): the snapshot carries them.
 """
 
 from __future__ import annotations
@@ -34,11 +38,23 @@ def install(app) -> None:
     if _registered:
         return
     try:
-        from snapshot_restore_py import register_after_restore
+        from snapshot_restore_py import register_after_restore, register_before_snapshot
     except ImportError:  # not in Lambda with SnapStart: no snapshot, nothing to restore
         return
+    register_before_snapshot(before_snapshot)
     register_after_restore(after_restore)
     _registered = True
+
+
+def before_snapshot() -> None:
+    """Compile every app's templates into its Jinja cache, so the snapshot holds them."""
+    compiled = 0
+    for app in list(_apps):
+        environment = app.jinja_env
+        for name in environment.list_templates(extensions=["html", "txt"]):
+            environment.get_template(name)
+            compiled += 1
+    log.info("before the snapshot: %d template(s) compiled", compiled)
 
 
 def after_restore() -> None:

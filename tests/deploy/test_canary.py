@@ -39,7 +39,7 @@ def stage(own_emulator, tmp_path, monkeypatch):
     lam, cloudformation, apigateway = client("lambda"), client("cloudformation"), client("apigateway")
     for app in canary.FUNCTIONS:
         name = stages.lambda_name(app, STAGE)
-        lam.create_function(FunctionName=name, Runtime="python3.11", Role=result.outputs[f"{app.upper()}_ROLE_ARN"],
+        lam.create_function(FunctionName=name, Runtime="python3.13", Role=result.outputs[f"{app.upper()}_ROLE_ARN"],
                             Handler="handler.lambda_handler", Code={"ZipFile": _zip("v1")}, Publish=True)
         if app in stages.WEB_APPS:
             template = {"Resources": {"Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": name}}}}

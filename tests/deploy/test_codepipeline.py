@@ -269,7 +269,7 @@ def test_the_deploy_role_may_make_every_call_of_the_release_and_database_tiers(o
     with zipfile.ZipFile(package, "w") as archive:
         archive.writestr("handler.py", "def lambda_handler(event, context):\n    return None\n")
     aws.client("lambda").create_function(
-        FunctionName=stages.lambda_name("pipeline", stage), Runtime="python3.11", Handler="handler.lambda_handler",
+        FunctionName=stages.lambda_name("pipeline", stage), Runtime="python3.13", Handler="handler.lambda_handler",
         Role=result.outputs["PIPELINE_ROLE_ARN"], Code={"ZipFile": package.getvalue()})
     path = stages.write(stage, account_id="123456789012", outputs=result.outputs, env={})
     canary.wire_alias(stage, "pipeline", json.loads(path.read_text())[f"pipeline_{stage}"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 import zipfile
 from pathlib import Path
@@ -98,10 +99,12 @@ def _pyc_flags(data: bytes) -> int:
 
 
 def test_every_module_ships_as_unchecked_hash_bytecode_our_sources_beside_it(zips):
-    import importlib.util
-    import sys
-
-    tag = sys.implementation.cache_tag
+    # the runtime's Python (python3.13) wrote them: its tag and magic number, not the dev venv's
+    tag, magic = subprocess.run([str(package.runtime_venv() / "bin" / "python"), "-c",
+                                 "import sys, importlib.util; print(sys.implementation.cache_tag, "
+                                 "importlib.util.MAGIC_NUMBER.hex())"],
+                                capture_output=True, text=True, check=True).stdout.split()
+    assert tag == "cpython-313"
     for path in zips.values():
         with zipfile.ZipFile(path) as archive:
             entries = set(archive.namelist())
@@ -112,7 +115,7 @@ def test_every_module_ships_as_unchecked_hash_bytecode_our_sources_beside_it(zip
                 pyc = f"{folder}/__pycache__/{name[:-3]}.{tag}.pyc"
                 assert pyc in entries, f"{path.name}: no bytecode for {source}"
                 data = archive.read(pyc)
-                assert data[:4] == importlib.util.MAGIC_NUMBER
+                assert data[:4] == bytes.fromhex(magic)
                 assert _pyc_flags(data) == 0b01, f"{pyc} is not an unchecked-hash .pyc"  # hash, not checked
             # the dependencies: bytecode where the source was, no source
             theirs = [n for n in entries if n.split("/")[0] in ("flask", "pydantic", "jinja2", "zappa")]

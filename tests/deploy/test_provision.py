@@ -134,7 +134,7 @@ def test_wiring_creates_the_stream_mapping_and_report_batch_item_failures(own_em
     package = io.BytesIO()
     with zipfile.ZipFile(package, "w") as archive:
         archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
-    lam.create_function(FunctionName="daycare-pipeline-wire", Runtime="python3.11", Role=role,
+    lam.create_function(FunctionName="daycare-pipeline-wire", Runtime="python3.13", Role=role,
                         Handler="handler.handler", Code={"ZipFile": package.getvalue()})
     queue = sqs.create_queue(QueueName="wire-test-queue")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

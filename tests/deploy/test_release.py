@@ -90,7 +90,7 @@ def test_wiring_makes_every_mapping_zappa_cannot(own_emulator, tmp_path, monkeyp
     role = iam.create_role(RoleName="wiring-test", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     sources = [s for s in load_event_sources(path, env=stage) if isinstance(s, SqsSource | StreamSource)]
     for name in {s.lambda_name for s in sources}:
-        lam.create_function(FunctionName=name, Runtime="python3.11", Role=role, Handler="handler.lambda_handler",
+        lam.create_function(FunctionName=name, Runtime="python3.13", Role=role, Handler="handler.lambda_handler",
                             Code={"ZipFile": _function_zip()})
     # as `zappa deploy` would leave a queue mapping: on the unqualified function (code no canary released),
     # without ReportBatchItemFailures (failures would be ignored)

@@ -65,32 +65,44 @@ def test_functions_get_their_role_config_and_no_secret():
     assert not {"SECRET_KEY", "SYNC_SECRET", "DATABASE_URL"} & set(env)
     assert "COGNITO_APP_CLIENT_ID" not in pipeline["environment_variables"]
     assert settings["analytics_prod"]["layers"] == [
-        f"arn:aws:lambda:{REGION}:336392948345:layer:AWSSDKPandas-Python311:22"]
+        f"arn:aws:lambda:{REGION}:336392948345:layer:AWSSDKPandas-Python313:15"]
     assert len(json.dumps(env)) < 4096  # Lambda's limit on a function's environment
 
 
-def test_keep_warm_is_a_choice_made_by_a_ci_variable():
-    warm = rendered()  # the web apps, where a person waits for a cold start; never the event handlers
-    assert {name for name, stage in warm.items() if stage["keep_warm"]} == {"reqsys_prod", "childsys_prod",
-                                                                          "taskapp_prod"}
-    assert not any(stage["keep_warm"] for stage in rendered(env={**CI, "KEEP_WARM": "false"}).values())
-
-
-def test_snap_start_is_on_for_the_web_apps_only_on_a_runtime_that_has_it(tmp_path):
-    on_311 = rendered()
-    assert {stage["snap_start"] for stage in on_311.values()} == {"None"}  # python3.11: no SnapStart
-    local = json.loads(stages.SETTINGS_FILE.read_text())
-    local["base"]["runtime"] = "python3.13"
-    newer = tmp_path / "zappa_settings.json"
-    newer.write_text(json.dumps(local))
-    snap = rendered(path=newer)
+def test_web_apps_start_from_a_snapshot_and_keep_warm_only_where_snap_start_is_turned_off(tmp_path):
+    assert stages.runtime() == "python3.13"  # SnapStart for Python needs 3.12+
+    snap = rendered()
     assert {name for name, stage in snap.items() if stage["snap_start"] == "PublishedVersions"} == {
-        "reqsys_prod", "childsys_prod", "taskapp_prod"}
+        "reqsys_prod", "childsys_prod", "taskapp_prod"}  # the queue and schedule handlers have no one waiting
     assert not any(stage["keep_warm"] for stage in snap.values())  # a snapshot, not pings, hides the cold start
-    off = rendered(path=newer, env={**CI, "SNAP_START": "false"})
+    # the app is built in Lambda's init, so the snapshot holds it (else each restore would build it again)
+    assert {name for name, stage in snap.items()
+            if stage.get("aws_environment_variables", {}).get("INSTANTIATE_LAMBDA_HANDLER_ON_IMPORT") == "true"
+            } == {"reqsys_prod", "childsys_prod", "taskapp_prod"}
+    off = rendered(env={**CI, "SNAP_START": "false"})
     assert {stage["snap_start"] for stage in off.values()} == {"None"}
+    assert not any("aws_environment_variables" in stage for stage in off.values())
     assert {name for name, stage in off.items() if stage["keep_warm"]} == {"reqsys_prod", "childsys_prod",
                                                                           "taskapp_prod"}
+    assert not any(stage["keep_warm"] for stage in rendered(env={**CI, "SNAP_START": "false",
+                                                                 "KEEP_WARM": "false"}).values())
+    local = json.loads(stages.SETTINGS_FILE.read_text())
+    local["base"]["runtime"] = "python3.11"
+    older = tmp_path / "zappa_settings.json"
+    older.write_text(json.dumps(local))
+    assert {stage["snap_start"] for stage in rendered(path=older).values()} == {"None"}  # no SnapStart before 3.12
+
+
+def test_api_gateway_calls_the_released_alias_not_what_zappa_just_uploaded():
+    settings = rendered()
+    for app in ("reqsys", "childsys", "taskapp"):
+        assert settings[f"{app}_prod"]["apigateway_lambda_qualifier"] == "live"
+    assert "apigateway_lambda_qualifier" not in settings["pipeline_prod"]
+
+
+def test_the_analytics_layer_is_built_for_the_functions_runtime():
+    layer = rendered()["analytics_prod"]["layers"][0]
+    assert f":layer:AWSSDKPandas-Python{stages.runtime().removeprefix('python').replace('.', '')}:" in layer
 
 
 def test_a_deploy_without_vpc_ids_or_provisioning_is_refused_with_the_reason():

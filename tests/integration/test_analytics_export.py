@@ -136,7 +136,7 @@ def test_the_schedule_in_zappa_settings_runs_the_export(analytics_env):
     for env in ("dev", "prod"):  # the same schedule in AWS, in the function that has pyarrow (a layer)
         stage = deployed[f"analytics_{env}"]
         assert {"function": "taskapp.analytics.export.handler", "expression": "rate(1 hour)"} in stage["events"]
-        assert any(":layer:AWSSDKPandas-Python311:" in layer for layer in stage["layers"])
+        assert any(":layer:AWSSDKPandas-Python313:" in layer for layer in stage["layers"])
         assert stage["apigateway_enabled"] is False
     assert {"pyarrow*", "duckdb*", "sqlglot*"} <= set(stages["base"]["exclude"])  # never in an app's zip
     put_tasks(analytics_env.table, TASKS[:2])

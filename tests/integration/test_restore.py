@@ -1,4 +1,4 @@
-"""SnapStart: after Lambda restores a function from its snapshot, the runtime calls the hooks
+"""SnapStart: before Lambda snapshots a function and after it restores one, the runtime calls the hooks
 registered with `snapshot_restore_py` (shared/platform/restore.py). Here they are called the way the
 runtime calls them, on an app that already served a request (as the snapshot's cold start did)."""
 
@@ -21,11 +21,30 @@ def restore_as_the_runtime_does() -> int:
     return len(hooks)
 
 
-def test_building_an_app_registers_the_hook_once(make_app):
+def test_building_an_app_registers_the_hooks_once(make_app):
     make_app("reqsys")
     make_app("childsys")
     hooks = [function for function, _, _ in snapshot_restore_py.get_after_restore()]
     assert hooks.count(restore.after_restore) == 1
+    hooks = [function for function, _, _ in snapshot_restore_py.get_before_snapshot()]
+    assert hooks.count(restore.before_snapshot) == 1
+
+
+def test_a_restored_instance_serves_its_first_pages_without_compiling_a_template(make_app):
+    app = make_app("reqsys")
+    compiled = []
+    compile_ = app.jinja_env.compile
+    app.jinja_env.compile = lambda *args, **kwargs: compiled.append(args) or compile_(*args, **kwargs)
+    for function, args, kwargs in snapshot_restore_py.get_before_snapshot():
+        function(*args, **kwargs)
+    assert len(compiled) > 10  # the snapshot was taken with every page's templates compiled
+    compiled.clear()
+    restore_as_the_runtime_does()
+
+    client = app.test_client()
+    assert client.get("/auth/login").status_code == 200
+    assert client.get("/auth/signup").status_code == 200
+    assert compiled == []
 
 
 def test_after_a_restore_the_next_request_opens_a_new_connection_and_makes_new_clients(make_app):

@@ -32,9 +32,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from shared.platform.aws import client, region
-from shared.tools.deploy.stages import WEB_APPS, lambda_name
+from shared.tools.deploy.stages import LIVE_ALIAS, WEB_APPS, lambda_name, runtime
 
-ALIAS = "live"
+ALIAS = LIVE_ALIAS
 FUNCTIONS = ("reqsys", "childsys", "taskapp", "pipeline", "analytics")
 CANARY = "CodeDeployDefault.LambdaCanary10Percent5Minutes"
 ALL_AT_ONCE = "CodeDeployDefault.LambdaAllAtOnce"  # rollback: the previous version is the known good one
@@ -251,7 +251,7 @@ def ensure_hook(stage: str, role_arn: str, result) -> str:
         from shared.tools.deploy.pipeline import _when_role_ready
 
         _when_role_ready(lambda: lam.create_function(
-            FunctionName=name, Runtime="python3.11", Role=role_arn, Handler="prehook.handler", Timeout=120,
+            FunctionName=name, Runtime=runtime(), Role=role_arn, Handler="prehook.handler", Timeout=120,
             MemorySize=256, Code={"ZipFile": code}, Description="CodeDeploy BeforeAllowTraffic: smoke checks"),
             fresh_role=True)
         result.changes.append(f"created function {name}")

@@ -3,9 +3,11 @@
 package: the stage's Zappa settings are rendered (shared/tools/deploy/stages.py) and each `<app>_<stage>` is
 built with `zappa package` into `dist/<app>_<stage>.zip`. Zappa zips the *active virtualenv*, so the
 zips are built from a runtime-only venv (`.local/deploy/venv`: the project's runtime dependencies and
-zappa, rebuilt when pyproject.toml changes), never from the dev venv. That venv's pip is told (PEP 600
-`_manylinux`) that only glibc <= 2.26 wheels run, as on Lambda's python3.11 image (Amazon Linux 2), so
-Zappa's download of "precompiled" wheels from PyPI is not needed and turned off. Then each zip is
+zappa, rebuilt when pyproject.toml changes), never from the dev venv, and made by the runtime's own
+Python (`zappa_settings.json` `runtime`, found or fetched by runtime_python.py), whose wheels and bytecode
+are the runtime's. That venv's pip is told (PEP 600 `_manylinux`) which glibc the runtime's image has
+(python3.12 and newer run on Amazon Linux 2023: 2.34), so it picks only wheels that run there and Zappa's
+download of "precompiled" wheels from PyPI is not needed and turned off. Then each zip is
 cut to its own function's import closure (`function_tops`: the imports of the function's entry modules
 followed through our sources, the distributions they name with what those require, Zappa's handler), so
 no zip carries boto3/botocore/s3transfer/jmespath (Lambda provides them), zappa's tooling dependencies,
@@ -20,10 +22,11 @@ the stage is provisioned there and its outputs are used. Those are the zips CI c
 renders for the real account and packages again (release.py calls `build`).
 
 check-package: each zip is unzipped into a read-only folder and Zappa's `handler.lambda_handler` is
-driven in a `python -B` subprocess of a clean Python (`.local/deploy/checkenv`: only boto3/botocore at the
-pinned versions, as Lambda has), with cwd the unzipped directory; any module of the zip compiled at import
-(a .pyc missing) fails it, and so does a zip whose top-level names differ from its function's closure;
-against a freshly provisioned emulator: API Gateway (REST v1 proxy)
+driven in a `python -B` subprocess of a clean Python of the runtime's version (`.local/deploy/checkenv`:
+only boto3/botocore at the pinned versions and SnapStart's `snapshot_restore_py`, as Lambda has; a web app
+built at import and the SnapStart hooks run, as with SnapStart), with cwd the unzipped directory; any module of
+the zip compiled at import (a .pyc missing) fails it, and so does a zip whose top-level names differ from
+its function's closure; against a freshly provisioned emulator: API Gateway (REST v1 proxy)
 requests for the web apps, an SQS batch on an ARN the stage maps (taskapp notifications, pipeline
 ingest) whose effect is then read back, and the schedules of the apps without a queue. The analytics
 function's pyarrow comes from the AWS SDK for pandas layer in AWS; here pyarrow (the dev pin) is
@@ -54,6 +57,7 @@ from pathlib import Path
 
 from shared.platform.settings import LOCAL_DIR, ROOT
 from shared.tools.deploy import stages
+from shared.tools.deploy.runtime_python import make_venv, runtime_python
 
 DEPLOY_DIR = LOCAL_DIR / "deploy"
 RUNTIME_VENV = DEPLOY_DIR / "venv"
@@ -73,13 +77,18 @@ FUNCTION_FILE = "function.json"  # the entry modules a zip was cut for (ours, re
 LOCALES = ("root", "ko", "en")  # shared/platform/web.py LANGUAGES, and the parent of both
 # pydantic's EmailStr checks email-validator's version with importlib.metadata when a model is built
 KEEP_METADATA = ("email_validator",)
-MAX_GLIBC = (2, 26)  # Lambda python3.11 runs on Amazon Linux 2
-_MANYLINUX = f'''"""PEP 600: pip here picks only wheels Lambda python3.11 runs (glibc {MAX_GLIBC[0]}.{MAX_GLIBC[1]})."""
+# the glibc of the image each Lambda Python runtime runs on: Amazon Linux 2, then 2023
+LAMBDA_GLIBC = {"python3.11": (2, 26), "python3.12": (2, 34), "python3.13": (2, 34)}
+_MANYLINUX = '''"""PEP 600: pip here picks only wheels Lambda's {runtime} runs (glibc {glibc[0]}.{glibc[1]})."""
 
 
 def manylinux_compatible(major, minor, arch):
-    return (major, minor) <= {MAX_GLIBC}
+    return (major, minor) <= {glibc}
 '''
+
+
+def max_glibc() -> tuple[int, int]:
+    return LAMBDA_GLIBC[stages.runtime()]
 
 
 def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -100,16 +109,17 @@ def _pin(name: str) -> str:
 
 
 def _venv(path: Path, requirements: list[str], strip: bool = False) -> Path:
-    """A venv at `path` with exactly `requirements`, rebuilt only when they (or pyproject.toml) change."""
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + "\n".join(requirements + [str(strip)]).encode())
+    """A venv of the runtime's Python at `path` with exactly `requirements`, rebuilt only when they (or
+    pyproject.toml, or the runtime) change."""
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + "\n".join(
+        requirements + [str(strip), stages.runtime(), str(max_glibc())]).encode())
     stamp = path / f".installed-{digest.hexdigest()[:12]}"
     if stamp.is_file():
         return path
     shutil.rmtree(path, ignore_errors=True)
-    base_python = getattr(sys, "_base_executable", sys.executable)
-    _run([base_python, "-m", "venv", str(path)])
+    make_venv(path, runtime_python(stages.runtime()))
     site = next((path / "lib").glob("python3*/site-packages"))
-    (site / "_manylinux.py").write_text(_MANYLINUX)
+    (site / "_manylinux.py").write_text(_MANYLINUX.format(runtime=stages.runtime(), glibc=max_glibc()))
     _run([str(path / "bin" / "pip"), "install", "-qq", "--disable-pip-version-check", "--prefer-binary",
           *requirements])
     _check_wheels(site)
@@ -129,11 +139,11 @@ def _check_wheels(site: Path) -> None:
         if platforms == {"any"}:
             continue
         ok = any(p in ("manylinux1_x86_64", "manylinux2010_x86_64", "manylinux2014_x86_64") or (
-            p.startswith("manylinux_") and tuple(map(int, p.split("_")[1:3])) <= MAX_GLIBC) for p in platforms)
+            p.startswith("manylinux_") and tuple(map(int, p.split("_")[1:3])) <= max_glibc()) for p in platforms)
         if not ok:
             bad.append(f"{wheel.parent.name} ({', '.join(sorted(platforms))})")
     if bad:
-        raise SystemExit("wheels that would not run on Lambda python3.11: " + "; ".join(bad))
+        raise SystemExit("wheels that would not run on Lambda: " + "; ".join(bad))
 
 
 def runtime_venv() -> Path:
@@ -142,17 +152,18 @@ def runtime_venv() -> Path:
 
 
 def check_venv() -> Path:
-    """A clean Python with only what Lambda's runtime has: boto3/botocore (and their dependencies)."""
-    return _venv(CHECK_VENV, [_pin("boto3")])  # botocore at the version this boto3 pins
+    """A clean Python with only what Lambda's runtime has: boto3/botocore (and their dependencies), and
+    SnapStart's hooks module."""
+    return _venv(CHECK_VENV, [_pin("boto3"), _pin("snapshot-restore-py")])  # botocore as this boto3 pins
 
 
 def layer_dir() -> Path:
     """pyarrow where the AWS SDK for pandas layer puts it (/opt/python), for the analytics check."""
-    stamp = LAYER_DIR / f".installed-{_pin('pyarrow')}"
+    stamp = LAYER_DIR / f".installed-{_pin('pyarrow')}-{stages.runtime()}"
     if not stamp.is_file():
         shutil.rmtree(LAYER_DIR, ignore_errors=True)
-        _run([sys.executable, "-m", "pip", "install", "-qq", "--disable-pip-version-check", "--only-binary=:all:",
-              "--target", str(LAYER_DIR), _pin("pyarrow")])
+        _run([str(check_venv() / "bin" / "python"), "-m", "pip", "install", "-qq", "--disable-pip-version-check",
+              "--only-binary=:all:", "--target", str(LAYER_DIR), _pin("pyarrow")])
         stamp.touch()
     return LAYER_DIR
 
@@ -622,6 +633,11 @@ try:
         from shared.platform.db import upgrade_schema
         upgrade_schema(importlib.import_module(module).create_app())
     from handler import lambda_handler
+    # SnapStart: the app was built at import (Lambda's init); then the snapshot and a restore, as the
+    # runtime runs its hooks, before the first event
+    import snapshot_restore_py
+    for hook, args, kwargs in snapshot_restore_py.get_before_snapshot() + snapshot_restore_py.get_after_restore():
+        hook(*args, **kwargs)
 except Exception:
     answers.append({"error": traceback.format_exc(limit=8)})
 else:
@@ -828,6 +844,8 @@ def check_zip(zip_path: Path, python: Path, aws_env: dict[str, str], stage: str)
                "DATABASE_URL": f"sqlite:///{Path(tmp) / f'{app}.db'}"}
         if the_plan.pythonpath:
             env["PYTHONPATH"] = the_plan.pythonpath
+        if app in stages.WEB_APPS:  # as a SnapStart stage sets it (stages.render_stage)
+            env["INSTANTIATE_LAMBDA_HANDLER_ON_IMPORT"] = "true"
         spec = {"migrate": the_plan.migrate, "events": [case.event for case in the_plan.cases]}
         try:
             run = subprocess.run([str(python / "bin" / "python"), "-B", "-c", _DRIVER, str(answers_file)],  # noqa: S603

@@ -36,7 +36,13 @@ LOCAL = "local"
 LOCAL_ACCOUNT = "123456789012"  # the emulator's, which the local stages' ARNs name
 WEB_APPS = ("reqsys", "childsys", "taskapp")
 VPC_APPS = ("reqsys", "childsys")  # the MySQL apps: in the VPC with RDS
+LIVE_ALIAS = "live"  # the alias every way in goes through, shifted by CodeDeploy (canary.py)
 SNAP_START_FROM = (3, 12)  # Lambda's SnapStart for Python needs python3.12 or newer
+
+
+def runtime(path: Path = SETTINGS_FILE) -> str:
+    """The functions' Lambda runtime (`python3.13`), as zappa_settings.json's base stage sets it."""
+    return json.loads(Path(path).read_text())["base"]["runtime"]
 
 
 def snap_start(app: str, runtime: str, env: Mapping[str, str]) -> bool:
@@ -118,6 +124,13 @@ def render_stage(app: str, local: dict, stage: str, *, account_id: str, region: 
         # a ping every 4 minutes keeps one instance warm (none of the concurrent ones a busy morning
         # brings) for cents. The queue and schedule handlers have no one waiting.
         "snap_start": "PublishedVersions" if snap_start(app, local["runtime"], env) else "None",
+        # Zappa's handler builds the app when it is imported (Lambda's init, which the snapshot keeps) rather
+        # than on the first request (after every restore); it reads this from the function's environment
+        **({"aws_environment_variables": {"INSTANTIATE_LAMBDA_HANDLER_ON_IMPORT": "true"}}
+           if snap_start(app, local["runtime"], env) else {}),
+        # Zappa's API Gateway calls the released alias, never the version `zappa update` just uploaded (nor,
+        # with SnapStart, the alias Zappa would move to it at once): the canary decides when it takes traffic
+        **({"apigateway_lambda_qualifier": LIVE_ALIAS} if app in WEB_APPS else {}),
         "keep_warm": app in WEB_APPS and not snap_start(app, local["runtime"], env)
         and env.get("KEEP_WARM", "true").lower() != "false",
            # after a deploy Zappa requests the new public URL; an emulator's API has none (a rehearsal)
