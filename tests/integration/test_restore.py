@@ -30,7 +30,7 @@ def test_building_an_app_registers_the_hooks_once(make_app):
     assert hooks.count(restore.before_snapshot) == 1
 
 
-def test_a_restored_instance_serves_its_first_pages_without_compiling_a_template(make_app):
+def test_a_restored_instance_serves_its_first_pages_without_compiling_a_template_or_making_a_client(make_app):
     app = make_app("reqsys")
     compiled = []
     compile_ = app.jinja_env.compile
@@ -45,6 +45,8 @@ def test_a_restored_instance_serves_its_first_pages_without_compiling_a_template
     assert client.get("/auth/login").status_code == 200
     assert client.get("/auth/signup").status_code == 200
     assert compiled == []
+    # nor a boto3 client: the sign-in page's Content-Security-Policy names the S3 origin worked out before
+    assert aws._client.cache_info().currsize == 0
 
 
 def test_after_a_restore_the_next_request_opens_a_new_connection_and_makes_new_clients(make_app):
