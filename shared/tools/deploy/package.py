@@ -243,7 +243,9 @@ def compile_bytecode(zip_path: Path, python: Path, entries: list[str]) -> None:
         (root / FUNCTION_FILE).write_text(json.dumps({"entries": entries}, indent=1) + "\n")
         ours = [p for p in root.iterdir() if p.name in PROJECT_PACKAGES or p.name in ZAPPA_FILES]
         theirs = [p for p in root.iterdir() if p not in ours and (p.is_dir() or p.suffix == ".py")]
-        compile_ = [str(python), "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
+        # tracebacks name the files where Lambda unpacks them (/var/task), not this build's temporary folder
+        compile_ = [str(python), "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+                    "-s", str(root), "-p", "/var/task"]
         _run([*compile_, *map(str, ours)], stdout=subprocess.DEVNULL)
         if theirs:
             _run([*compile_, "-b", *map(str, theirs)], stdout=subprocess.DEVNULL)
