@@ -79,12 +79,12 @@ def list_applications(identity: Identity, nursery_id: str | None, status: str | 
     return [(a, places[a.id].rank if a.id in places else None) for a in rows], total
 
 
-def status_counts(identity: Identity, nursery_id: str | None) -> dict[str, int]:
-    nursery_id = staff_daycare(identity, nursery_id)
-    rows = db.session.execute(select(Application.status, func.count()).where(
-        Application.nursery_id == nursery_id).group_by(Application.status))
+def status_counts(counted: dict[tuple[int, int | None], int]) -> dict[str, int]:
+    """Status name -> how many of a daycare's applications, from its capacity.application_counts
+    ((status code, age class) -> how many), so the page's tabs and places come from one read."""
     counts = {status.name: 0 for status in Status}
-    counts.update({Status(code).name: n for code, n in rows})
+    for (code, _), n in counted.items():
+        counts[Status(code).name] += n
     return counts
 
 
