@@ -112,7 +112,8 @@ def applications():
     counted = capacity.application_counts(nursery_id)  # one pass for the tabs and the places
     counts = services.status_counts(counted)
     known = None if klass is not None else (counts[status] if status else sum(counts.values()))
-    rows, total = services.list_applications(g.identity, nursery_id, status, newest, page, klass, known)
+    rows, total = services.list_applications(g.identity, nursery_id, status, newest, page, klass, known,
+                                              with_history=False)
     classes = capacity.class_places(nursery_id, counted=counted)
     return render_template(
         "childsys/applications.html", applications=rows, total=total, page=page, status=status or "ALL",
