@@ -97,6 +97,32 @@ def test_a_place_read_before_the_write_is_the_place_after_it(reqsys_app, seed):
             assert (place.rank, place.waiting) == (before[0] + 1, before[1] + 1), fields
 
 
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_a_parents_list_shows_the_places_of_the_definition(make_app, request, database):
+    """The parent's list joins the places to its rows in its one query: the same places as the definition."""
+    from reqsys import services
+    from reqsys.models import Application, db
+
+    config = {"SQLALCHEMY_DATABASE_URI": request.getfixturevalue("mysql_database")("test_ranking")} \
+        if database == "mysql" else {}
+    app = make_app("reqsys", config)
+    fill(app, 120, 8)
+    with app.app_context():
+        rows = list(db.session.scalars(db.select(Application)))
+        for k in range(7):
+            parent = Identity(sub=f"parent-{k}", email="", name="", groups=("parents",), daycare_id=None,
+                              expires_at=0)
+            listed = services.list_applications(parent)
+            assert sorted(a.id for a, _ in listed) == sorted(r.id for r in rows if r.parent_sub == parent.sub)
+            for application, place in listed:
+                if application.status != Status.REQUESTED.code:
+                    assert place is None
+                    continue
+                queue_length = sum(1 for r in rows if r.nursery_id == application.nursery_id
+                                   and r.status == Status.REQUESTED.code)
+                assert (place.rank, place.waiting) == (reference_rank(rows, application), queue_length)
+
+
 def test_the_admin_list_pages_through_every_application_once(reqsys_app):
     from reqsys import services
     from reqsys.models import Application, db
