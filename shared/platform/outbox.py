@@ -67,7 +67,7 @@ def add_event(session: Session, model, envelope, claimed: bool = True) -> None:
         own = session.info.setdefault(_OWN, {"token": uuid.uuid4().hex, "rows": []})
         row = model(event_id=envelope.event_id, body=body, claimed_by=own["token"], claimed_at=_now())
         session.add(row)
-        own["rows"].append((row, envelope.event_id, body))  # kept as text: the row expires on commit
+        own["rows"].append((row, envelope))  # the envelope kept: the row expires on commit
     log.info("event staged in the outbox", extra=fields(envelope))
 
 
@@ -164,7 +164,7 @@ def publish_after_commit(session: Session, model, settings) -> int:
 
     own = session.info.pop(_OWN, None)
     # rows of a rolled-back transaction were never written: only the persistent ones exist
-    rows = [(inspect(row).identity[0], event_id, body) for row, event_id, body in (own or {}).get("rows", ())
+    rows = [(inspect(row).identity[0], envelope) for row, envelope in (own or {}).get("rows", ())
             if inspect(row).persistent]
     if not rows:
         return 0
@@ -181,35 +181,34 @@ def publish_after_commit(session: Session, model, settings) -> int:
         return 0
 
 
-def _send_own(session: Session, model, token: str, rows: list[tuple[int, str, str]], queue_url: str | None) -> int:
+def _send_own(session: Session, model, token: str, rows: list[tuple[int, object]], queue_url: str | None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
-    from sqlalchemy import update
 
-    from shared.platform.events import Envelope, PublishError, publish_batch
+    from shared.platform.events import PublishError, publish_batch
 
     sent: set[str] = set()
     if queue_url:
         try:
-            sent = set(publish_batch(queue_url, [Envelope.from_json(body) for _, _, body in rows]))
+            sent = set(publish_batch(queue_url, [envelope for _, envelope in rows]))
         except PublishError as err:
-            sent = {event_id for _, event_id, _ in rows} - set(err.failed_event_ids)
+            sent = {envelope.event_id for _, envelope in rows} - set(err.failed_event_ids)
         except (BotoCoreError, ClientError):
             log.warning("outbox: SQS unreachable, %d event(s) wait for the relay", len(rows))
-    ours = model.claimed_by == token  # a relay that took a lapsed claim decides
-    sent_ids = [row_id for row_id, event_id, _ in rows if event_id in sent]
-    unsent = [row_id for row_id, event_id, _ in rows if event_id not in sent]
+    table = model.__table__  # Core statements: nothing here concerns the session's objects
+    ours = table.c.claimed_by == token  # a relay that took a lapsed claim decides
+    sent_ids = [row_id for row_id, envelope in rows if envelope.event_id in sent]
+    unsent = [row_id for row_id, envelope in rows if envelope.event_id not in sent]
+    connection = session.connection()
     if sent_ids:
-        session.execute(update(model).where(model.id.in_(sent_ids), ours)
-                        .values(published_at=_now(), attempts=model.attempts + 1)
-                        .execution_options(synchronize_session=False))
+        connection.execute(table.update().where(table.c.id.in_(sent_ids), ours)
+                           .values(published_at=_now(), attempts=table.c.attempts + 1))
     if unsent:
-        session.execute(update(model).where(model.id.in_(unsent), ours)
-                        .values(claimed_by=None, claimed_at=None, attempts=model.attempts + (1 if queue_url else 0))
-                        .execution_options(synchronize_session=False))
+        connection.execute(table.update().where(table.c.id.in_(unsent), ours).values(
+            claimed_by=None, claimed_at=None, attempts=table.c.attempts + (1 if queue_url else 0)))
     session.commit()
-    for _, event_id, _ in rows:
-        if event_id in sent:
-            log.info("event relayed to the queue", extra={"correlation_id": event_id})
+    for _, envelope in rows:
+        if envelope.event_id in sent:
+            log.info("event relayed to the queue", extra={"correlation_id": envelope.event_id})
     return len(sent)
 
 
