@@ -109,10 +109,12 @@ def applications():
     status = None if query.status == "ALL" else query.status or "REQUESTED"
     services.parse_status(status)  # 400 naming `status` for a name that is not one
     klass, newest, page = query.klass, query.sort == "newest", query.page
-    counts = services.status_counts(g.identity, nursery_id)
+    counted = capacity.application_counts(nursery_id)  # one pass for the tabs and the places
+    counts = services.status_counts(counted)
     known = None if klass is not None else (counts[status] if status else sum(counts.values()))
-    rows, total = services.list_applications(g.identity, nursery_id, status, newest, page, klass, known)
-    classes = capacity.class_places(nursery_id)
+    rows, total = services.list_applications(g.identity, nursery_id, status, newest, page, klass, known,
+                                              with_history=False)
+    classes = capacity.class_places(nursery_id, counted=counted)
     return render_template(
         "childsys/applications.html", applications=rows, total=total, page=page, status=status or "ALL",
         newest=newest, klass_filter=klass, pages=max((total + services.PAGE_SIZE - 1) // services.PAGE_SIZE, 1),

@@ -48,12 +48,14 @@ def parse_status(status: str | None) -> Status | None:
 
 def list_applications(identity: Identity, nursery_id: str | None, status: str | None = None,
                       newest_first: bool = False, page: int = 1, klass: int | None = None,
-                      total: int | None = None) -> tuple[list[tuple[Application, int | None]], int]:
+                      total: int | None = None, with_history: bool = True
+                      ) -> tuple[list[tuple[Application, int | None]], int]:
     """A page of one daycare's applications with each waiting one's rank, and the total.
 
     Waiting applications come in rank order: the database reads the page off the queue index,
     so a row's rank is its place in that order. Other statuses come most recently changed first.
     `klass` keeps one age class (ranks stay the daycare's). `total`: the caller has counted already.
+    `with_history`: the rows' history loaded with them (the JSON has it; the staff page does not show it).
     """
     nursery_id = staff_daycare(identity, nursery_id)
     wanted = parse_status(status)
@@ -70,8 +72,8 @@ def list_applications(identity: Identity, nursery_id: str | None, status: str | 
         order = (Application.created_at.desc(), Application.id.desc())
     else:
         order = rank_order(Application) if queue else (Application.updated_at.desc(), Application.id.desc())
-    rows = list(db.session.scalars(select(Application).where(*where).order_by(*order)
-                                   .options(selectinload(Application.criteria), selectinload(Application.history))
+    loads = (selectinload(Application.criteria), *((selectinload(Application.history),) if with_history else ()))
+    rows = list(db.session.scalars(select(Application).where(*where).order_by(*order).options(*loads)
                                    .limit(PAGE_SIZE).offset(offset)))
     if queue and klass is None:  # the page is a slice of the whole queue: its place is its rank
         return [(application, offset + i + 1) for i, application in enumerate(rows)], total
@@ -79,12 +81,12 @@ def list_applications(identity: Identity, nursery_id: str | None, status: str | 
     return [(a, places[a.id].rank if a.id in places else None) for a in rows], total
 
 
-def status_counts(identity: Identity, nursery_id: str | None) -> dict[str, int]:
-    nursery_id = staff_daycare(identity, nursery_id)
-    rows = db.session.execute(select(Application.status, func.count()).where(
-        Application.nursery_id == nursery_id).group_by(Application.status))
+def status_counts(counted: dict[tuple[int, int | None], int]) -> dict[str, int]:
+    """Status name -> how many of a daycare's applications, from its capacity.application_counts
+    ((status code, age class) -> how many), so the page's tabs and places come from one read."""
     counts = {status.name: 0 for status in Status}
-    counts.update({Status(code).name: n for code, n in rows})
+    for (code, _), n in counted.items():
+        counts[Status(code).name] += n
     return counts
 
 

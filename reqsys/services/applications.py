@@ -38,10 +38,11 @@ from shared.waitlist.calendar import add_months, age_class, default_start, parse
 from shared.waitlist.criteria import (
     configured_criteria,
     declare_criteria,
+    priority,
     update_priority,
 )
-from shared.waitlist.ranking import Place, locked, locked_where, queue_places
-from shared.waitlist.rules import MAX_ACTIVE, Status, next_status
+from shared.waitlist.ranking import Place, arrival_counts, locked, locked_where, queue_places
+from shared.waitlist.rules import MAX_ACTIVE, WAITING, Status, next_status
 
 
 class LimitReached(ApiError):
@@ -161,18 +162,21 @@ def _child_rows(identity: Identity, child_id: str, nursery_id: str) -> tuple[App
     return own, [row.status for row in rows]
 
 
-def _context(identity: Identity, body: ApplicationBody) -> tuple[Nursery | None, bool, ContactEmail | None]:
-    """In one read: the daycare, whether the account registered the child, and the account's record of
-    the parent_email it gives (its confirmation)."""
+def _context(identity: Identity, body: ApplicationBody, arrival: tuple
+             ) -> tuple[Nursery | None, bool, ContactEmail | None, Place]:
+    """In one read: the daycare, whether the account registered the child, the account's record of the
+    parent_email it gives (its confirmation), and the place an application with the `arrival` ordering
+    fields (tier, score, applied_at, request_id) takes in the daycare's queue once written."""
     child = select(Child.id).where(Child.parent_sub == identity.sub, Child.child_id == body.child_id
                                    ).limit(1).scalar_subquery()
-    found = db.session.execute(select(Nursery, child.label("child"), ContactEmail).outerjoin(
+    ahead, waiting = arrival_counts(Application, body.nursery_id, *arrival)
+    found = db.session.execute(select(Nursery, child.label("child"), ContactEmail, ahead, waiting).outerjoin(
         ContactEmail, and_(ContactEmail.parent_sub == identity.sub,
                            ContactEmail.email == body.parent_email.strip().lower())).where(
         Nursery.nursery_id == body.nursery_id)).first()
     if found is None:
-        return None, False, None
-    return found[0], found[1] is not None, found[2]
+        return None, False, None, Place(1, 1)
+    return found[0], found[1] is not None, found[2], Place(found[3] + 1, found[4] + 1)
 
 
 def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None = None) -> Application:
@@ -188,19 +192,22 @@ def apply_placed(identity: Identity, data: ApplicationBody | dict, now: datetime
                  ) -> tuple[Application, Place | None]:
     """apply, and the application's place in its daycare's queue, read in the same transaction.
 
-    Reads what the decision needs in two queries (the daycare with the child's registration and the
-    contact address; the child's applications, locked), writes in one flush, commits once; the rows
-    stay loaded after the commit (they are what was just written), so the answer reads nothing again."""
+    Reads what the decision needs in two queries (the daycare with the child's registration, the
+    contact address and the new application's place in the queue; the child's applications, locked),
+    writes in one flush, commits once; the rows stay loaded after the commit (they are what was just
+    written), so the answer reads nothing again."""
     body = validate(ApplicationBody, data)
     _check_user_id(identity, body.user_id)
-    nursery, child_known, contact = _context(identity, body)
+    now = now or datetime.now(UTC)
+    config = configured_criteria()
+    fresh = priority((), config)  # the ordering of a request with no criterion verified (a new one's)
+    request_id = request_id_for(identity.sub, body.child_id, body.nursery_id)
+    nursery, child_known, contact, arrival = _context(identity, body, (*fresh, naive_utc(now), request_id))
     if nursery is None:
         raise ValidationFailed({"nursery_id": "no daycare has this id"})
-    config = configured_criteria()
     unknown = [code for code in body.criteria if code not in config]
     if unknown:
         raise ValidationFailed({"criteria": "unknown criteria: " + ", ".join(unknown)})
-    now = now or datetime.now(UTC)
     desired_start, klass = _start_month(body, now)
 
     application, statuses = _child_rows(identity, body.child_id, body.nursery_id)
@@ -219,9 +226,8 @@ def apply_placed(identity: Identity, data: ApplicationBody | dict, now: datetime
     code = contact_code(identity, body.parent_email, contact) if pending else None
     if application is None:
         stamp = utcnow()
-        application = Application(request_id=request_id_for(identity.sub, body.child_id, body.nursery_id),
-                                  parent_sub=identity.sub, version=1, created_at=stamp, updated_at=stamp,
-                                  history=[], criteria=[], **fields)
+        application = Application(request_id=request_id, parent_sub=identity.sub, version=1, created_at=stamp,
+                                  updated_at=stamp, history=[], criteria=[], **fields)
         db.session.add(application)
     else:
         for name, value in fields.items():
@@ -234,7 +240,10 @@ def apply_placed(identity: Identity, data: ApplicationBody | dict, now: datetime
         db.session.add(Child(parent_sub=identity.sub, child_id=body.child_id, name=body.child_name,
                              birthday=body.birthday))
     stage(application, EventType.REQUEST, actor(identity), now)
-    place = queue_place(application)  # flushes the writes, then ranks in the same transaction
+    if application.status == WAITING.code and (application.priority_tier, application.score) == fresh:
+        place = arrival  # read with the context, in the transaction's snapshot
+    else:  # a new request keeping verified criteria: flush the writes, then rank in the same transaction
+        place = queue_place(application)
     with _kept_after_commit():
         db.session.commit()
         if code:

@@ -14,7 +14,7 @@ import mimetypes
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Flask, abort, current_app, send_from_directory
+from flask import Flask, abort, current_app, g, send_from_directory
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 mimetypes.add_type("font/woff2", ".woff2")
@@ -67,6 +67,9 @@ def static_url(filename: str, folder: str = "ui") -> str:
     folders = current_app.extensions.get("asset_folders", {})
     if folder not in folders:
         raise KeyError(f"no static folder named {folder!r}")
-    version = folder_hash(folders[folder])
+    versions = g.setdefault("asset_versions", {})  # a page links several files: one look at the folder
+    if folder not in versions:
+        versions[folder] = folder_hash(folders[folder])
+    version = versions[folder]
     base = current_app.config.get("STATIC_URL") or "/assets"
     return f"{base.rstrip('/')}/{folder}/{version}/{filename}"

@@ -9,6 +9,10 @@ Each SQL app declares `class OutboxEvent(OutboxMixin, db.Model)`, calls
 `add_event(session, OutboxEvent, envelope)` inside its unit of work and
 `publish_after_commit(...)` after it, and exposes `scheduled_relay(create_app, db, OutboxEvent)` as the
 Zappa schedule that publishes whatever is left.
+
+A request's own events are written already claimed by it (see `add_event`), so right after its commit it
+sends them and marks them published by id in one UPDATE, with no claim of its own; if it cannot (SQS
+refuses, the process dies), its claim lapses after CLAIM_SECONDS and the scheduled relay sends them.
 """
 
 from __future__ import annotations
@@ -47,9 +51,23 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def add_event(session: Session, model, envelope) -> None:
-    """Stage `envelope` in the caller's transaction (committed with the change it describes)."""
-    session.add(model(event_id=envelope.event_id, body=envelope.to_json()))
+_OWN = "outbox_own"  # session.info: the token of the session's claims and the rows it staged
+
+
+def add_event(session: Session, model, envelope, claimed: bool = True) -> None:
+    """Stage `envelope` in the caller's transaction (committed with the change it describes).
+
+    `claimed` (the default): the row is written claimed by this session, for `publish_after_commit` to send
+    right after the commit; other relays leave it alone until the claim lapses. Unclaimed, it waits for a relay.
+    """
+    body = envelope.to_json()
+    if not claimed:
+        session.add(model(event_id=envelope.event_id, body=body))
+    else:
+        own = session.info.setdefault(_OWN, {"token": uuid.uuid4().hex, "rows": []})
+        row = model(event_id=envelope.event_id, body=body, claimed_by=own["token"], claimed_at=_now())
+        session.add(row)
+        own["rows"].append((row, envelope))  # the envelope kept: the row expires on commit
     log.info("event staged in the outbox", extra=fields(envelope))
 
 
@@ -139,18 +157,59 @@ def relay_pending(session: Session, model, queue_url: str, max_batches: int = 10
 
 
 def publish_after_commit(session: Session, model, settings) -> int:
-    """The fast path right after a commit: publish now if SQS answers; else the event waits for the relay."""
+    """The fast path right after a commit: send the events this session staged (claimed by it), then mark
+    them published by id, or let go of those SQS refused so the next relay run sends them. Anything left
+    (the process died, the database did not answer) keeps its claim until it lapses: nothing is lost."""
+    from sqlalchemy import inspect
+
+    own = session.info.pop(_OWN, None)
+    # rows of a rolled-back transaction were never written: only the persistent ones exist
+    rows = [(inspect(row).identity[0], envelope) for row, envelope in (own or {}).get("rows", ())
+            if inspect(row).persistent]
+    if not rows:
+        return 0
     try:
         queue_url = settings.resource(QUEUE_OUTPUT)
     except KeyError:
         log.warning("%s is not configured: events wait in the outbox", QUEUE_OUTPUT)
-        return 0
+        queue_url = None
     try:
-        return relay_pending(session, model, queue_url, max_batches=1)
+        return _send_own(session, model, own["token"], rows, queue_url)
     except Exception:
         log.warning("publishing right after the commit failed; the scheduled relay will retry", exc_info=True)
         session.rollback()
         return 0
+
+
+def _send_own(session: Session, model, token: str, rows: list[tuple[int, object]], queue_url: str | None) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from shared.platform.events import PublishError, publish_batch
+
+    sent: set[str] = set()
+    if queue_url:
+        try:
+            sent = set(publish_batch(queue_url, [envelope for _, envelope in rows]))
+        except PublishError as err:
+            sent = {envelope.event_id for _, envelope in rows} - set(err.failed_event_ids)
+        except (BotoCoreError, ClientError):
+            log.warning("outbox: SQS unreachable, %d event(s) wait for the relay", len(rows))
+    table = model.__table__  # Core statements: nothing here concerns the session's objects
+    ours = table.c.claimed_by == token  # a relay that took a lapsed claim decides
+    sent_ids = [row_id for row_id, envelope in rows if envelope.event_id in sent]
+    unsent = [row_id for row_id, envelope in rows if envelope.event_id not in sent]
+    connection = session.connection()
+    if sent_ids:
+        connection.execute(table.update().where(table.c.id.in_(sent_ids), ours)
+                           .values(published_at=_now(), attempts=table.c.attempts + 1))
+    if unsent:
+        connection.execute(table.update().where(table.c.id.in_(unsent), ours).values(
+            claimed_by=None, claimed_at=None, attempts=table.c.attempts + (1 if queue_url else 0)))
+    session.commit()
+    for _, envelope in rows:
+        if envelope.event_id in sent:
+            log.info("event relayed to the queue", extra={"correlation_id": envelope.event_id})
+    return len(sent)
 
 
 def scheduled_relay(create_app, db, model):

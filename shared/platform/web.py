@@ -101,6 +101,26 @@ def content_security_policy(app: Flask) -> str:
     ])
 
 
+def _gettext_per_request(app: Flask) -> None:
+    """Templates translate with the request's catalogue looked up once (Flask-Babel's own callables look
+    up the locale and the catalogue again for every string: a staff page has hundreds of them). The
+    locale is Flask-Babel's, itself chosen once per request."""
+    from flask_babel import get_translations
+
+    def translations():
+        found = g.get("babel_catalogue")
+        if found is None:
+            found = g.babel_catalogue = get_translations()
+        return found
+
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: translations().ugettext(s),
+        ngettext=lambda s, p, n: translations().ungettext(s, p, n),
+        pgettext=lambda c, s: translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: translations().unpgettext(c, s, p, n),
+        newstyle=True)
+
+
 def build_app(name: str, config: dict | None = None, *, title: str, nav: list[NavItem],
               json_prefixes: tuple[str, ...] = (), signup_group: str | None = None,
               admin_nav: list[NavItem] | None = None, agency: str | None = None) -> Flask:
@@ -154,6 +174,7 @@ def build_app(name: str, config: dict | None = None, *, title: str, nav: list[Na
     from flask_wtf.csrf import CSRFProtect
 
     Babel(app, locale_selector=select_locale)
+    _gettext_per_request(app)
     app.jinja_env.globals["get_locale"] = get_locale
     csrf = CSRFProtect(app)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Index, func, select
+from sqlalchemy import Index, and_, func, or_, select
 
 from shared.waitlist.rules import WAITING
 
@@ -52,6 +52,19 @@ def queue_places(session, model, applications: Iterable) -> dict[int, Place]:
     rows = session.execute(select(queue.c.id, queue.c.rank, queue.c.waiting).where(
         queue.c.id.in_([a.id for a in waiting])))
     return {id_: Place(rank, count) for id_, rank, count in rows}
+
+
+def arrival_counts(model, nursery_id: str, tier: int, score: int, applied_at, request_id: str) -> tuple:
+    """Two scalar subqueries for another query's columns: how many waiting applications at the daycare come
+    before one with these ordering fields in rank order, and how many wait there. For an application not yet
+    waiting (about to be written), its place once written is Place(ahead + 1, waiting + 1): the rank of
+    queue_places (request ids are unique, so nothing ties), read before the write instead of after it."""
+    before = or_(model.priority_tier < tier, and_(model.priority_tier == tier, or_(
+        model.score > score, and_(model.score == score, or_(
+            model.applied_at < applied_at, and_(model.applied_at == applied_at, model.request_id < request_id))))))
+    queue = (model.nursery_id == nursery_id, model.status == WAITING.code)
+    return (select(func.count()).select_from(model).where(*queue, before).scalar_subquery(),
+            select(func.count()).select_from(model).where(*queue).scalar_subquery())
 
 
 def live_rank(session, model, application) -> int | None:

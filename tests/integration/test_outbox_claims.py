@@ -34,7 +34,7 @@ def stage(app, count: int) -> list[str]:
     staged = [envelope("REQUEST") for _ in range(count)]
     with app.app_context():
         for env in staged:
-            outbox.add_event(db.session, OutboxEvent, env)
+            outbox.add_event(db.session, OutboxEvent, env, claimed=False)
         db.session.commit()
     return [env.event_id for env in staged]
 
@@ -100,3 +100,22 @@ def test_a_dead_relays_claim_lapses_and_a_refused_send_is_let_go(two_apps, queue
         row = db.session.execute(db.select(OutboxEvent).filter_by(event_id=refused)).scalar_one()
         assert row.claimed_by is None and row.published_at is None, "let go for the next run"
         assert outbox.relay(db.session, OutboxEvent, queue) == 1
+
+
+def test_a_requests_own_events_are_its_to_send_until_its_claim_lapses(two_apps, queue, sent):
+    """A request stages its event claimed by itself; a relay running meanwhile leaves it alone, and if the
+    request never sends it (the process died after its commit), the relay sends it once the claim lapses."""
+    from reqsys.models import OutboxEvent, db
+
+    app = two_apps[0]
+    with app.app_context():
+        event = envelope("REQUEST")
+        outbox.add_event(db.session, OutboxEvent, event)
+        db.session.commit()
+        db.session.info.clear()  # the request dies before publishing
+        assert outbox.relay(db.session, OutboxEvent, queue) == 0, "the request's own, for now"
+        row = db.session.execute(db.select(OutboxEvent).filter_by(event_id=event.event_id)).scalar_one()
+        row.claimed_at = row.claimed_at - timedelta(seconds=outbox.CLAIM_SECONDS + 1)
+        db.session.commit()
+        assert outbox.relay(db.session, OutboxEvent, queue) == 1, "the lapsed claim is taken over"
+        assert sent[event.event_id] == 1

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from shared.platform.auth import Identity
-from shared.waitlist.ranking import queue_places
+from shared.waitlist.ranking import arrival_counts, queue_places
 from shared.waitlist.rules import Status
 
 DAYCARES = ("A00017", "B00002", "C00003")
@@ -68,6 +68,59 @@ def test_places_agree_with_the_definition_on_random_data(reqsys_app, seed):
             queue_length = sum(1 for r in waiting if r.nursery_id == row.nursery_id)
             assert places[row.id].rank == reference_rank(rows, row), row.request_id
             assert places[row.id].waiting == queue_length
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_place_read_before_the_write_is_the_place_after_it(reqsys_app, seed):
+    """apply reads a new application's place with its first query (arrival_counts), before writing the row:
+    it is the place queue_places gives the row once written, ties on tier, score and time included."""
+    from reqsys.models import Application, db
+
+    fill(reqsys_app, 120, seed)
+    rng = random.Random(seed)
+    with reqsys_app.app_context():
+        template = db.session.scalars(db.select(Application)).first()
+        for i in range(20):
+            nursery_id = rng.choice(DAYCARES)
+            fields = (rng.choice([1, 2]), rng.choice([0, 100, 200]),
+                      datetime(2026, 11, 1, 9, rng.choice([0, 1, 2, 3])), f"C{rng.randint(0, 200):05d}{i}")
+            ahead, waiting = arrival_counts(Application, nursery_id, *fields)
+            before = db.session.execute(db.select(ahead, waiting)).one()
+            row = Application(**{c.key: getattr(template, c.key) for c in Application.__table__.columns
+                                 if c.key != "id"})
+            row.nursery_id, row.status = nursery_id, Status.REQUESTED.code
+            row.priority_tier, row.score, row.applied_at, row.request_id = fields
+            row.child_id = row.request_id
+            db.session.add(row)
+            db.session.flush()
+            place = queue_places(db.session, Application, [row])[row.id]
+            assert (place.rank, place.waiting) == (before[0] + 1, before[1] + 1), fields
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_a_parents_list_shows_the_places_of_the_definition(make_app, request, database):
+    """The parent's list joins the places to its rows in its one query: the same places as the definition."""
+    from reqsys import services
+    from reqsys.models import Application, db
+
+    config = {"SQLALCHEMY_DATABASE_URI": request.getfixturevalue("mysql_database")("test_ranking")} \
+        if database == "mysql" else {}
+    app = make_app("reqsys", config)
+    fill(app, 120, 8)
+    with app.app_context():
+        rows = list(db.session.scalars(db.select(Application)))
+        for k in range(7):
+            parent = Identity(sub=f"parent-{k}", email="", name="", groups=("parents",), daycare_id=None,
+                              expires_at=0)
+            listed = services.list_applications(parent)
+            assert sorted(a.id for a, _ in listed) == sorted(r.id for r in rows if r.parent_sub == parent.sub)
+            for application, place in listed:
+                if application.status != Status.REQUESTED.code:
+                    assert place is None
+                    continue
+                queue_length = sum(1 for r in rows if r.nursery_id == application.nursery_id
+                                   and r.status == Status.REQUESTED.code)
+                assert (place.rank, place.waiting) == (reference_rank(rows, application), queue_length)
 
 
 def test_the_admin_list_pages_through_every_application_once(reqsys_app):
