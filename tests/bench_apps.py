@@ -200,7 +200,8 @@ def cold_start(outputs: dict[str, str], runs: int, zips_dir: Path | None = None)
         for path in [folder, *folder.rglob("*")]:  # read-only, as /var/task
             path.chmod(path.stat().st_mode & ~0o222)
         folders[name] = folder
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8", "PYTHONNOUSERSITE": "1",
+    # TZ as Lambda sets it in every function (Babel reads the local zone at import)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8", "TZ": ":UTC", "PYTHONNOUSERSITE": "1",
            **{k: v for k, v in os.environ.items() if k.startswith("AWS_") and k != "AWS_OUTPUTS_DIR"},
            "EVENTS_TABLE": outputs["EVENTS_TABLE"], "DATABASE_URL": f"sqlite:///{work / 'coldstart.db'}"}
     results: dict[str, list[dict]] = {name: [] for name in cases}

@@ -838,7 +838,7 @@ def check_zip(zip_path: Path, python: Path, aws_env: dict[str, str], stage: str)
         for path in [task, *task.rglob("*")]:  # read-only, as /var/task
             path.chmod(path.stat().st_mode & ~0o222)
         answers_file = Path(tmp) / "answers.json"
-        env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "LANG": "C.UTF-8", "PYTHONNOUSERSITE": "1",
+        env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "LANG": "C.UTF-8", "TZ": ":UTC", "PYTHONNOUSERSITE": "1",
                # as Lambda, but for AWS_LAMBDA_FUNCTION_NAME: with it the emulator (local mode) is refused
                "LAMBDA_TASK_ROOT": str(task),
                **{k: v for k, v in aws_env.items() if k != "AWS_OUTPUTS_DIR"},
