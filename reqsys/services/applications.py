@@ -163,7 +163,7 @@ def _child_rows(identity: Identity, child_id: str, nursery_id: str) -> tuple[App
 
 
 def _context(identity: Identity, body: ApplicationBody, arrival: tuple
-             ) -> tuple[Nursery | None, bool, ContactEmail | None, Place]:
+             ) -> tuple[Nursery | None, bool, ContactEmail | None, Place | None]:
     """In one read: the daycare, whether the account registered the child, the account's record of the
     parent_email it gives (its confirmation), and the place an application with the `arrival` ordering
     fields (tier, score, applied_at, request_id) takes in the daycare's queue once written."""
@@ -175,7 +175,7 @@ def _context(identity: Identity, body: ApplicationBody, arrival: tuple
                            ContactEmail.email == body.parent_email.strip().lower())).where(
         Nursery.nursery_id == body.nursery_id)).first()
     if found is None:
-        return None, False, None, Place(1, 1)
+        return None, False, None, None
     return found[0], found[1] is not None, found[2], Place(found[3] + 1, found[4] + 1)
 
 

@@ -54,20 +54,14 @@ def _now() -> datetime:
 _OWN = "outbox_own"  # session.info: the token of the session's claims and the rows it staged
 
 
-def add_event(session: Session, model, envelope, claimed: bool = True) -> None:
-    """Stage `envelope` in the caller's transaction (committed with the change it describes).
-
-    `claimed` (the default): the row is written claimed by this session, for `publish_after_commit` to send
-    right after the commit; other relays leave it alone until the claim lapses. Unclaimed, it waits for a relay.
-    """
-    body = envelope.to_json()
-    if not claimed:
-        session.add(model(event_id=envelope.event_id, body=body))
-    else:
-        own = session.info.setdefault(_OWN, {"token": uuid.uuid4().hex, "rows": []})
-        row = model(event_id=envelope.event_id, body=body, claimed_by=own["token"], claimed_at=_now())
-        session.add(row)
-        own["rows"].append((row, envelope))  # the envelope kept: the row expires on commit
+def add_event(session: Session, model, envelope) -> None:
+    """Stage `envelope` in the caller's transaction (committed with the change it describes), claimed by
+    this session for `publish_after_commit` to send right after the commit; other relays leave it alone
+    until the claim lapses."""
+    own = session.info.setdefault(_OWN, {"token": uuid.uuid4().hex, "rows": []})
+    row = model(event_id=envelope.event_id, body=envelope.to_json(), claimed_by=own["token"], claimed_at=_now())
+    session.add(row)
+    own["rows"].append((row, envelope))  # the envelope kept: the row expires on commit
     log.info("event staged in the outbox", extra=fields(envelope))
 
 

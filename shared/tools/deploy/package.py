@@ -55,11 +55,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.platform.settings import LOCAL_DIR, ROOT
+from shared.platform.settings import ROOT
 from shared.tools.deploy import stages
-from shared.tools.deploy.runtime_python import make_venv, runtime_python
+from shared.tools.deploy.runtime_python import DEPLOY_DIR, make_venv, python_version, runtime_python
+from shared.tools.deploy.runtime_python import run as _run
 
-DEPLOY_DIR = LOCAL_DIR / "deploy"
 RUNTIME_VENV = DEPLOY_DIR / "venv"
 CHECK_VENV = DEPLOY_DIR / "checkenv"
 LAYER_DIR = DEPLOY_DIR / "layer" / "python"
@@ -89,10 +89,6 @@ def manylinux_compatible(major, minor, arch):
 
 def max_glibc() -> tuple[int, int]:
     return LAMBDA_GLIBC[stages.runtime()]
-
-
-def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(command, check=True, **kwargs)  # noqa: S603 - our own tools with fixed arguments
 
 
 def _pyproject() -> dict:
@@ -498,8 +494,7 @@ def build(stage: str, settings_file: Path, dist: Path = Path("dist")) -> dict[st
 
 def _check_runtime(stage_settings: dict, python: Path) -> None:
     """The bytecode is only used by the Python that wrote it: the runtime venv must be the stage's runtime."""
-    version = _run([str(python), "-c", "import sys; print(f'python{sys.version_info[0]}.{sys.version_info[1]}')"],
-                   capture_output=True, text=True).stdout.strip()
+    version = python_version(python)
     if stage_settings.get("runtime", version) != version:
         raise SystemExit(f"the stage runs {stage_settings['runtime']} but the runtime venv is {version}: bytecode "
                          "from it would be ignored in Lambda")

@@ -29,7 +29,7 @@ PIP = "pip==26.3"  # installed into the venvs made with that Python (Debian's ha
 _VERSION = "import sys; print(f'python{sys.version_info[0]}.{sys.version_info[1]}')"
 
 
-def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(command, check=True, **kwargs)  # noqa: S603 - our own tools with fixed arguments
 
 
@@ -40,12 +40,13 @@ def runtime_python(runtime: str) -> Path:
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     candidates = [shutil.which(runtime), *sorted(pyenv.glob(f"versions/{runtime[6:]}.*/bin/{runtime}"), reverse=True)]
     for candidate in filter(None, candidates):
-        if _version(Path(candidate)) == runtime:  # pyenv's shim is on PATH for versions it does not select
+        if python_version(Path(candidate)) == runtime:  # pyenv's shim is on PATH for versions it does not select
             return Path(candidate)
     return debian_python(runtime)
 
 
-def _version(python: Path) -> str | None:
+def python_version(python: Path) -> str | None:
+    """`python3.13` for a Python 3.13; None for one that does not run (pyenv's shim of another version)."""
     try:
         return subprocess.run([str(python), "-c", _VERSION], capture_output=True, text=True,  # noqa: S603
                               timeout=30, check=True).stdout.strip()
@@ -72,17 +73,17 @@ def debian_python(runtime: str, home: Path | None = None) -> Path:
     options = [f"-oDir::Etc::SourceList={apt / 'sources.list'}", "-oDir::Etc::SourceParts=/dev/null",
                f"-oDir::State={apt}", f"-oDir::State::status={apt / 'status'}", f"-oDir::Cache={apt}",
                "-oDebug::NoLocking=1", "-oAPT::Sandbox::User=root", "-qq"]
-    _run(["apt-get", *options, "update"], stdout=subprocess.DEVNULL)
-    _run(["apt-get", *options, "install", "--download-only", "-y", runtime], stdout=subprocess.DEVNULL)
+    run(["apt-get", *options, "update"], stdout=subprocess.DEVNULL)
+    run(["apt-get", *options, "install", "--download-only", "-y", runtime], stdout=subprocess.DEVNULL)
     root = home / "root"
     for deb in sorted((apt / "archives").glob("*.deb")):
-        _run(["dpkg-deb", "-x", str(deb), str(root)])
+        run(["dpkg-deb", "-x", str(deb), str(root)])
     libraries = sorted(str(folder) for folder in root.glob("usr/lib/*-linux-gnu"))
     loader = next(root.glob("usr/lib/*-linux-gnu/ld-linux*.so.*"))
     # DT_RPATH (not RUNPATH) also serves the libraries the interpreter's extension modules load
-    _run([_patchelf(), "--set-interpreter", str(loader), "--force-rpath", "--set-rpath", ":".join(libraries),
+    run([_patchelf(), "--set-interpreter", str(loader), "--force-rpath", "--set-rpath", ":".join(libraries),
           str(python)])
-    _run([str(python), "-c", "import ssl, sqlite3, ctypes, zlib, lzma, bz2, decimal, hashlib"])
+    run([str(python), "-c", "import ssl, sqlite3, ctypes, zlib, lzma, bz2, decimal, hashlib"])
     shutil.rmtree(apt / "archives")
     (home / ".ready").touch()
     return python
@@ -97,13 +98,13 @@ def _patchelf() -> str:
 
 def make_venv(path: Path, python: Path) -> Path:
     """A venv at `path` made by `python`, with pip (installed from its wheel: Debian's Python has no ensurepip)."""
-    _run([str(python), "-m", "venv", "--without-pip", str(path)])
+    run([str(python), "-m", "venv", "--without-pip", str(path)])
     wheels = DEPLOY_DIR / "wheels"
     wheel = next(wheels.glob(f"pip-{PIP.split('==')[1]}-*.whl"), None)
     if wheel is None:
-        _run([sys.executable, "-m", "pip", "download", "-qq", "--disable-pip-version-check", "--no-deps",
+        run([sys.executable, "-m", "pip", "download", "-qq", "--disable-pip-version-check", "--no-deps",
               "--only-binary=:all:", "-d", str(wheels), PIP])
         wheel = next(wheels.glob(f"pip-{PIP.split('==')[1]}-*.whl"))
-    _run([str(path / "bin" / "python"), str(wheel / "pip"), "install", "-qq", "--disable-pip-version-check",
+    run([str(path / "bin" / "python"), str(wheel / "pip"), "install", "-qq", "--disable-pip-version-check",
           "--no-index", str(wheel)])
     return path

@@ -113,6 +113,7 @@ def render_stage(app: str, local: dict, stage: str, *, account_id: str, region: 
                  outputs: Mapping[str, str], env: Mapping[str, str], strict: bool = False) -> dict:
     """One deployed stage. `strict` (a deploy) requires what packaging does not (VPC ids)."""
     rendered = {k: v for k, v in local.items() if k not in ("environment_variables", "events", "layers")}
+    snapping = snap_start(app, local["runtime"], env)
     rendered.update({
         "aws_region": region,
         "s3_bucket": env.get("ZAPPA_BUCKET") or f"daycare-{stage}-{account_id}-zappa",
@@ -120,19 +121,16 @@ def render_stage(app: str, local: dict, stage: str, *, account_id: str, region: 
         "role_arn": f"arn:aws:iam::{account_id}:role/{role_name(app, stage)}",
         "manage_roles": False,
         # SnapStart (a web app on python3.12+): a new instance starts from a snapshot taken after the cold
-        # start, and Zappa points API Gateway at the published version's alias. Where it is off, keep_warm:
-        # a ping every 4 minutes keeps one instance warm (none of the concurrent ones a busy morning
-        # brings) for cents. The queue and schedule handlers have no one waiting.
-        "snap_start": "PublishedVersions" if snap_start(app, local["runtime"], env) else "None",
+        # start. Where it is off, keep_warm: a ping every 4 minutes keeps one instance warm (none of the
+        # concurrent ones a busy morning brings) for cents. The queue and schedule handlers have no one waiting.
+        "snap_start": "PublishedVersions" if snapping else "None",
         # Zappa's handler builds the app when it is imported (Lambda's init, which the snapshot keeps) rather
         # than on the first request (after every restore); it reads this from the function's environment
-        **({"aws_environment_variables": {"INSTANTIATE_LAMBDA_HANDLER_ON_IMPORT": "true"}}
-           if snap_start(app, local["runtime"], env) else {}),
+        **({"aws_environment_variables": {"INSTANTIATE_LAMBDA_HANDLER_ON_IMPORT": "true"}} if snapping else {}),
         # Zappa's API Gateway calls the released alias, never the version `zappa update` just uploaded (nor,
         # with SnapStart, the alias Zappa would move to it at once): the canary decides when it takes traffic
         **({"apigateway_lambda_qualifier": LIVE_ALIAS} if app in WEB_APPS else {}),
-        "keep_warm": app in WEB_APPS and not snap_start(app, local["runtime"], env)
-        and env.get("KEEP_WARM", "true").lower() != "false",
+        "keep_warm": app in WEB_APPS and not snapping and env.get("KEEP_WARM", "true").lower() != "false",
            # after a deploy Zappa requests the new public URL; an emulator's API has none (a rehearsal)
         "touch": app in WEB_APPS and not env.get("AWS_ENDPOINT_URL"),
     })
