@@ -7,11 +7,13 @@ scheduled relay in reqsys.relay catches up otherwise)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
 from flask import current_app
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import and_, bindparam, literal, or_, select
+from sqlalchemy.orm import make_transient_to_detached, selectinload
 
 from reqsys.models import (
     Application,
@@ -25,7 +27,7 @@ from reqsys.models import (
     utcnow,
 )
 from reqsys.services.children import COUNTED, child_usage, of_child, release_enrolment
-from reqsys.services.contacts import contact_code, notify_address, send_contact_code
+from reqsys.services.contacts import ContactSeen, contact_code, notify_address, send_contact_code
 from reqsys.services.schemas import MONTHS_AHEAD, SEED_FIELDS, ApplicationIds
 from shared.platform.auth import Identity
 from shared.platform.clock import aware, naive_utc
@@ -143,40 +145,80 @@ def _start_month(body: ApplicationBody, now: datetime) -> tuple[str, int]:
 
 def _check_limit(statuses: list[int]) -> None:
     """409 when the child already has as many active applications as allowed (3, or 2 while enrolled),
-    given the status codes of the child's applications (read locked: see _child_rows)."""
+    given the status codes of the child's applications (read locked: see _seen_before_apply)."""
     used, limit = child_usage([code for code in statuses if code in COUNTED])
     if used >= limit:
         db.session.rollback()
         raise LimitReached(limit, enrolled=limit < MAX_ACTIVE)
 
 
-def _child_rows(identity: Identity, child_id: str, nursery_id: str) -> tuple[Application | None, list[int]]:
-    """In one locked read: the account's application for its child at this daycare (None if there is
-    none) and the status codes of the child's applications the limit counts. The child's applications
-    are locked (next-key locks on MySQL's index), so two applications for one child at the same moment
-    cannot both squeeze under the limit, and one daycare's application is decided once."""
-    rows = list(db.session.scalars(select(Application).where(
-        *of_child(identity.sub, child_id),
-        or_(Application.nursery_id == nursery_id, Application.status.in_(COUNTED))).with_for_update()))
-    own = next((row for row in rows if row.nursery_id == nursery_id), None)
-    return own, [row.status for row in rows]
+@dataclass(frozen=True)
+class _Seen:
+    """What an apply decides on, as _seen_before_apply read it."""
+
+    nursery: Nursery | None
+    child_known: bool
+    contact: ContactSeen | None
+    place: Place
+    own_id: int | None  # the account's application for the child at this daycare (locked)
+    statuses: list[int]  # of the child's applications the limit counts (and the own one's)
 
 
-def _context(identity: Identity, body: ApplicationBody, arrival: tuple
-             ) -> tuple[Nursery | None, bool, ContactEmail | None, Place | None]:
-    """In one read: the daycare, whether the account registered the child, the account's record of the
-    parent_email it gives (its confirmation), and the place an application with the `arrival` ordering
-    fields (tier, score, applied_at, request_id) takes in the daycare's queue once written."""
-    child = select(Child.id).where(Child.parent_sub == identity.sub, Child.child_id == body.child_id
-                                   ).limit(1).scalar_subquery()
-    ahead, waiting = arrival_counts(Application, body.nursery_id, *arrival)
-    found = db.session.execute(select(Nursery, child.label("child"), ContactEmail, ahead, waiting).outerjoin(
-        ContactEmail, and_(ContactEmail.parent_sub == identity.sub,
-                           ContactEmail.email == body.parent_email.strip().lower())).where(
-        Nursery.nursery_id == body.nursery_id)).first()
-    if found is None:
-        return None, False, None, None
-    return found[0], found[1] is not None, found[2], Place(found[3] + 1, found[4] + 1)
+def _seen_before_apply(identity: Identity, body: ApplicationBody, arrival: tuple) -> _Seen:
+    """Everything an apply decides on, in one read.
+
+    Locked: the child's applications (the one at this daycare and those the limit counts; next-key locks
+    on MySQL's index, a gap lock when there are none), so two applications for one child at the same
+    moment cannot both squeeze under the limit, and one daycare's application is decided once.
+    Beside them, in scalar subqueries that MariaDB and MySQL read without locking: the daycare, whether
+    the account registered the child, the account's record of the parent_email it gives, and the place an
+    application with the `arrival` ordering fields (tier, score, applied_at, request_id) takes in the
+    daycare's queue once written. The read starts from a one-row table, so it answers when the child has
+    no application yet."""
+    rows = db.session.execute(_seen_statement(), {
+        "parent_sub": identity.sub, "child_id": body.child_id, "nursery_id": body.nursery_id,
+        "email": body.parent_email.strip().lower(), **dict(zip(("tier", "score", "applied_at", "request_id"),
+                                                               arrival, strict=True))}).all()
+    *_, name, address, area, child, contact_id, confirmed_at, sent_at, ahead_count, waiting_count = rows[0]
+    applications = [(row_id, nursery_id, status) for row_id, nursery_id, status, *_ in rows if row_id is not None]
+    return _Seen(
+        nursery=_known_nursery(body.nursery_id, name, address, area) if name is not None else None,
+        child_known=child is not None,
+        contact=ContactSeen(contact_id, confirmed_at, sent_at) if contact_id is not None else None,
+        place=Place(ahead_count + 1, waiting_count + 1),
+        own_id=next((row_id for row_id, nursery_id, _ in applications if nursery_id == body.nursery_id), None),
+        statuses=[status for *_, status in applications])
+
+
+@cache
+def _seen_statement():
+    """_seen_before_apply's statement, built once: SQLAlchemy then computes its cache key once, not per apply
+    (a large share of an apply's CPU otherwise); the values come as parameters."""
+
+    def first(column, *where):
+        return select(column).where(*where).limit(1).scalar_subquery()
+
+    sub, child_id, nursery_id = bindparam("parent_sub"), bindparam("child_id"), bindparam("nursery_id")
+    at_daycare = (Nursery.nursery_id == nursery_id,)
+    registered = (Child.parent_sub == sub, Child.child_id == child_id)
+    contact = (ContactEmail.parent_sub == sub, ContactEmail.email == bindparam("email"))
+    ahead, waiting = arrival_counts(Application, nursery_id, bindparam("tier"), bindparam("score"),
+                                    bindparam("applied_at"), bindparam("request_id"))
+    one_row = select(literal(1).label("one")).subquery("one_row")
+    return (select(Application.id, Application.nursery_id, Application.status,
+                   first(Nursery.name, *at_daycare), first(Nursery.address, *at_daycare),
+                   first(Nursery.area, *at_daycare), first(Child.id, *registered), first(ContactEmail.id, *contact),
+                   first(ContactEmail.confirmed_at, *contact), first(ContactEmail.sent_at, *contact), ahead, waiting)
+            .select_from(one_row).outerjoin(Application, and_(
+                *of_child(sub, child_id), or_(Application.nursery_id == nursery_id, Application.status.in_(COUNTED))))
+            .with_for_update())
+
+
+def _known_nursery(nursery_id: str, name: str, address: str, area: str) -> Nursery:
+    """The daycare as read, in the session as if loaded (the application's `nursery` without a read)."""
+    nursery = Nursery(nursery_id=nursery_id, name=name, address=address, area=area)
+    make_transient_to_detached(nursery)
+    return db.session.merge(nursery, load=False)
 
 
 def apply(identity: Identity, data: ApplicationBody | dict, now: datetime | None = None) -> Application:
@@ -192,38 +234,38 @@ def apply_placed(identity: Identity, data: ApplicationBody | dict, now: datetime
                  ) -> tuple[Application, Place | None]:
     """apply, and the application's place in its daycare's queue, read in the same transaction.
 
-    Reads what the decision needs in two queries (the daycare with the child's registration, the
-    contact address and the new application's place in the queue; the child's applications, locked),
-    writes in one flush, commits once; the rows stay loaded after the commit (they are what was just
-    written), so the answer reads nothing again."""
+    Reads what the decision needs in one query (_seen_before_apply), writes in one flush, commits once;
+    the rows stay loaded after the commit (they are what was just written), so the answer reads nothing
+    again."""
     body = validate(ApplicationBody, data)
     _check_user_id(identity, body.user_id)
     now = now or datetime.now(UTC)
     config = configured_criteria()
     fresh = priority((), config)  # the ordering of a request with no criterion verified (a new one's)
-    request_id = request_id_for(identity.sub, body.child_id, body.nursery_id)
-    nursery, child_known, contact, arrival = _context(identity, body, (*fresh, naive_utc(now), request_id))
-    if nursery is None:
-        raise ValidationFailed({"nursery_id": "no daycare has this id"})
     unknown = [code for code in body.criteria if code not in config]
     if unknown:
         raise ValidationFailed({"criteria": "unknown criteria: " + ", ".join(unknown)})
     desired_start, klass = _start_month(body, now)
-
-    application, statuses = _child_rows(identity, body.child_id, body.nursery_id)
+    request_id = request_id_for(identity.sub, body.child_id, body.nursery_id)
+    seen = _seen_before_apply(identity, body, (*fresh, naive_utc(now), request_id))
+    if seen.nursery is None:
+        db.session.rollback()
+        raise ValidationFailed({"nursery_id": "no daycare has this id"})
+    # a new request after the last one closed (rare): the row itself, locked already
+    application = db.session.get(Application, seen.own_id, populate_existing=True) if seen.own_id else None
     try:
         target = next_status(application.status_enum if application else None, EventType.REQUEST)
     except Conflict:
         db.session.rollback()
         raise
-    _check_limit(statuses)
+    _check_limit(seen.statuses)
 
     fields = body.model_dump(include=SEED_FIELDS)
     fields.update(user_id=body.user_id or identity.sub, desired_start=desired_start, age_class=klass,
                   applied_at=naive_utc(now), status=target.code, reason=None, offered_at=None,
                   offer_expires_at=None, reminded_at=None)
-    fields["notify_email"], pending = notify_address(identity, body.parent_email, contact)
-    code = contact_code(identity, body.parent_email, contact) if pending else None
+    fields["notify_email"], pending = notify_address(identity, body.parent_email, seen.contact)
+    code = contact_code(identity, body.parent_email, seen.contact) if pending else None
     if application is None:
         stamp = utcnow()
         application = Application(request_id=request_id, parent_sub=identity.sub, version=1, created_at=stamp,
@@ -233,15 +275,15 @@ def apply_placed(identity: Identity, data: ApplicationBody | dict, now: datetime
         for name, value in fields.items():
             setattr(application, name, value)
         application.version += 1
-    application.nursery = nursery
+    application.nursery = seen.nursery
     declare_criteria(application, body.criteria, ApplicationCriterion)
     update_priority(application, config)
-    if not child_known:  # the seed's JSON carries the child: keep it
+    if not seen.child_known:  # the seed's JSON carries the child: keep it
         db.session.add(Child(parent_sub=identity.sub, child_id=body.child_id, name=body.child_name,
                              birthday=body.birthday))
     stage(application, EventType.REQUEST, actor(identity), now)
     if application.status == WAITING.code and (application.priority_tier, application.score) == fresh:
-        place = arrival  # read with the context, in the transaction's snapshot
+        place = seen.place
     else:  # a new request keeping verified criteria: flush the writes, then rank in the same transaction
         place = queue_place(application)
     with _kept_after_commit():

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from flask import current_app, url_for
 from sqlalchemy import func, select, update
@@ -63,9 +64,18 @@ def confirmed(parent_sub: str, email: str) -> bool:
 _UNREAD = object()
 
 
+@dataclass(frozen=True)
+class ContactSeen:
+    """The account's record of an address as a caller read its columns (the row itself is read to write it)."""
+
+    id: int
+    confirmed_at: datetime | None
+    sent_at: datetime
+
+
 def notify_address(identity: Identity, parent_email: str, row=_UNREAD) -> tuple[str | None, bool]:
     """(where the notices go, whether parent_email still waits for its confirmation); `row`: the account's
-    ContactEmail of that address, or None, when the caller read it already."""
+    ContactEmail (or ContactSeen) of that address, or None, when the caller read it already."""
     if is_accounts_own(identity, parent_email):
         return parent_email, False
     if row is _UNREAD:
@@ -90,6 +100,8 @@ def contact_code(identity: Identity, email: str, row=_UNREAD) -> str | None:
     if row is None:
         row = ContactEmail(parent_sub=identity.sub, email=email)
         db.session.add(row)
+    elif isinstance(row, ContactSeen):
+        row = db.session.get(ContactEmail, row.id)
     row.code_hash, row.sent_at = _hash(code), utcnow()
     return code
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
-from sqlalchemy import DateTime, Integer, String, Text, select
+from sqlalchemy import DateTime, Integer, String, Text, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.platform.logs import fields
@@ -188,22 +189,31 @@ def _send_own(session: Session, model, token: str, rows: list[tuple[int, object]
             sent = {envelope.event_id for _, envelope in rows} - set(err.failed_event_ids)
         except (BotoCoreError, ClientError):
             log.warning("outbox: SQS unreachable, %d event(s) wait for the relay", len(rows))
-    table = model.__table__  # Core statements: nothing here concerns the session's objects
-    ours = table.c.claimed_by == token  # a relay that took a lapsed claim decides
+    published, let_go = _marks(model.__table__)
     sent_ids = [row_id for row_id, envelope in rows if envelope.event_id in sent]
     unsent = [row_id for row_id, envelope in rows if envelope.event_id not in sent]
     connection = session.connection()
     if sent_ids:
-        connection.execute(table.update().where(table.c.id.in_(sent_ids), ours)
-                           .values(published_at=_now(), attempts=table.c.attempts + 1))
+        connection.execute(published, {"ids": sent_ids, "token": token, "now": _now()})
     if unsent:
-        connection.execute(table.update().where(table.c.id.in_(unsent), ours).values(
-            claimed_by=None, claimed_at=None, attempts=table.c.attempts + (1 if queue_url else 0)))
+        connection.execute(let_go, {"ids": unsent, "token": token, "tried": 1 if queue_url else 0})
     session.commit()
     for _, envelope in rows:
         if envelope.event_id in sent:
             log.info("event relayed to the queue", extra={"correlation_id": envelope.event_id})
     return len(sent)
+
+
+@cache
+def _marks(table):
+    """The UPDATEs after a request's send (published; let go), built once per outbox table, so SQLAlchemy
+    computes their cache keys once. Core statements: nothing here concerns the session's objects; only rows
+    still claimed by the request's token change (a relay that took a lapsed claim decides)."""
+    ids, ours = table.c.id.in_(bindparam("ids", expanding=True)), table.c.claimed_by == bindparam("token")
+    published = table.update().where(ids, ours).values(published_at=bindparam("now"), attempts=table.c.attempts + 1)
+    let_go = table.update().where(ids, ours).values(claimed_by=None, claimed_at=None,
+                                                    attempts=table.c.attempts + bindparam("tried"))
+    return published, let_go
 
 
 def scheduled_relay(create_app, db, model):
