@@ -266,6 +266,7 @@ def run(requests: int) -> None:
             cookie = staff.get_cookie("childsys_session")
             staff_headers = {"Cookie": f"childsys_session={cookie.value}"}
             fixed = {
+                "GET /healthz (the floor: no sign-in, no SQL)": ("/healthz", {}),
                 "GET /enterwait (160 own of 1,000)": ("/enterwait", parent),
                 "GET /enterwait (10 own of 1,000)": ("/enterwait", second),
                 "GET /enterwait (admin, first page)": ("/enterwait", admin),

@@ -109,3 +109,59 @@ def test_the_limit_holds_when_applications_arrive_at_once(make_app, mysql_databa
         assert [a.get_json()["error"]["code"] for a in answers if a.status_code == 409] == ["limit_reached"]
         mine = [a for a in applications(apps[0].test_client(), parent) if a["child_id"] == body["child_id"]]
         assert len(mine) == 3
+
+
+def test_an_apply_holds_its_own_childs_rows_and_no_other_parents(make_app, mysql_database, account, queue, monkeypatch):
+    """While one parent's apply is under way (its read done, its transaction open), another parent's apply at
+    the same daycare goes through at once: the daycare, the queue's counts and the contact address are read
+    beside the lock, not under it. A second application of the same child waits until the first is decided.
+    (The children's ids sit apart in the index, with a third child's application between them: locking reads
+    also lock the gap up to the next key, so neighbouring new ids would wait for each other.)"""
+    import threading
+
+    from reqsys.services import applications as service
+    from tests.waitlist_helpers import add_nurseries, seed_body
+
+    url = mysql_database("test_reqsys_apply_locks")
+    apps = [make_app("reqsys", {"SQLALCHEMY_DATABASE_URI": url}, migrate=not i) for i in range(3)]
+    add_nurseries(apps[0])
+    parent, other_parent = account("parents"), account("parents")
+    between = seed_body(child_id="202350000000000")
+    assert apps[0].test_client().post("/enterwait/request", json=between,
+                                      headers=account("parents").headers).status_code == 201
+    holding, release = threading.Event(), threading.Event()
+    stage = service.stage
+
+    def stage_then_hold(*args, **kwargs):
+        envelope = stage(*args, **kwargs)
+        if threading.current_thread().name == "holder":
+            holding.set()
+            release.wait(30)
+        return envelope
+
+    monkeypatch.setattr(service, "stage", stage_then_hold)
+    body, answers = seed_body(child_id="202300000000001"), {}
+
+    def start(name, app, who, json):
+        def post():
+            answers[name] = app.test_client().post("/enterwait/request", json=json, headers=who.headers)
+
+        thread = threading.Thread(target=post, name=name)
+        thread.start()
+        return thread
+
+    holder = start("holder", apps[0], parent, body)
+    assert holding.wait(30)
+    same_child = start("same child", apps[1], parent, {**body, "nursery_id": "A00018"})
+    other = start("other parent", apps[2], other_parent, seed_body(child_id="202399999999999"))  # same daycare
+
+    other.join(10)
+    assert not other.is_alive(), "another parent's apply at the daycare waited for this one"
+    assert answers["other parent"].status_code == 201
+    assert same_child.is_alive(), "the same child's second application did not wait for the first"
+
+    release.set()
+    holder.join(30)
+    same_child.join(30)
+    assert answers["holder"].status_code == 201
+    assert answers["same child"].status_code == 201
