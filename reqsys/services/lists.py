@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 
 from reqsys.models import Application, ApplicationCriterion, ApplicationHistory, Nursery, db
 from shared.platform.auth import Identity
@@ -20,7 +20,7 @@ from shared.waitlist.rules import Status
 
 ADMIN_PAGE = 50
 
-# Core statements on the tables: no ORM entities, the rows come back as the driver gives them
+# Core statements on the tables, built once: no ORM entities, the rows come back as the driver gives them
 _application = Application.__table__.c
 _criterion, _history = ApplicationCriterion.__table__.c, ApplicationHistory.__table__.c
 _SHOWN = select(
@@ -32,10 +32,21 @@ _SHOWN = select(
     _application.created_at, _application.updated_at,
 ).outerjoin(Nursery.__table__, Nursery.__table__.c.nursery_id == _application.nursery_id)
 _NEWEST_FIRST = (_application.created_at.desc(), _application.id.desc())
-_CRITERION = (_criterion.application_id, _criterion.code, _criterion.status, _criterion.reason,
-              _criterion.proof_key, _criterion.proof_name, _criterion.proof_uploaded_at)
-_HISTORY = (_history.application_id, _history.type, _history.status, _history.version, _history.occurred_at,
-            _history.note, _history.criterion)
+_OWN = _application.parent_sub == bindparam("sub")
+
+
+def _details(which) -> tuple:
+    """The statements of the criteria and the history (each in id order) of the applications `which` names."""
+    return (select(_criterion.application_id, _criterion.code, _criterion.status, _criterion.reason,
+                   _criterion.proof_key, _criterion.proof_name, _criterion.proof_uploaded_at
+                   ).where(_criterion.application_id.in_(which)).order_by(_criterion.id),
+            select(_history.application_id, _history.type, _history.status, _history.version,
+                   _history.occurred_at, _history.note, _history.criterion
+                   ).where(_history.application_id.in_(which)).order_by(_history.id))
+
+
+_OWN_LIST = _SHOWN.where(_OWN).order_by(*_NEWEST_FIRST), _details(select(_application.id).where(_OWN))
+_PAGE_DETAILS = _details(bindparam("ids", expanding=True))
 
 
 class Listed:
@@ -53,8 +64,7 @@ class Listed:
 
 def list_applications(identity: Identity) -> list[tuple[Listed, Place | None]]:
     """The parent's applications, newest first, each with its place in its daycare's queue while it waits."""
-    own = _application.parent_sub == identity.sub
-    return _with_places(_listed(_SHOWN.where(own).order_by(*_NEWEST_FIRST), select(_application.id).where(own)))
+    return _with_places(_listed(*_OWN_LIST, sub=identity.sub))
 
 
 def list_all_applications(identity: Identity, cursor: str | None = None, limit: int = ADMIN_PAGE
@@ -68,28 +78,26 @@ def list_all_applications(identity: Identity, cursor: str | None = None, limit: 
         created, last_id = decode_cursor(cursor)
         stmt = stmt.where(or_(_application.created_at < created,
                               and_(_application.created_at == created, _application.id < last_id)))
-    listed = _listed(stmt.order_by(*_NEWEST_FIRST).limit(limit + 1))
+    listed = _listed(stmt.order_by(*_NEWEST_FIRST).limit(limit + 1), _PAGE_DETAILS)
     more = len(listed) > limit
     listed = listed[:limit]
     next_cursor = encode_cursor(listed[-1].created_at, listed[-1].id) if more else None
     return _with_places(listed), next_cursor
 
 
-def _listed(stmt, ids=None) -> list[Listed]:
-    """The applications `stmt` reads, as Listed, with their criteria and history (each in id order) read in
-    one query each; `ids`: a query of the same applications' ids (else their ids are sent)."""
-    result = db.session.execute(stmt)
+def _listed(stmt, details: tuple, **params) -> list[Listed]:
+    """The applications `stmt` reads, as Listed, with their criteria and history read by `details` (given
+    `params`, and the applications' ids)."""
+    result = db.session.execute(stmt, params)
     names = list(result.keys())
     rows = [dict(zip(names, row, strict=True)) for row in result]
     if not rows:
         return []
-    ids = [row["id"] for row in rows] if ids is None else ids
+    params["ids"] = [row["id"] for row in rows]
     criteria, history = defaultdict(list), defaultdict(list)
-    for criterion in db.session.execute(select(*_CRITERION).where(_criterion.application_id.in_(ids))
-                                        .order_by(_criterion.id)):
+    for criterion in db.session.execute(details[0], params):
         criteria[criterion.application_id].append(criterion)
-    for event in db.session.execute(select(*_HISTORY).where(_history.application_id.in_(ids))
-                                    .order_by(_history.id)):
+    for event in db.session.execute(details[1], params):
         history[event.application_id].append(event)
     return [Listed(row, criteria.get(row["id"], []), history.get(row["id"], [])) for row in rows]
 
