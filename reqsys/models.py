@@ -93,6 +93,10 @@ class Application(ApplicationMixin, db.Model):
     criteria: Mapped[list[ApplicationCriterion]] = relationship(
         order_by="ApplicationCriterion.id", cascade="all, delete-orphan")
 
+    @property
+    def nursery_name(self) -> str | None:
+        return self.nursery.name if self.nursery else None
+
     def body(self) -> dict:
         """The seed's JSON body of this application, with its start month, criteria and daycare name."""
         return {**{name: getattr(self, name) for name in BODY_FIELDS}, "request_id": self.request_id,

@@ -19,8 +19,6 @@ from reqsys.services.applications import (
     change,
     get_application,
     last_application,
-    list_all_applications,
-    list_applications,
     own_application,
     own_locked,
     publish_pending,
@@ -30,6 +28,7 @@ from reqsys.services.applications import (
 )
 from reqsys.services.children import COUNTED, active_counts, get_child, list_children, of_child, register_child
 from reqsys.services.decisions import DaycareDecisions, apply_sync
+from reqsys.services.lists import list_all_applications, list_applications
 from reqsys.services.nurseries import all_nurseries, get_nursery, search_nurseries
 from reqsys.services.presenters import application_dict, criterion_dict
 from reqsys.services.schemas import MONTHS_AHEAD, SEED_FIELDS, ApplicationIds, ChildBody

@@ -1,4 +1,4 @@
-"""Applications: apply (limits, start month, priority criteria), cancel, the parent's list and the live rank.
+"""Applications: apply (limits, start month, priority criteria), cancel and the live rank (the lists: lists.py).
 
 Every state change bumps the application's version, adds a history row and stages its event in the
 outbox in the same transaction; after the commit the outbox is relayed at once (best effort; the
@@ -13,7 +13,7 @@ from functools import cache
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, literal, or_, select
-from sqlalchemy.orm import make_transient_to_detached, selectinload
+from sqlalchemy.orm import make_transient_to_detached
 
 from reqsys.models import (
     Application,
@@ -317,55 +317,6 @@ def cancel(identity: Identity, data: ApplicationIds | dict) -> Application:
     db.session.commit()
     publish_pending()
     return application
-
-
-ADMIN_PAGE = 50
-
-
-def list_applications(identity: Identity) -> list[tuple[Application, Place | None]]:
-    """The parent's applications, newest first, each with its place in its daycare's queue while it waits."""
-    stmt = _newest_first(select(Application).where(Application.parent_sub == identity.sub))
-    return _with_ranks(list(db.session.scalars(stmt)))
-
-
-def list_all_applications(identity: Identity, cursor: str | None = None, limit: int = ADMIN_PAGE
-                          ) -> tuple[list[tuple[Application, Place | None]], str | None]:
-    """For admins: a page of everyone's applications, newest first, and the cursor of the next page (None
-    at the end). The cursor is the last row's (created_at, id): pages never repeat or skip a row."""
-    if not identity.is_admin:
-        raise Forbidden("Only admins see every application")
-    stmt = select(Application)
-    if cursor:
-        created, last_id = decode_cursor(cursor)
-        stmt = stmt.where(or_(Application.created_at < created,
-                              and_(Application.created_at == created, Application.id < last_id)))
-    rows = list(db.session.scalars(_newest_first(stmt).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return _with_ranks(rows), encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
-
-
-def _newest_first(stmt):
-    return stmt.options(selectinload(Application.history), selectinload(Application.criteria)).order_by(
-        Application.created_at.desc(), Application.id.desc())
-
-
-def _with_ranks(rows: list[Application]) -> list[tuple[Application, Place | None]]:
-    places = queue_places(db.session, Application, rows)
-    return [(row, places.get(row.id)) for row in rows]
-
-
-def encode_cursor(created_at: datetime, row_id: int) -> str:
-    return f"{created_at.isoformat()}_{row_id}"
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """400 naming `cursor` unless it is one this service wrote."""
-    try:
-        created, row_id = cursor.rsplit("_", 1)
-        return datetime.fromisoformat(created), int(row_id)
-    except ValueError:
-        raise ValidationFailed({"cursor": "is not a cursor this list gave"}) from None
 
 
 def queue_place(application: Application) -> Place | None:

@@ -42,7 +42,7 @@ def application_dict(application: Application, place: Place | None = None) -> di
         "child_name": application.child_name,
         "child_birthday": application.child_birthday,
         "nursery_id": application.nursery_id,
-        "nursery_name": application.nursery.name if application.nursery else None,
+        "nursery_name": application.nursery_name,
         "status": status.name,
         "request_status": status.code,
         "version": application.version,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 
-from sqlalchemy import Index, and_, func, or_, select
+from sqlalchemy import Index, and_, bindparam, func, or_, select
 
 from shared.waitlist.rules import WAITING
 
@@ -39,19 +40,27 @@ class Place:
 
 
 def queue_places(session, model, applications: Iterable) -> dict[int, Place]:
-    """The places of the waiting ones among `applications` (any daycares), in one query: RANK() over each
-    daycare's queue in rank order, with the queue's length, read off the queue index; only the asked-for
-    rows leave the database. The one definition of a rank, for every page, JSON route and email."""
+    """The places of the waiting ones among `applications` (any daycares; objects or rows with id, status
+    and nursery_id), in one query: RANK() over each daycare's queue in rank order, with the queue's length,
+    read off the queue index; only the asked-for rows leave the database. The one definition of a rank,
+    for every page, JSON route and email."""
     waiting = [a for a in applications if a.status == WAITING.code]
     if not waiting:
         return {}
-    by_daycare = {"partition_by": model.nursery_id}
-    queue = select(model.id, func.rank().over(**by_daycare, order_by=rank_order(model)).label("rank"),
-                   func.count().over(**by_daycare).label("waiting")).where(
-        model.nursery_id.in_({a.nursery_id for a in waiting}), model.status == WAITING.code).subquery()
-    rows = session.execute(select(queue.c.id, queue.c.rank, queue.c.waiting).where(
-        queue.c.id.in_([a.id for a in waiting])))
+    rows = session.execute(_places_query(model), {"daycares": list({a.nursery_id for a in waiting}),
+                                                  "ids": [a.id for a in waiting]})
     return {id_: Place(rank, count) for id_, rank, count in rows}
+
+
+@cache
+def _places_query(model):
+    """queue_places' statement on the model's table, built once (a Core statement: its rows are plain)."""
+    table = model.__table__.c
+    by_daycare = {"partition_by": table.nursery_id}
+    queue = select(table.id, func.rank().over(**by_daycare, order_by=rank_order(table)).label("rank"),
+                   func.count().over(**by_daycare).label("waiting")).where(
+        table.nursery_id.in_(bindparam("daycares", expanding=True)), table.status == WAITING.code).subquery()
+    return select(queue.c.id, queue.c.rank, queue.c.waiting).where(queue.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def arrival_counts(model, nursery_id: str, tier: int, score: int, applied_at, request_id: str) -> tuple:

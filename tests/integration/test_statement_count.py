@@ -4,6 +4,7 @@ is not, so this test can hold the line."""
 
 import pytest
 
+from shared.tools.demo import NURSERIES
 from tests.statement_count import counting
 from tests.waitlist_helpers import add_nurseries, seed_body
 
@@ -46,3 +47,39 @@ def test_an_apply_on_mariadb_sends_few_statements(make_app, mysql_database, acco
     assert statements.total <= MOST, "\n".join(statements.texts)
     assert statements.kinds["RESET ROLLBACK"] == 0, str(statements)
     assert statements.kinds["COMMIT"] >= 1
+
+
+# Statements of the parent's list (GET /enterwait), however many applications it shows: the applications
+# with their daycares' names, their criteria, their history, the places of the waiting ones
+# (shared.waitlist.ranking.queue_places), and the ROLLBACK that ends the read: 5.
+LIST = 5
+
+
+def list_after_applying(app, parent, applications: int = 3):
+    client = app.test_client()
+    for nursery in NURSERIES[:applications]:
+        body = seed_body(nursery_id=nursery[0], criteria=["DUAL_INCOME"])
+        assert client.post("/enterwait/request", json=body, headers=parent.headers).status_code == 201
+    with counting(app) as statements:
+        response = client.get("/enterwait", headers=parent.headers)
+    assert response.status_code == 200
+    listed = response.get_json()["applications"]
+    assert len(listed) == applications and all(a["criteria"] and a["history"] and a["rank"] for a in listed)
+    return statements
+
+
+def test_the_parents_list_on_sqlite_sends_few_statements(make_app, account, queue):
+    app = make_app("reqsys")
+    add_nurseries(app)
+    statements = list_after_applying(app, account("parents"))
+    assert statements.total <= LIST, "\n".join(statements.texts)
+    assert statements.kinds["SELECT"] == LIST - 1, "\n".join(statements.texts)
+
+
+@pytest.mark.mysql
+def test_the_parents_list_on_mariadb_sends_few_statements(make_app, mysql_database, account, queue):
+    app = make_app("reqsys", {"SQLALCHEMY_DATABASE_URI": mysql_database("test_statements")})
+    add_nurseries(app)
+    statements = list_after_applying(app, account("parents"))
+    assert statements.total <= LIST, "\n".join(statements.texts)
+    assert statements.kinds["SELECT"] == LIST - 1, "\n".join(statements.texts)
