@@ -73,8 +73,8 @@ def alive(session_id: str, sub: str) -> bool:
 def _trust(record_id: str, sub: str, seconds: float) -> None:
     now = time.monotonic()
     if len(_trusted) >= _MAX_TRUSTED:
-        for stale in [k for k, (_, until) in _trusted.items() if until <= now]:
-            del _trusted[stale]
+        for stale in [k for k, (_, until) in list(_trusted.items()) if until <= now]:  # list(): threads may add
+            _trusted.pop(stale, None)
         if len(_trusted) >= _MAX_TRUSTED:
             _trusted.clear()
     _trusted[record_id] = (sub, now + seconds)
