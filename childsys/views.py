@@ -113,15 +113,17 @@ def applications():
     counts = services.status_counts(counted)
     known = None if klass is not None else (counts[status] if status else sum(counts.values()))
     rows, total = services.list_applications(g.identity, nursery_id, status, newest, page, klass, known,
-                                              with_history=False)
+                                              for_page=True)
     classes = capacity.class_places(nursery_id, counted=counted)
+    prompts = capacity.offer_prompts(nursery_id, classes)
+    offerable = [a for a, _ in rows] + [p.application for p in prompts]
     return render_template(
         "childsys/applications.html", applications=rows, total=total, page=page, status=status or "ALL",
         newest=newest, klass_filter=klass, pages=max((total + services.PAGE_SIZE - 1) // services.PAGE_SIZE, 1),
-        counts=counts, classes=classes,
-        prompts=capacity.offer_prompts(nursery_id, classes), released=capacity.released_offers(nursery_id),
-        nursery=services.get_nursery(nursery_id), nursery_id=nursery_id, criteria=configured_criteria(),
-        form=EmptyForm(), deadline_days=waitlist_settings().offer_days)
+        counts=counts, classes=classes, prompts=prompts, released=capacity.released_offers(nursery_id),
+        nursery=services.get_nursery(nursery_id), nursery_id=nursery_id,
+        unchecked={a.id: _unchecked(a) for a in offerable}, form=EmptyForm(),
+        deadline_days=waitlist_settings().offer_days)
 
 
 def _unchecked(application) -> list[str]:

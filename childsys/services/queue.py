@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import load_only, selectinload
 
 from childsys.models import (
     Application,
+    ApplicationCriterion,
     Enrollment,
     Nursery,
     db,
@@ -22,6 +23,10 @@ from shared.waitlist.rules import (
 )
 
 PAGE_SIZE = 25
+# what the staff page shows of a row (and its offer dialog), and what ranking a row needs
+PAGE_COLUMNS = (Application.request_id, Application.nursery_id, Application.child_name, Application.child_birthday,
+                Application.parent_name, Application.status, Application.age_class, Application.score,
+                Application.priority_tier, Application.applied_at, Application.offer_expires_at)
 
 
 def get_nursery(nursery_id: str) -> Nursery | None:
@@ -48,14 +53,15 @@ def parse_status(status: str | None) -> Status | None:
 
 def list_applications(identity: Identity, nursery_id: str | None, status: str | None = None,
                       newest_first: bool = False, page: int = 1, klass: int | None = None,
-                      total: int | None = None, with_history: bool = True
+                      total: int | None = None, for_page: bool = False
                       ) -> tuple[list[tuple[Application, int | None]], int]:
     """A page of one daycare's applications with each waiting one's rank, and the total.
 
     Waiting applications come in rank order: the database reads the page off the queue index,
     so a row's rank is its place in that order. Other statuses come most recently changed first.
     `klass` keeps one age class (ranks stay the daycare's). `total`: the caller has counted already.
-    `with_history`: the rows' history loaded with them (the JSON has it; the staff page does not show it).
+    `for_page`: only what the staff page shows (PAGE_COLUMNS, the criteria's codes and statuses); else whole rows
+    with their criteria and history, as the JSON has them.
     """
     nursery_id = staff_daycare(identity, nursery_id)
     wanted = parse_status(status)
@@ -72,7 +78,11 @@ def list_applications(identity: Identity, nursery_id: str | None, status: str | 
         order = (Application.created_at.desc(), Application.id.desc())
     else:
         order = rank_order(Application) if queue else (Application.updated_at.desc(), Application.id.desc())
-    loads = (selectinload(Application.criteria), *((selectinload(Application.history),) if with_history else ()))
+    if for_page:
+        loads = (load_only(*PAGE_COLUMNS),
+                 selectinload(Application.criteria).load_only(ApplicationCriterion.code, ApplicationCriterion.status))
+    else:
+        loads = (selectinload(Application.criteria), selectinload(Application.history))
     rows = list(db.session.scalars(select(Application).where(*where).order_by(*order).options(*loads)
                                    .limit(PAGE_SIZE).offset(offset)))
     if queue and klass is None:  # the page is a slice of the whole queue: its place is its rank

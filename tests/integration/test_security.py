@@ -312,6 +312,29 @@ def test_a_cookie_copied_before_sign_out_opens_nothing_after(make_app, make_user
     assert len(revoked) == 1 and "Token" in str(revoked[0]["body"]), "the refresh token was revoked"
 
 
+def test_a_sign_out_served_elsewhere_stops_the_cookie_within_seconds(make_app, make_user, sign_in, monkeypatch):
+    """Another instance deleted the session's record: this one reads it again ALIVE_SECONDS after it last did."""
+    import time
+    import types
+
+    from shared.platform.auth import sessions
+    from shared.platform.aws import client
+
+    app = make_app("reqsys")
+    user = make_user(groups=("parents",))
+    web = app.test_client()
+    sign_in(web, user.email)
+    assert web.get("/auth/profile").status_code == 200
+    cookie = web.get_cookie(app.config["SESSION_COOKIE_NAME"]).value
+    session_id = app.session_interface.get_signing_serializer(app).loads(cookie)["sid"]
+    with app.app_context():
+        client("dynamodb").delete_item(TableName=sessions._table(), Key=sessions._key(session_id))
+    assert web.get("/auth/profile").status_code == 200, "read a moment ago: trusted a few seconds more"
+    later = types.SimpleNamespace(time=time.time, monotonic=lambda: time.monotonic() + sessions.ALIVE_SECONDS)
+    monkeypatch.setattr(sessions, "time", later)
+    assert web.get("/auth/profile").status_code == 302, "read again: the cookie no longer opens the page"
+
+
 def test_provisioning_puts_a_sign_in_rate_limit_in_front_of_each_api_stage(resources):
     from shared.platform.aws import client
     from shared.tools import provision
