@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from functools import cache
 
 from sqlalchemy import and_, bindparam, or_, select
 
@@ -20,33 +21,37 @@ from shared.waitlist.rules import Status
 
 ADMIN_PAGE = 50
 
-# Core statements on the tables, built once: no ORM entities, the rows come back as the driver gives them
 _application = Application.__table__.c
-_criterion, _history = ApplicationCriterion.__table__.c, ApplicationHistory.__table__.c
-_SHOWN = select(
-    _application.id, _application.request_id, _application.child_id, _application.child_name,
-    _application.child_birthday, _application.nursery_id, Nursery.__table__.c.name.label("nursery_name"),
-    _application.status, _application.version, _application.reason, _application.notify_email,
-    _application.parent_email, _application.desired_start, _application.age_class, _application.applied_at,
-    _application.score, _application.priority_tier, _application.offered_at, _application.offer_expires_at,
-    _application.created_at, _application.updated_at,
-).outerjoin(Nursery.__table__, Nursery.__table__.c.nursery_id == _application.nursery_id)
 _NEWEST_FIRST = (_application.created_at.desc(), _application.id.desc())
-_OWN = _application.parent_sub == bindparam("sub")
 
 
-def _details(which) -> tuple:
-    """The statements of the criteria and the history (each in id order) of the applications `which` names."""
-    return (select(_criterion.application_id, _criterion.code, _criterion.status, _criterion.reason,
-                   _criterion.proof_key, _criterion.proof_name, _criterion.proof_uploaded_at
-                   ).where(_criterion.application_id.in_(which)).order_by(_criterion.id),
-            select(_history.application_id, _history.type, _history.status, _history.version,
-                   _history.occurred_at, _history.note, _history.criterion
-                   ).where(_history.application_id.in_(which)).order_by(_history.id))
+@cache
+def _statements() -> tuple:
+    """The lists' Core statements on the tables (no ORM entities: the rows come back as the driver gives them),
+    built on first use, not at import (cold start), and once: (the shown columns, the parent's list with its
+    details, the details of a page of ids)."""
+    criterion, history, nursery = ApplicationCriterion.__table__.c, ApplicationHistory.__table__.c, Nursery.__table__.c
+    shown = select(
+        _application.id, _application.request_id, _application.child_id, _application.child_name,
+        _application.child_birthday, _application.nursery_id, nursery.name.label("nursery_name"),
+        _application.status, _application.version, _application.reason, _application.notify_email,
+        _application.parent_email, _application.desired_start, _application.age_class, _application.applied_at,
+        _application.score, _application.priority_tier, _application.offered_at, _application.offer_expires_at,
+        _application.created_at, _application.updated_at,
+    ).outerjoin(Nursery.__table__, nursery.nursery_id == _application.nursery_id)
 
+    def details(which) -> tuple:
+        """The criteria and the history (each in id order) of the applications `which` names."""
+        return (select(criterion.application_id, criterion.code, criterion.status, criterion.reason,
+                       criterion.proof_key, criterion.proof_name, criterion.proof_uploaded_at
+                       ).where(criterion.application_id.in_(which)).order_by(criterion.id),
+                select(history.application_id, history.type, history.status, history.version,
+                       history.occurred_at, history.note, history.criterion
+                       ).where(history.application_id.in_(which)).order_by(history.id))
 
-_OWN_LIST = _SHOWN.where(_OWN).order_by(*_NEWEST_FIRST), _details(select(_application.id).where(_OWN))
-_PAGE_DETAILS = _details(bindparam("ids", expanding=True))
+    own = _application.parent_sub == bindparam("sub")
+    return (shown, (shown.where(own).order_by(*_NEWEST_FIRST), details(select(_application.id).where(own))),
+            details(bindparam("ids", expanding=True)))
 
 
 class Listed:
@@ -64,7 +69,7 @@ class Listed:
 
 def list_applications(identity: Identity) -> list[tuple[Listed, Place | None]]:
     """The parent's applications, newest first, each with its place in its daycare's queue while it waits."""
-    return _with_places(_listed(*_OWN_LIST, sub=identity.sub))
+    return _with_places(_listed(*_statements()[1], sub=identity.sub))
 
 
 def list_all_applications(identity: Identity, cursor: str | None = None, limit: int = ADMIN_PAGE
@@ -73,12 +78,12 @@ def list_all_applications(identity: Identity, cursor: str | None = None, limit: 
     at the end). The cursor is the last row's (created_at, id): pages never repeat or skip a row."""
     if not identity.is_admin:
         raise Forbidden("Only admins see every application")
-    stmt = _SHOWN
+    stmt, _, page_details = _statements()
     if cursor:
         created, last_id = decode_cursor(cursor)
         stmt = stmt.where(or_(_application.created_at < created,
                               and_(_application.created_at == created, _application.id < last_id)))
-    listed = _listed(stmt.order_by(*_NEWEST_FIRST).limit(limit + 1), _PAGE_DETAILS)
+    listed = _listed(stmt.order_by(*_NEWEST_FIRST).limit(limit + 1), page_details)
     more = len(listed) > limit
     listed = listed[:limit]
     next_cursor = encode_cursor(listed[-1].created_at, listed[-1].id) if more else None
