@@ -287,16 +287,21 @@ def test_cognito_lockout_is_told_plainly(make_app):
 # --- 6. sign-out ends the session ---------------------------------------------------------------
 
 
+def signed_in_parent(make_app, make_user, sign_in):
+    """(reqsys, a browser signed in there as a new parent, its profile page open)."""
+    app = make_app("reqsys")
+    web = app.test_client()
+    sign_in(web, make_user(groups=("parents",)).email)
+    assert web.get("/auth/profile").status_code == 200
+    return app, web
+
+
 def test_a_cookie_copied_before_sign_out_opens_nothing_after(make_app, make_user, sign_in, submit):
     import copy
 
     from shared.platform.aws import client
 
-    app = make_app("reqsys")
-    user = make_user(groups=("parents",))
-    web = app.test_client()
-    sign_in(web, user.email)
-    assert web.get("/auth/profile").status_code == 200
+    app, web = signed_in_parent(make_app, make_user, sign_in)
     stolen = copy.deepcopy(web._cookies)  # the cookie as a thief copied it
     revoked = []
     events = client("cognito-idp").meta.events
@@ -320,11 +325,7 @@ def test_a_sign_out_served_elsewhere_stops_the_cookie_within_seconds(make_app, m
     from shared.platform.auth import sessions
     from shared.platform.aws import client
 
-    app = make_app("reqsys")
-    user = make_user(groups=("parents",))
-    web = app.test_client()
-    sign_in(web, user.email)
-    assert web.get("/auth/profile").status_code == 200
+    app, web = signed_in_parent(make_app, make_user, sign_in)
     cookie = web.get_cookie(app.config["SESSION_COOKIE_NAME"]).value
     session_id = app.session_interface.get_signing_serializer(app).loads(cookie)["sid"]
     with app.app_context():
