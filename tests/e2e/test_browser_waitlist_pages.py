@@ -192,6 +192,7 @@ def test_a_staff_offer_is_sent_only_when_confirmed(chromium, staff_site, viewpor
     text = dialog.inner_text()
     assert "부모(김부모)에게 이메일이 가고, 부모는 7일 안에 답해야 합니다" in text
     assert "맞벌이" in text and "다자녀" in text, "the unchecked criteria are named"
+    assert axe_problems(page) == [], "the open dialog (its focused first button included) is accessible"
     dialog.get_by_role("button", name="취소").click()
     assert dialog.is_hidden()
     row_button.click()
